@@ -1,0 +1,891 @@
+//! HTTP/1.x exchanges: requests paired with responses, in order.
+//!
+//! Message heads are parsed by `httparse`; body framing follows RFC 9112 §6.3: no body for
+//! responses to HEAD, for 1xx, 204 and 304; a tunnel after a 2xx to CONNECT or a 101;
+//! `Transfer-Encoding: chunked`; `Content-Length`; otherwise a response runs until the server
+//! closes (a request without a length has no body). Pipelined requests queue up and responses
+//! are matched in order; interim 1xx responses do not consume a request. After a gap (bytes
+//! never captured) a body with a known length just counts the missing bytes; otherwise the
+//! parser resynchronises at the next segment that starts a message.
+
+use super::Mark;
+use crate::flows::reassembly::{Chunk, StreamEvent};
+use crate::flows::seq::SeqNumber;
+use crate::flows::Side;
+use std::collections::VecDeque;
+
+/// Longest message head we buffer before giving up on the stream.
+const MAX_HEAD: usize = 64 * 1024;
+/// Longest target kept (the rest is replaced by `…`).
+const MAX_TARGET: usize = 512;
+/// Requests kept per connection; more are counted, not stored.
+const MAX_REQUESTS: usize = 10_000;
+
+/// One HTTP request and, if seen, its response.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// The method token (`GET`, `POST`, …).
+    pub method: Box<str>,
+    /// The request target as sent, cut to a bounded length; escape before printing.
+    pub target: Box<str>,
+    /// Minor version: 1 for HTTP/1.1, 0 for HTTP/1.0.
+    pub version: u8,
+    /// Frame and time of the request's first byte.
+    pub start: Mark,
+    /// Sequence number of its first byte.
+    pub seq: SeqNumber,
+    /// Frame and time of its last byte, once the whole request (head and body) was sent.
+    pub end: Option<Mark>,
+    /// Sequence number just after its last byte, once known.
+    pub end_seq: Option<SeqNumber>,
+    /// Carries an `Idempotency-Key` or `X-Idempotency-Key` header.
+    pub idempotency_key: bool,
+    /// Asked for `Connection: close`.
+    pub connection_close: bool,
+    /// The response, if one started.
+    pub response: Option<Response>,
+}
+
+impl Request {
+    /// Idempotent by method (RFC 9110 §9.2.2), or made so by an idempotency key.
+    pub fn idempotent(&self) -> bool {
+        method_is_idempotent(&self.method) || self.idempotency_key
+    }
+}
+
+/// True for the methods RFC 9110 §9.2.2 defines as idempotent.
+pub fn method_is_idempotent(method: &str) -> bool {
+    matches!(
+        method,
+        "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
+    )
+}
+
+/// A response to a request.
+#[derive(Clone, Debug)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Minor version.
+    pub version: u8,
+    /// Frame and time of its first byte.
+    pub start: Mark,
+    /// Frame and time of its last byte, once complete.
+    pub end: Option<Mark>,
+    /// The `timeout` of a `Keep-Alive` header, in seconds.
+    pub keep_alive_timeout: Option<u32>,
+    /// Announced the connection would close (`Connection: close`, or HTTP/1.0 without
+    /// keep-alive).
+    pub connection_close: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Chunked {
+    Size {
+        value: u64,
+        digits: u8,
+        ext: bool,
+    },
+    SizeLf {
+        value: u64,
+    },
+    Data(u64),
+    DataCr,
+    DataLf,
+    /// Reading trailer lines; `blank` while the current line is still empty.
+    Trailer {
+        blank: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Head,
+    Body(u64),
+    Chunked(Chunked),
+    UntilClose,
+    Tunnel,
+    Resync,
+    Off,
+}
+
+struct Parser {
+    state: State,
+    head: Vec<u8>,
+    head_start: Option<(Mark, SeqNumber)>,
+    /// Message whose body is being read (request index), if any.
+    message: Option<usize>,
+}
+
+impl Default for Parser {
+    fn default() -> Self {
+        Parser {
+            state: State::Head,
+            head: Vec::new(),
+            head_start: None,
+            message: None,
+        }
+    }
+}
+
+/// HTTP/1.x state of one connection.
+#[derive(Default)]
+pub struct Http {
+    /// Requests in the order the client sent them.
+    pub requests: Vec<Request>,
+    /// Requests beyond the storage cap.
+    pub requests_dropped: u64,
+    /// Responses that matched no request (capture started mid-exchange).
+    pub orphan_responses: u32,
+    /// Times a parser lost the message boundaries (gap or malformed message).
+    pub desyncs: u32,
+    /// The connection became a tunnel (CONNECT or Upgrade); parsing stopped there.
+    pub tunnel: bool,
+    /// The client's stream did not parse as HTTP.
+    pub not_http: bool,
+    client: Parser,
+    server: Parser,
+    awaiting: VecDeque<usize>,
+}
+
+/// Cheap check that `data` starts like an HTTP request line: a method token and a space.
+pub fn looks_like_request(data: &[u8]) -> bool {
+    let data = trim_leading_newlines(data);
+    let token = data
+        .iter()
+        .take(24)
+        .take_while(|b| b.is_ascii_uppercase() || **b == b'-' || **b == b'_')
+        .count();
+    token >= 3 && data.get(token) == Some(&b' ')
+}
+
+fn trim_leading_newlines(mut data: &[u8]) -> &[u8] {
+    while let [b'\r' | b'\n', rest @ ..] = data {
+        data = rest;
+    }
+    data
+}
+
+impl Http {
+    /// Takes one stream event of `side`.
+    pub fn on_event(&mut self, side: Side, ev: StreamEvent<'_>) {
+        match ev {
+            StreamEvent::Data(c) => self.on_data(side, c),
+            StreamEvent::Gap { len, frame, ts } => self.on_gap(side, len, Mark { frame, ts }),
+        }
+    }
+
+    /// `side` closed its stream: a response delimited by the close is complete.
+    pub fn on_fin(&mut self, side: Side, mark: Mark) {
+        let p = self.parser(side);
+        if p.state == State::UntilClose {
+            if let Some(i) = p.message.take() {
+                p.state = State::Off;
+                if let Some(r) = self.requests.get_mut(i).and_then(|r| r.response.as_mut()) {
+                    r.end = Some(mark);
+                }
+            }
+        }
+    }
+
+    fn parser(&mut self, side: Side) -> &mut Parser {
+        match side {
+            Side::Client => &mut self.client,
+            Side::Server => &mut self.server,
+        }
+    }
+
+    fn on_gap(&mut self, side: Side, len: u64, mark: Mark) {
+        let p = self.parser(side);
+        match p.state {
+            State::Body(remaining) if len < remaining => p.state = State::Body(remaining - len),
+            State::Body(remaining) if len == remaining => {
+                let msg = p.message.take();
+                p.state = State::Head;
+                self.message_done(side, msg, mark, None);
+            }
+            State::Head if p.head.is_empty() => p.state = State::Resync,
+            State::UntilClose | State::Tunnel | State::Off | State::Resync => {}
+            _ => {
+                p.state = State::Resync;
+                p.head.clear();
+                p.head_start = None;
+                p.message = None;
+                self.desyncs += 1;
+            }
+        }
+    }
+
+    fn on_data(&mut self, side: Side, c: Chunk<'_>) {
+        let mut pos = 0usize;
+        while pos < c.data.len() {
+            let p = self.parser(side);
+            let rest = &c.data[pos..];
+            match p.state {
+                State::Off | State::Tunnel | State::UntilClose => return,
+                State::Resync => {
+                    let starts = match side {
+                        Side::Client => looks_like_request(rest),
+                        Side::Server => rest.starts_with(b"HTTP/1."),
+                    };
+                    if pos == 0 && starts {
+                        p.state = State::Head;
+                    } else {
+                        return;
+                    }
+                }
+                State::Head => pos += self.head_bytes(side, &c, pos),
+                State::Body(remaining) => {
+                    let take = remaining.min(rest.len() as u64);
+                    pos += take as usize;
+                    if take == remaining {
+                        let msg = p.message.take();
+                        p.state = State::Head;
+                        let end_seq = c.seq.plus(pos as u32);
+                        self.message_done(
+                            side,
+                            msg,
+                            Mark {
+                                frame: c.frame,
+                                ts: c.ts,
+                            },
+                            Some(end_seq),
+                        );
+                    } else {
+                        p.state = State::Body(remaining - take);
+                    }
+                }
+                State::Chunked(st) => {
+                    let (used, next) = chunked(st, rest);
+                    pos += used;
+                    match next {
+                        Some(st) => p.state = State::Chunked(st),
+                        None => {
+                            let msg = p.message.take();
+                            p.state = State::Head;
+                            let end_seq = c.seq.plus(pos as u32);
+                            self.message_done(
+                                side,
+                                msg,
+                                Mark {
+                                    frame: c.frame,
+                                    ts: c.ts,
+                                },
+                                Some(end_seq),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Consumes head bytes from `c.data[pos..]`; parses the head once complete.
+    fn head_bytes(&mut self, side: Side, c: &Chunk<'_>, pos: usize) -> usize {
+        let p = self.parser(side);
+        let mut rest = &c.data[pos..];
+        let mut used = 0;
+        if p.head.is_empty() {
+            // Stray CRLFs between messages are allowed (RFC 9112 §2.2).
+            let trimmed = trim_leading_newlines(rest);
+            used = rest.len() - trimmed.len();
+            rest = trimmed;
+            if rest.is_empty() {
+                return used;
+            }
+            let at = pos + used;
+            p.head_start = Some((
+                Mark {
+                    frame: c.frame,
+                    ts: c.ts,
+                },
+                c.seq.plus(at as u32),
+            ));
+        }
+        let searched_from = p.head.len().saturating_sub(3);
+        let take = rest
+            .len()
+            .min(MAX_HEAD + 4 - p.head.len().min(MAX_HEAD + 4));
+        p.head.extend_from_slice(&rest[..take]);
+        match find_head_end(&p.head, searched_from) {
+            Some(end) => {
+                let consumed_here = end - (p.head.len() - take);
+                p.head.truncate(end);
+                used += consumed_here;
+                let head = std::mem::take(&mut p.head);
+                let start = p.head_start.take().unwrap_or_default();
+                let end_seq = c.seq.plus((pos + used) as u32);
+                self.parse_head(
+                    side,
+                    &head,
+                    start,
+                    Mark {
+                        frame: c.frame,
+                        ts: c.ts,
+                    },
+                    end_seq,
+                );
+                let p = self.parser(side);
+                p.head = head;
+                p.head.clear();
+                used
+            }
+            None if p.head.len() > MAX_HEAD => {
+                p.head.clear();
+                p.head_start = None;
+                p.state = State::Resync;
+                self.desyncs += 1;
+                used + take
+            }
+            None => used + take,
+        }
+    }
+
+    fn parse_head(
+        &mut self,
+        side: Side,
+        head: &[u8],
+        start: (Mark, SeqNumber),
+        end: Mark,
+        end_seq: SeqNumber,
+    ) {
+        match side {
+            Side::Client => self.request_head(head, start, end, end_seq),
+            Side::Server => self.response_head(head, start.0, end, end_seq),
+        }
+    }
+
+    fn fail(&mut self, side: Side) {
+        let first = self.requests.is_empty() && side == Side::Client;
+        let p = self.parser(side);
+        p.state = if first { State::Off } else { State::Resync };
+        if first {
+            self.not_http = true;
+        } else {
+            self.desyncs += 1;
+        }
+    }
+
+    fn request_head(
+        &mut self,
+        head: &[u8],
+        start: (Mark, SeqNumber),
+        end: Mark,
+        end_seq: SeqNumber,
+    ) {
+        let mut headers = [httparse::EMPTY_HEADER; 128];
+        let mut req = httparse::Request::new(&mut headers);
+        if !matches!(req.parse(head), Ok(httparse::Status::Complete(_))) {
+            return self.fail(Side::Client);
+        }
+        let method = req.method.unwrap_or("").to_string();
+        let target = req.path.unwrap_or("");
+        let target = if target.len() > MAX_TARGET {
+            let mut cut = MAX_TARGET;
+            while !target.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            format!("{}…", &target[..cut])
+        } else {
+            target.to_string()
+        };
+        let fr = Framing::of(req.headers);
+        let request = Request {
+            method: method.clone().into_boxed_str(),
+            target: target.into_boxed_str(),
+            version: req.version.unwrap_or(1),
+            start: start.0,
+            seq: start.1,
+            end: None,
+            end_seq: None,
+            idempotency_key: req.headers.iter().any(|h| {
+                h.name.eq_ignore_ascii_case("idempotency-key")
+                    || h.name.eq_ignore_ascii_case("x-idempotency-key")
+            }),
+            connection_close: fr.close,
+            response: None,
+        };
+        let index = if self.requests.len() < MAX_REQUESTS {
+            self.requests.push(request);
+            self.awaiting.push_back(self.requests.len() - 1);
+            Some(self.requests.len() - 1)
+        } else {
+            self.requests_dropped += 1;
+            None
+        };
+        let state = if fr.chunked {
+            State::Chunked(Chunked::Size {
+                value: 0,
+                digits: 0,
+                ext: false,
+            })
+        } else {
+            match fr.length {
+                Some(n) if n > 0 => State::Body(n),
+                _ => State::Head,
+            }
+        };
+        self.client.message = index;
+        self.client.state = state;
+        if state == State::Head {
+            let msg = self.client.message.take();
+            self.message_done(Side::Client, msg, end, Some(end_seq));
+        }
+    }
+
+    fn response_head(&mut self, head: &[u8], start: Mark, end: Mark, end_seq: SeqNumber) {
+        let mut headers = [httparse::EMPTY_HEADER; 128];
+        let mut resp = httparse::Response::new(&mut headers);
+        if !matches!(resp.parse(head), Ok(httparse::Status::Complete(_))) {
+            return self.fail(Side::Server);
+        }
+        let status = resp.code.unwrap_or(0);
+        let version = resp.version.unwrap_or(1);
+        let fr = Framing::of(resp.headers);
+        if (100..200).contains(&status) && status != 101 {
+            return; // interim response: the final one follows
+        }
+        let index = self.awaiting.pop_front();
+        if index.is_none() {
+            self.orphan_responses += 1;
+        }
+        let method = index
+            .map(|i| self.requests[i].method.clone())
+            .unwrap_or_default();
+        let response = Response {
+            status,
+            version,
+            start,
+            end: None,
+            keep_alive_timeout: fr.keep_alive_timeout,
+            connection_close: fr.close || (version == 0 && !fr.keep_alive),
+        };
+        if let Some(i) = index {
+            self.requests[i].response = Some(response);
+        }
+        let tunnel = status == 101 || (&*method == "CONNECT" && (200..300).contains(&status));
+        let state = if tunnel {
+            State::Tunnel
+        } else if &*method == "HEAD" || status == 204 || status == 304 {
+            State::Head
+        } else if fr.chunked {
+            State::Chunked(Chunked::Size {
+                value: 0,
+                digits: 0,
+                ext: false,
+            })
+        } else if fr.transfer_encoding {
+            State::UntilClose
+        } else {
+            match fr.length {
+                Some(0) => State::Head,
+                Some(n) => State::Body(n),
+                None => State::UntilClose,
+            }
+        };
+        self.server.message = index;
+        self.server.state = state;
+        if tunnel {
+            self.tunnel = true;
+            self.client.state = State::Tunnel;
+        }
+        if state == State::Head || tunnel {
+            let msg = self.server.message.take();
+            self.message_done(Side::Server, msg, end, Some(end_seq));
+        }
+    }
+
+    fn message_done(
+        &mut self,
+        side: Side,
+        index: Option<usize>,
+        end: Mark,
+        end_seq: Option<SeqNumber>,
+    ) {
+        let Some(r) = index.and_then(|i| self.requests.get_mut(i)) else {
+            return;
+        };
+        match side {
+            Side::Client => {
+                r.end = Some(end);
+                r.end_seq = end_seq;
+            }
+            Side::Server => {
+                if let Some(resp) = r.response.as_mut() {
+                    resp.end = Some(end);
+                }
+            }
+        }
+    }
+}
+
+/// Position just past the blank line ending a head (`\r\n\r\n`, or bare `\n\n`), searching
+/// from `from`.
+fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while i < buf.len() {
+        let nl = buf[i..].iter().position(|&b| b == b'\n')? + i;
+        match buf.get(nl + 1) {
+            Some(b'\n') => return Some(nl + 2),
+            Some(b'\r') if buf.get(nl + 2) == Some(&b'\n') => return Some(nl + 3),
+            _ => i = nl + 1,
+        }
+    }
+    None
+}
+
+/// Runs the chunked-body decoder over `data`; returns the bytes used and the next state,
+/// or `None` when the body (with its trailers) is complete.
+fn chunked(mut st: Chunked, data: &[u8]) -> (usize, Option<Chunked>) {
+    let mut i = 0;
+    while i < data.len() {
+        let b = data[i];
+        st = match st {
+            Chunked::Data(n) => {
+                let take = n.min((data.len() - i) as u64);
+                i += take as usize;
+                if take == n {
+                    Chunked::DataCr
+                } else {
+                    Chunked::Data(n - take)
+                }
+            }
+            Chunked::Size { value, digits, ext } => {
+                i += 1;
+                match b {
+                    b'\n' => end_of_size(value),
+                    b'\r' => Chunked::SizeLf { value },
+                    _ if ext => Chunked::Size { value, digits, ext },
+                    b';' | b' ' | b'\t' => Chunked::Size {
+                        value,
+                        digits,
+                        ext: true,
+                    },
+                    _ => match (b as char).to_digit(16) {
+                        Some(d) if digits < 16 => Chunked::Size {
+                            value: value * 16 + d as u64,
+                            digits: digits + 1,
+                            ext,
+                        },
+                        _ => Chunked::Size {
+                            value,
+                            digits,
+                            ext: true,
+                        },
+                    },
+                }
+            }
+            Chunked::SizeLf { value } => {
+                i += 1;
+                if b == b'\n' {
+                    end_of_size(value)
+                } else {
+                    Chunked::SizeLf { value }
+                }
+            }
+            Chunked::DataCr => {
+                i += 1;
+                match b {
+                    b'\r' => Chunked::DataLf,
+                    b'\n' => Chunked::Size {
+                        value: 0,
+                        digits: 0,
+                        ext: false,
+                    },
+                    _ => Chunked::Size {
+                        value: 0,
+                        digits: 0,
+                        ext: false,
+                    },
+                }
+            }
+            Chunked::DataLf => {
+                i += 1;
+                Chunked::Size {
+                    value: 0,
+                    digits: 0,
+                    ext: false,
+                }
+            }
+            Chunked::Trailer { blank } => {
+                i += 1;
+                match b {
+                    b'\n' if blank => return (i, None),
+                    b'\n' => Chunked::Trailer { blank: true },
+                    b'\r' => Chunked::Trailer { blank },
+                    _ => Chunked::Trailer { blank: false },
+                }
+            }
+        };
+    }
+    (i, Some(st))
+}
+
+fn end_of_size(value: u64) -> Chunked {
+    if value == 0 {
+        Chunked::Trailer { blank: true }
+    } else {
+        Chunked::Data(value)
+    }
+}
+
+/// The headers that decide framing and connection reuse.
+#[derive(Default)]
+struct Framing {
+    length: Option<u64>,
+    chunked: bool,
+    transfer_encoding: bool,
+    close: bool,
+    keep_alive: bool,
+    keep_alive_timeout: Option<u32>,
+}
+
+impl Framing {
+    fn of(headers: &[httparse::Header<'_>]) -> Framing {
+        let mut f = Framing::default();
+        for h in headers {
+            let value = String::from_utf8_lossy(h.value);
+            let value = value.trim();
+            if h.name.eq_ignore_ascii_case("content-length") {
+                f.length = value.parse().ok().or(f.length);
+            } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+                f.transfer_encoding = true;
+                f.chunked = value
+                    .rsplit(',')
+                    .next()
+                    .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
+            } else if h.name.eq_ignore_ascii_case("connection") {
+                for token in value.split(',') {
+                    let token = token.trim();
+                    if token.eq_ignore_ascii_case("close") {
+                        f.close = true;
+                    } else if token.eq_ignore_ascii_case("keep-alive") {
+                        f.keep_alive = true;
+                    }
+                }
+            } else if h.name.eq_ignore_ascii_case("keep-alive") {
+                for param in value.split(',') {
+                    if let Some((k, v)) = param.split_once('=') {
+                        if k.trim().eq_ignore_ascii_case("timeout") {
+                            f.keep_alive_timeout = v.trim().trim_matches('"').parse().ok();
+                        }
+                    }
+                }
+            }
+        }
+        if f.transfer_encoding {
+            // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length.
+            f.length = None;
+        }
+        f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::FrameRef;
+    use crate::time::Timestamp;
+
+    struct Feed {
+        http: Http,
+        seq: [u32; 2],
+        frame: u64,
+    }
+
+    impl Feed {
+        fn new() -> Feed {
+            Feed {
+                http: Http::default(),
+                seq: [1, 1],
+                frame: 0,
+            }
+        }
+        fn send(&mut self, side: Side, data: &[u8]) -> u64 {
+            self.frame += 1;
+            let i = side as usize;
+            let chunk = Chunk {
+                data,
+                seq: SeqNumber(self.seq[i]),
+                frame: FrameRef {
+                    file: 0,
+                    number: self.frame,
+                },
+                ts: Timestamp(self.frame as i64 * 1000),
+            };
+            self.seq[i] += data.len() as u32;
+            self.http.on_event(side, StreamEvent::Data(chunk));
+            self.frame
+        }
+        fn statuses(&self) -> Vec<(String, Option<u16>, bool)> {
+            self.http
+                .requests
+                .iter()
+                .map(|r| {
+                    (
+                        r.method.to_string(),
+                        r.response.as_ref().map(|x| x.status),
+                        r.response.as_ref().is_some_and(|x| x.end.is_some()),
+                    )
+                })
+                .collect()
+        }
+    }
+
+    #[test]
+    fn keep_alive_exchanges_pair_in_order() {
+        let mut f = Feed::new();
+        f.send(
+            Side::Client,
+            b"POST /test HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nabcd",
+        );
+        f.send(
+            Side::Server,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nKeep-Alive: timeout=5, max=100\r\n\r\ntest\n",
+        );
+        f.send(Side::Client, b"GET /a HTTP/1.1\r\n\r\n");
+        f.send(
+            Side::Server,
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+        );
+        assert_eq!(
+            f.statuses(),
+            vec![
+                ("POST".into(), Some(200), true),
+                ("GET".into(), Some(404), true)
+            ]
+        );
+        let r = &f.http.requests[0];
+        assert_eq!(r.response.as_ref().unwrap().keep_alive_timeout, Some(5));
+        assert!(!r.idempotent());
+        assert!(f.http.requests[1].idempotent());
+        assert_eq!(r.end.unwrap().frame.number, 1);
+    }
+
+    #[test]
+    fn pipelined_requests_in_one_segment() {
+        let mut f = Feed::new();
+        f.send(
+            Side::Client,
+            b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\nHEAD /3 HTTP/1.1\r\n\r\n",
+        );
+        f.send(Side::Server, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        f.send(
+            Side::Server,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 999\r\n\r\n",
+        );
+        assert_eq!(
+            f.statuses().iter().map(|s| s.2).collect::<Vec<_>>(),
+            vec![true, true, true]
+        );
+        assert_eq!(&*f.http.requests[1].target, "/2");
+    }
+
+    #[test]
+    fn chunked_split_across_segments_with_trailer() {
+        let mut f = Feed::new();
+        f.send(Side::Client, b"GET / HTTP/1.1\r\n\r\n");
+        f.send(
+            Side::Server,
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhel",
+        );
+        f.send(Side::Server, b"lo\r\n0\r\nX-T: 1\r\n");
+        assert!(!f.statuses()[0].2);
+        f.send(Side::Server, b"\r\n");
+        assert!(f.statuses()[0].2);
+        f.send(Side::Client, b"GET /next HTTP/1.1\r\n\r\n");
+        f.send(Side::Server, b"HTTP/1.1 204 No Content\r\n\r\n");
+        assert_eq!(f.statuses()[1], ("GET".into(), Some(204), true));
+    }
+
+    #[test]
+    fn interim_and_until_close() {
+        let mut f = Feed::new();
+        f.send(
+            Side::Client,
+            b"PUT /x HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n",
+        );
+        f.send(Side::Server, b"HTTP/1.1 100 Continue\r\n\r\n");
+        f.send(Side::Client, b"abc");
+        f.send(Side::Server, b"HTTP/1.0 200 OK\r\n\r\nbody until close");
+        assert_eq!(f.statuses(), vec![("PUT".into(), Some(200), false)]);
+        f.http.on_fin(Side::Server, Mark::default());
+        assert!(f.statuses()[0].2);
+        assert!(
+            f.http.requests[0]
+                .response
+                .as_ref()
+                .unwrap()
+                .connection_close
+        );
+    }
+
+    #[test]
+    fn gap_inside_a_sized_body_keeps_sync() {
+        let mut f = Feed::new();
+        f.send(Side::Client, b"GET / HTTP/1.1\r\n\r\n");
+        f.send(
+            Side::Server,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12",
+        );
+        f.http.on_event(
+            Side::Server,
+            StreamEvent::Gap {
+                len: 5,
+                frame: FrameRef::default(),
+                ts: Timestamp(0),
+            },
+        );
+        f.send(Side::Server, b"890");
+        assert!(f.statuses()[0].2);
+        assert_eq!(f.http.desyncs, 0);
+    }
+
+    #[test]
+    fn gap_in_a_head_resyncs_at_the_next_message() {
+        let mut f = Feed::new();
+        f.send(Side::Client, b"GET /1 HTTP/1.1\r\nHo");
+        f.http.on_event(
+            Side::Client,
+            StreamEvent::Gap {
+                len: 50,
+                frame: FrameRef::default(),
+                ts: Timestamp(0),
+            },
+        );
+        f.send(Side::Client, b"junk\r\n\r\n");
+        f.send(Side::Client, b"GET /2 HTTP/1.1\r\n\r\n");
+        assert_eq!(f.http.requests.len(), 1);
+        assert_eq!(&*f.http.requests[0].target, "/2");
+        assert_eq!(f.http.desyncs, 1);
+    }
+
+    #[test]
+    fn connect_tunnel_stops_parsing() {
+        let mut f = Feed::new();
+        f.send(Side::Client, b"CONNECT h:443 HTTP/1.1\r\n\r\n");
+        f.send(Side::Server, b"HTTP/1.1 200 Connection established\r\n\r\n");
+        f.send(Side::Client, b"GET /not-parsed HTTP/1.1\r\n\r\n");
+        assert!(f.http.tunnel);
+        assert_eq!(f.http.requests.len(), 1);
+    }
+
+    #[test]
+    fn idempotency_key_makes_post_retry_safe() {
+        let mut f = Feed::new();
+        f.send(
+            Side::Client,
+            b"POST /pay HTTP/1.1\r\nIdempotency-Key: 8e03\r\n\r\n",
+        );
+        assert!(f.http.requests[0].idempotent());
+    }
+
+    #[test]
+    fn not_http_stops() {
+        let mut f = Feed::new();
+        f.send(Side::Client, b"SSH-2.0-OpenSSH\r\n\r\n");
+        assert!(f.http.not_http);
+        assert!(!looks_like_request(b"SSH-2.0-OpenSSH_9"));
+        assert!(looks_like_request(b"\r\nGET / HTTP/1.1"));
+    }
+}

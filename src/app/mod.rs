@@ -1,0 +1,109 @@
+//! Stage 4, application: what the reassembled byte streams say.
+//!
+//! Each connection's two streams are handed, in order and with explicit gaps, to one
+//! [`App`] chosen from the first bytes seen: HTTP/1.x ([`http::Http`], which pairs requests
+//! with responses) or TLS ([`tls::Tls`], which follows records: application data and alerts
+//! are what an idle race over TLS leaves visible). Anything else is only counted. The stage
+//! hands on, inside the connection, the list of HTTP exchanges or the TLS record marks that
+//! diagnosis reads.
+
+pub mod http;
+pub mod tls;
+
+use crate::flows::reassembly::StreamEvent;
+use crate::flows::Side;
+use crate::source::FrameRef;
+use crate::time::Timestamp;
+
+/// A point in the capture: a frame and its time.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct Mark {
+    /// The frame.
+    pub frame: FrameRef,
+    /// Its timestamp.
+    pub ts: Timestamp,
+}
+
+/// The application protocol of a connection, as far as we follow it.
+#[derive(Default)]
+pub enum App {
+    /// No payload yet.
+    #[default]
+    Unknown,
+    /// HTTP/1.x.
+    Http(Box<http::Http>),
+    /// TLS records.
+    Tls(Box<tls::Tls>),
+    /// Something else: bytes are counted, not parsed.
+    Other,
+}
+
+impl App {
+    /// Picks the protocol from the first payload bytes of `side`.
+    pub fn detect(side: Side, data: &[u8]) -> App {
+        if data.len() >= 3
+            && (data[0] == 0x16 || data[0] == 0x17 || data[0] == 0x15)
+            && data[1] == 0x03
+            && data[2] <= 0x04
+        {
+            return App::Tls(Box::default());
+        }
+        let http = match side {
+            Side::Client => http::looks_like_request(data),
+            Side::Server => data.starts_with(b"HTTP/1."),
+        };
+        if http {
+            App::Http(Box::default())
+        } else {
+            App::Other
+        }
+    }
+
+    /// Hands one stream event of `side` to the protocol's parser.
+    pub fn on_event(&mut self, side: Side, ev: StreamEvent<'_>) {
+        match self {
+            App::Unknown => {
+                if let StreamEvent::Data(c) = ev {
+                    *self = App::detect(side, c.data);
+                    self.on_event(side, ev);
+                }
+            }
+            App::Http(h) => h.on_event(side, ev),
+            App::Tls(t) => t.on_event(side, ev),
+            App::Other => {}
+        }
+    }
+
+    /// `side` sent its FIN at `mark` (ends bodies delimited by the close).
+    pub fn on_fin(&mut self, side: Side, mark: Mark) {
+        if let App::Http(h) = self {
+            h.on_fin(side, mark);
+        }
+    }
+
+    /// The HTTP exchanges, if this is HTTP.
+    pub fn http(&self) -> Option<&http::Http> {
+        match self {
+            App::Http(h) => Some(h),
+            _ => None,
+        }
+    }
+
+    /// The TLS record marks, if this is TLS.
+    pub fn tls(&self) -> Option<&tls::Tls> {
+        match self {
+            App::Tls(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// A short name for reports: `http`, `tls`, `other`, or `none`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            App::Unknown => "none",
+            App::Http(_) => "http",
+            App::Tls(_) => "tls",
+            App::Other => "other",
+        }
+    }
+}

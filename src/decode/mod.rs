@@ -1,0 +1,282 @@
+//! Stage 2, decode: from link-layer bytes to a TCP segment.
+//!
+//! Link types handled (pcap `LINKTYPE_*` numbers): Ethernet (1, with 802.1Q and QinQ
+//! VLAN tags), Linux cooked capture SLL (113) and SLL2 (276, what `tcpdump -i any` writes),
+//! raw IP (12, 14, 101, 228 IPv4, 229 IPv6), BSD loopback NULL (0) and LOOP (108). IPv4 and
+//! IPv6 with extension headers are sliced by `etherparse`'s lax parser, so snaplen-cut
+//! packets still yield their TCP header and the captured part of the payload. TCP carried in
+//! GRE (plain, transparent Ethernet, and Aruba's 802.11 encapsulation) is unwrapped.
+//!
+//! The stage hands on a [`TcpSegment`] borrowing the frame's bytes, or the reason the frame
+//! carries no TCP segment we can use ([`Skip`]), which the caller counts.
+
+mod link;
+
+use etherparse::{
+    EtherType, IpNumber, LaxIpPayloadSlice, LaxNetSlice, LaxSlicedPacket, LenSource, TcpSlice,
+};
+use std::net::IpAddr;
+
+/// TCP flag bits as they sit in the header's 13th byte.
+pub mod flags {
+    /// No more data from sender.
+    pub const FIN: u8 = 0x01;
+    /// Synchronise sequence numbers.
+    pub const SYN: u8 = 0x02;
+    /// Reset the connection.
+    pub const RST: u8 = 0x04;
+    /// Push function.
+    pub const PSH: u8 = 0x08;
+    /// Acknowledgment field significant.
+    pub const ACK: u8 = 0x10;
+    /// Urgent pointer field significant.
+    pub const URG: u8 = 0x20;
+}
+
+/// One TCP segment as captured.
+#[derive(Copy, Clone, Debug)]
+pub struct TcpSegment<'a> {
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// Source port.
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+    /// Sequence number.
+    pub seq: u32,
+    /// Acknowledgment number (meaningful when the ACK flag is set).
+    pub ack: u32,
+    /// Flag bits, see [`flags`].
+    pub flags: u8,
+    /// Advertised window (unscaled).
+    pub window: u16,
+    /// IPv4 TTL or IPv6 hop limit, to tell injected resets from the peer's own.
+    pub ttl: u8,
+    /// The captured payload bytes (fewer than `payload_len` when the frame was cut).
+    pub payload: &'a [u8],
+    /// The payload length on the wire, from the IP length fields.
+    pub payload_len: u32,
+}
+
+impl TcpSegment<'_> {
+    /// True if every bit of `mask` is set.
+    pub fn has(&self, mask: u8) -> bool {
+        self.flags & mask == mask
+    }
+    /// Sequence space the segment occupies: payload plus one for SYN and one for FIN.
+    pub fn seq_len(&self) -> u32 {
+        self.payload_len + self.has(flags::SYN) as u32 + self.has(flags::FIN) as u32
+    }
+}
+
+/// Why a frame yields no TCP segment.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Skip {
+    /// The link type is not one we decode.
+    LinkType,
+    /// Not IPv4 or IPv6 (ARP, LLDP, …).
+    NotIp,
+    /// IP, but not TCP (UDP, ICMP, …).
+    NotTcp,
+    /// An IP fragment (TCP over fragmented IP is not reassembled).
+    Fragment,
+    /// Headers cut by the snap length or damaged, so no TCP header could be read.
+    Malformed,
+}
+
+/// The outcome of decoding one frame.
+pub type Decoded<'a> = Result<TcpSegment<'a>, Skip>;
+
+/// Decodes one frame captured on an interface of link type `linktype`.
+pub fn decode(linktype: u32, data: &[u8]) -> Decoded<'_> {
+    match linktype {
+        1 => match LaxSlicedPacket::from_ethernet(data) {
+            Ok(p) => from_sliced(p, 0),
+            Err(_) => Err(Skip::Malformed),
+        },
+        113 => link::sll(data).and_then(|(et, rest)| from_ether_type(et, rest, 0)),
+        276 => link::sll2(data).and_then(|(et, rest)| from_ether_type(et, rest, 0)),
+        0 => link::null(data, false).and_then(|rest| from_ip(rest, 0)),
+        108 => link::null(data, true).and_then(|rest| from_ip(rest, 0)),
+        12 | 14 | 101 | 228 | 229 => from_ip(data, 0),
+        _ => Err(Skip::LinkType),
+    }
+}
+
+/// How many tunnels deep we unwrap before giving up (a loop of GRE in GRE is hostile).
+const MAX_DEPTH: u8 = 3;
+
+fn from_ether_type(et: u16, data: &[u8], depth: u8) -> Decoded<'_> {
+    from_sliced(LaxSlicedPacket::from_ether_type(EtherType(et), data), depth)
+}
+
+fn from_ip(data: &[u8], depth: u8) -> Decoded<'_> {
+    match LaxSlicedPacket::from_ip(data) {
+        Ok(p) => from_sliced(p, depth),
+        Err(_) => Err(Skip::Malformed),
+    }
+}
+
+fn from_sliced(p: LaxSlicedPacket<'_>, depth: u8) -> Decoded<'_> {
+    let (src, dst, ttl, claimed, payload) = match &p.net {
+        Some(LaxNetSlice::Ipv4(v4)) => {
+            let h = v4.header();
+            let claimed = (h.total_len() as usize).saturating_sub(h.ihl() as usize * 4);
+            (
+                IpAddr::V4(h.source_addr()),
+                IpAddr::V4(h.destination_addr()),
+                h.ttl(),
+                claimed,
+                v4.payload(),
+            )
+        }
+        Some(LaxNetSlice::Ipv6(v6)) => {
+            let h = v6.header();
+            let claimed =
+                (h.payload_length() as usize).saturating_sub(v6.extensions().slice().len());
+            (
+                IpAddr::V6(h.source_addr()),
+                IpAddr::V6(h.destination_addr()),
+                h.hop_limit(),
+                claimed,
+                v6.payload(),
+            )
+        }
+        _ => {
+            return Err(if p.stop_err.is_some() {
+                Skip::Malformed
+            } else {
+                Skip::NotIp
+            })
+        }
+    };
+    if payload.fragmented {
+        return Err(Skip::Fragment);
+    }
+    match payload.ip_number {
+        IpNumber::TCP => tcp(src, dst, ttl, claimed, payload),
+        IpNumber::GRE if depth < MAX_DEPTH => match link::gre(payload.payload) {
+            Some(link::Inner::EtherType(et, rest)) => from_ether_type(et, rest, depth + 1),
+            Some(link::Inner::Ethernet(rest)) => match LaxSlicedPacket::from_ethernet(rest) {
+                Ok(p) => from_sliced(p, depth + 1),
+                Err(_) => Err(Skip::Malformed),
+            },
+            None => Err(Skip::NotTcp),
+        },
+        _ => Err(Skip::NotTcp),
+    }
+}
+
+fn tcp<'a>(
+    src: IpAddr,
+    dst: IpAddr,
+    ttl: u8,
+    claimed_ip_payload: usize,
+    payload: &LaxIpPayloadSlice<'a>,
+) -> Decoded<'a> {
+    let t = TcpSlice::from_slice(payload.payload).map_err(|_| Skip::Malformed)?;
+    let header_len = t.data_offset() as usize * 4;
+    let captured = t.payload();
+    let on_wire = if payload.len_source == LenSource::Slice && !payload.incomplete {
+        // No usable length field (e.g. TSO captures with total length 0): trust the slice.
+        captured.len()
+    } else {
+        claimed_ip_payload
+            .saturating_sub(header_len)
+            .max(captured.len())
+    };
+    let bytes = t.header_slice();
+    Ok(TcpSegment {
+        src,
+        dst,
+        sport: t.source_port(),
+        dport: t.destination_port(),
+        seq: t.sequence_number(),
+        ack: t.acknowledgment_number(),
+        flags: bytes[13] & 0x3f,
+        window: t.window_size(),
+        ttl,
+        payload: captured,
+        payload_len: on_wire as u32,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::PacketBuilder;
+
+    fn tcp_bytes(payload: &[u8]) -> Vec<u8> {
+        let b = PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(40000, 80, 1000, 65535)
+            .ack(77)
+            .psh();
+        let mut v = Vec::new();
+        b.write(&mut v, payload).unwrap();
+        v
+    }
+
+    #[test]
+    fn ethernet_ipv4_tcp() {
+        let frame = tcp_bytes(b"GET / HTTP/1.1\r\n\r\n");
+        let s = decode(1, &frame).unwrap();
+        assert_eq!((s.sport, s.dport, s.seq, s.ack), (40000, 80, 1000, 77));
+        assert!(s.has(flags::ACK | flags::PSH));
+        assert_eq!(s.payload, b"GET / HTTP/1.1\r\n\r\n");
+        assert_eq!(s.payload_len, 18);
+    }
+
+    #[test]
+    fn snaplen_cut_keeps_the_wire_length() {
+        let frame = tcp_bytes(&[b'x'; 100]);
+        let s = decode(1, &frame[..14 + 20 + 20 + 10]).unwrap();
+        assert_eq!(s.payload.len(), 10);
+        assert_eq!(s.payload_len, 100);
+    }
+
+    #[test]
+    fn cut_inside_the_tcp_header_is_malformed() {
+        let frame = tcp_bytes(b"");
+        assert_eq!(
+            decode(1, &frame[..14 + 20 + 8]).unwrap_err(),
+            Skip::Malformed
+        );
+    }
+
+    #[test]
+    fn unknown_link_type_is_skipped() {
+        assert_eq!(decode(147, &[0; 60]).unwrap_err(), Skip::LinkType);
+    }
+
+    #[test]
+    fn raw_ip_and_null_loopback() {
+        let frame = tcp_bytes(b"hi");
+        let ip = &frame[14..];
+        assert_eq!(decode(101, ip).unwrap().payload, b"hi");
+        let mut null = 2u32.to_le_bytes().to_vec();
+        null.extend_from_slice(ip);
+        assert_eq!(decode(0, &null).unwrap().payload, b"hi");
+        let mut lo = 2u32.to_be_bytes().to_vec();
+        lo.extend_from_slice(ip);
+        assert_eq!(decode(108, &lo).unwrap().payload, b"hi");
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let mut x: u32 = 12345;
+        for len in 0..200 {
+            let bytes: Vec<u8> = (0..len)
+                .map(|_| {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                    (x >> 16) as u8
+                })
+                .collect();
+            for lt in [0, 1, 12, 101, 108, 113, 228, 229, 276] {
+                let _ = decode(lt, &bytes);
+            }
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! Per-server keep-alive idle-timeout estimate.
+//!
+//! Every time a server closes a connection that had been idle (a graceful idle close, or
+//! the close that a request raced), the idle time at that close is one observation of the
+//! server's idle timeout. The estimate is their median, with the spread (min, quartiles,
+//! max) and count, set beside any `Keep-Alive: timeout=N` the server announced, and turned
+//! into a recommendation for the clients.
+
+use serde::Serialize;
+use std::net::SocketAddr;
+
+/// Observations kept per server (the median of the first this many is plenty).
+const MAX_OBSERVATIONS: usize = 4096;
+
+/// What was seen of one server.
+#[derive(Clone, Debug, Default)]
+pub struct ServerTally {
+    /// Idle times at the server's idle closes, in milliseconds.
+    pub observations: Vec<f64>,
+    /// Observations beyond the cap.
+    pub observations_dropped: u64,
+    /// `Keep-Alive: timeout` values announced (seconds).
+    pub announced: Vec<u32>,
+    /// Connections to this server.
+    pub connections: u64,
+    /// Idle races on connections to this server.
+    pub races: u64,
+    /// Of those, requests that were not idempotent.
+    pub races_not_idempotent: u64,
+    /// HTTP requests sent to it.
+    pub requests: u64,
+}
+
+impl ServerTally {
+    /// Adds an idle-close observation.
+    pub fn observe(&mut self, idle_ms: f64) {
+        if self.observations.len() < MAX_OBSERVATIONS {
+            self.observations.push(idle_ms);
+        } else {
+            self.observations_dropped += 1;
+        }
+    }
+
+    /// The estimate, if the server closed any idle connection.
+    pub fn estimate(&self) -> Option<Estimate> {
+        if self.observations.is_empty() {
+            return None;
+        }
+        let mut v = self.observations.clone();
+        v.sort_by(f64::total_cmp);
+        let q = |p: f64| {
+            let pos = p * (v.len() - 1) as f64;
+            let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+            v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+        };
+        Some(Estimate {
+            median_ms: round3(q(0.5)),
+            min_ms: round3(v[0]),
+            p25_ms: round3(q(0.25)),
+            p75_ms: round3(q(0.75)),
+            max_ms: round3(v[v.len() - 1]),
+            observations: v.len() as u64 + self.observations_dropped,
+        })
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// The estimated idle timeout of one server.
+#[derive(Clone, Debug, Serialize)]
+pub struct Estimate {
+    /// Median idle time at the server's idle closes.
+    pub median_ms: f64,
+    /// Shortest.
+    pub min_ms: f64,
+    /// First quartile.
+    pub p25_ms: f64,
+    /// Third quartile.
+    pub p75_ms: f64,
+    /// Longest.
+    pub max_ms: f64,
+    /// How many closes it rests on.
+    pub observations: u64,
+}
+
+impl Estimate {
+    /// True if `idle_ms` is what this server's timeout would give: within a quarter of the
+    /// median (at least 20 ms), or inside the observed range.
+    pub fn matches(&self, idle_ms: f64) -> bool {
+        let tolerance = (self.median_ms * 0.25).max(20.0);
+        (idle_ms - self.median_ms).abs() <= tolerance
+            || (self.min_ms..=self.max_ms).contains(&idle_ms)
+    }
+}
+
+/// Everything reported about one server endpoint.
+#[derive(Clone, Debug, Serialize)]
+pub struct ServerReport {
+    /// The server endpoint.
+    pub server: SocketAddr,
+    /// Connections seen.
+    pub connections: u64,
+    /// HTTP requests sent to it.
+    pub requests: u64,
+    /// Idle races on its connections.
+    pub idle_races: u64,
+    /// Estimated idle timeout, if it closed idle connections.
+    pub idle_timeout: Option<Estimate>,
+    /// `Keep-Alive: timeout` values it announced, in seconds.
+    pub announced_keep_alive_timeout_s: Vec<u32>,
+    /// What clients of this server should change.
+    pub recommendation: Option<String>,
+}
+
+/// Builds the report for one server.
+pub fn server_report(server: SocketAddr, t: &ServerTally) -> ServerReport {
+    let estimate = t.estimate();
+    let recommendation = recommend(server, t, estimate.as_ref());
+    let mut announced = t.announced.clone();
+    announced.sort_unstable();
+    announced.dedup();
+    ServerReport {
+        server,
+        connections: t.connections,
+        requests: t.requests,
+        idle_races: t.races,
+        idle_timeout: estimate,
+        announced_keep_alive_timeout_s: announced,
+        recommendation,
+    }
+}
+
+/// Formats milliseconds the way people say them: `300 ms`, `4.9 s`, `75 s`.
+pub fn human_ms(ms: f64) -> String {
+    if ms < 1000.0 {
+        format!("{} ms", ms.round() as u64)
+    } else if ms < 10_000.0 {
+        format!("{:.1} s", ms / 1000.0)
+    } else {
+        format!("{} s", (ms / 1000.0).round() as u64)
+    }
+}
+
+fn recommend(server: SocketAddr, t: &ServerTally, e: Option<&Estimate>) -> Option<String> {
+    let announced = t
+        .announced
+        .iter()
+        .min()
+        .map(|s| format!(" (it announces Keep-Alive: timeout={s})"));
+    match (t.races, e) {
+        (0, None) => None,
+        (0, Some(e)) => Some(format!(
+            "{server} closes idle keep-alive connections after ~{}{}; clients that reuse connections should use an idle timeout below that.",
+            human_ms(e.median_ms),
+            announced.unwrap_or_default()
+        )),
+        (n, e) => {
+            let timeout = e.map(|e| e.min_ms.min(e.median_ms));
+            let limit = match timeout {
+                Some(ms) => format!("an idle timeout below ~{} (e.g. {})", human_ms(ms), human_ms(ms * 0.8)),
+                None => "an idle timeout shorter than the server's".to_string(),
+            };
+            let unsafe_note = if t.races_not_idempotent > 0 {
+                format!(
+                    " {} of the {} failed requests were not idempotent and must not be retried blindly.",
+                    t.races_not_idempotent, n
+                )
+            } else {
+                String::new()
+            };
+            Some(format!(
+                "Clients reusing connections to {server} must use {limit}{}, or retry idempotent requests only.{unsafe_note}",
+                announced.unwrap_or_default()
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_and_spread() {
+        let mut t = ServerTally::default();
+        for x in [301.0, 300.5, 302.0, 299.9, 350.0] {
+            t.observe(x);
+        }
+        let e = t.estimate().unwrap();
+        assert_eq!(e.median_ms, 301.0);
+        assert_eq!((e.min_ms, e.max_ms, e.observations), (299.9, 350.0, 5));
+        assert!(e.matches(305.0));
+        assert!(!e.matches(5000.0));
+    }
+
+    #[test]
+    fn recommendation_names_the_timeout_and_unsafe_retries() {
+        let mut t = ServerTally {
+            races: 3,
+            races_not_idempotent: 3,
+            ..Default::default()
+        };
+        t.observe(300.0);
+        let r = server_report("127.0.0.1:9000".parse().unwrap(), &t)
+            .recommendation
+            .unwrap();
+        assert!(r.contains("below ~300 ms"), "{r}");
+        assert!(r.contains("must not be retried blindly"), "{r}");
+    }
+}

@@ -1,0 +1,141 @@
+//! The per-connection record that reports print and JSON carries (`connections[]`).
+
+use crate::flows::Release;
+use crate::flows::{CloseEvent, CloseKind, RoleSource, Side};
+use crate::source::FrameRef;
+use crate::time::Timestamp;
+use serde::Serialize;
+use std::net::SocketAddr;
+
+/// What became of a request.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A response started (see `status`); `complete` says whether it finished.
+    Answered,
+    /// A RST ended the connection before the response was complete.
+    Reset,
+    /// The connection was closed (FIN) with no response.
+    Unanswered,
+    /// The capture ended while the request was still waiting.
+    Pending,
+}
+
+/// One request on a connection.
+#[derive(Clone, Debug, Serialize)]
+pub struct RequestRecord {
+    /// 1-based position on the connection.
+    pub index: usize,
+    /// Method.
+    pub method: String,
+    /// Target as sent (escape before printing).
+    pub target: String,
+    /// Frame of its first byte.
+    pub frame: FrameRef,
+    /// Time of its first byte.
+    pub time: Timestamp,
+    /// Idempotent by method or idempotency key.
+    pub idempotent: bool,
+    /// Carried an `Idempotency-Key` header.
+    pub idempotency_key: bool,
+    /// What became of it.
+    pub outcome: Outcome,
+    /// Response status, if one came.
+    pub status: Option<u16>,
+    /// Frame of the response's first byte.
+    pub response_frame: Option<FrameRef>,
+    /// Time of the response's first byte.
+    pub response_time: Option<Timestamp>,
+    /// The response was complete.
+    pub response_complete: bool,
+}
+
+/// The first FIN or RST of a connection: who closed first, and how.
+#[derive(Copy, Clone, Debug, Serialize)]
+pub struct FirstClose {
+    /// Who sent it.
+    pub by: Side,
+    /// `FIN` or `RST`.
+    pub how: &'static str,
+    /// Finer kind.
+    pub kind: CloseKind,
+    /// Frame.
+    pub frame: FrameRef,
+    /// Time.
+    pub time: Timestamp,
+}
+
+/// Per-connection counters of what the capture lost or repeated.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct StreamCounters {
+    /// Retransmitted segments.
+    pub retransmissions: u32,
+    /// Segments captured out of order.
+    pub out_of_order: u32,
+    /// Holes in the streams (bytes never captured).
+    pub gaps: u32,
+    /// Bytes never captured.
+    pub gap_bytes: u64,
+    /// Payload bytes cut by the snap length.
+    pub cut_bytes: u64,
+    /// Keep-alive probes.
+    pub keepalives: u32,
+    /// Zero-window advertisements.
+    pub zero_windows: u32,
+    /// Times the HTTP parser lost message boundaries.
+    pub http_desyncs: u32,
+}
+
+/// Packet or byte counts per side.
+#[derive(Copy, Clone, Debug, Default, Serialize)]
+pub struct PerSide {
+    /// Sent by the client.
+    pub client: u64,
+    /// Sent by the server.
+    pub server: u64,
+}
+
+/// Everything a report says about one connection.
+#[derive(Clone, Debug, Serialize)]
+pub struct ConnectionRecord {
+    /// Sequential id, in order of first packet.
+    pub id: u64,
+    /// Client endpoint (`ip:port`).
+    pub client: SocketAddr,
+    /// Server endpoint.
+    pub server: SocketAddr,
+    /// How the roles were decided.
+    pub roles: RoleSource,
+    /// The handshake was not captured and the roles were inferred.
+    pub roles_inferred: bool,
+    /// `http`, `tls`, `other` or `none` (no payload).
+    pub protocol: &'static str,
+    /// First frame.
+    pub first_frame: FrameRef,
+    /// Last frame.
+    pub last_frame: FrameRef,
+    /// Time of the first packet.
+    pub start: Timestamp,
+    /// Time of the last packet.
+    pub end: Timestamp,
+    /// Packets per side.
+    pub packets: PerSide,
+    /// Payload bytes per side.
+    pub payload_bytes: PerSide,
+    /// A RST was seen, or both sides sent FIN.
+    pub closed: bool,
+    /// Why the connection left the flow table.
+    pub released: Release,
+    /// Who closed first and how.
+    pub first_close: Option<FirstClose>,
+    /// Every FIN and RST.
+    pub closes: Vec<CloseEvent>,
+    /// Idle time before the first close: from the last payload before it (milliseconds).
+    pub idle_before_close_ms: Option<f64>,
+    /// HTTP requests in order.
+    pub requests: Vec<RequestRecord>,
+    /// What the capture lost or repeated on this connection.
+    pub stream: StreamCounters,
+    /// Kinds of the findings about this connection.
+    pub findings: Vec<crate::diagnose::FindingKind>,
+}

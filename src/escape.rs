@@ -1,0 +1,130 @@
+//! Captured bytes are hostile: every string that came off the wire (request targets,
+//! methods) goes through one of these before it is printed.
+//!
+//! - [`terminal`]: control characters (C0, DEL, C1) and bidirectional-override characters
+//!   become visible escapes (`\x1b`, `\u{202e}`), so a capture cannot move the cursor,
+//!   change colours or reorder text; long strings are cut with `…`.
+//! - [`markdown`]: the terminal escape, then Markdown's active characters are
+//!   backslash-escaped, so a target cannot break a table (`|`), open code (`` ` ``), or make
+//!   links, emphasis or HTML.
+//! - [`html`]: the terminal escape, then `& < > " '` become entities.
+
+use std::fmt::Write;
+
+/// Longest captured string printed in full (characters).
+pub const MAX_CHARS: usize = 160;
+
+fn is_dangerous(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+}
+
+/// Makes captured text safe for a terminal, cut to `max` characters.
+pub fn terminal_max(s: &str, max: usize) -> String {
+    let mut out = String::with_capacity(s.len().min(max + 8));
+    for (n, c) in s.chars().enumerate() {
+        if n >= max {
+            out.push('…');
+            break;
+        }
+        if is_dangerous(c) {
+            if (c as u32) < 0x100 {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            } else {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Makes captured text safe for a terminal, cut to [`MAX_CHARS`].
+pub fn terminal(s: &str) -> String {
+    terminal_max(s, MAX_CHARS)
+}
+
+/// Makes captured text safe inside Markdown (including table cells).
+pub fn markdown(s: &str) -> String {
+    let t = terminal(s);
+    let mut out = String::with_capacity(t.len() + 8);
+    for c in t.chars() {
+        if matches!(
+            c,
+            '\\' | '`'
+                | '*'
+                | '_'
+                | '{'
+                | '}'
+                | '['
+                | ']'
+                | '('
+                | ')'
+                | '<'
+                | '>'
+                | '#'
+                | '+'
+                | '!'
+                | '|'
+                | '~'
+                | '&'
+        ) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Makes captured text safe inside HTML text or a quoted attribute.
+pub fn html(s: &str) -> String {
+    let t = terminal(s);
+    let mut out = String::with_capacity(t.len() + 8);
+    for c in t.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_neutralises_escape_sequences() {
+        assert_eq!(
+            terminal("/a\x1b[2J\r\n\u{202e}b"),
+            "/a\\x1b[2J\\x0d\\x0a\\u{202e}b"
+        );
+        assert_eq!(terminal("\u{9b}31m"), "\\x9b31m");
+    }
+
+    #[test]
+    fn long_strings_are_cut() {
+        let s = "x".repeat(1000);
+        let t = terminal(&s);
+        assert_eq!(t.chars().count(), MAX_CHARS + 1);
+        assert!(t.ends_with('…'));
+    }
+
+    #[test]
+    fn markdown_cannot_break_tables_or_code() {
+        assert_eq!(markdown("/a|b`c`<script>"), "/a\\|b\\`c\\`\\<script\\>");
+    }
+
+    #[test]
+    fn html_entities() {
+        assert_eq!(
+            html("<script>alert('x')</script>&"),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&amp;"
+        );
+    }
+}

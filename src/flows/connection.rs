@@ -1,0 +1,418 @@
+//! One TCP connection as seen on the wire.
+//!
+//! A passive observer cannot run RFC 9293's state machine for either end, but it can keep
+//! what the ends told each other: the SYN and SYN-ACK (which side is the client, the
+//! initial sequence numbers), each direction's byte stream ([`Reassembler`]), and every FIN
+//! and RST with the sequence and acknowledgment numbers that say what kind of close it was
+//! (see [`CloseKind`]). The application parser ([`App`]) rides on the two streams.
+
+use super::reassembly::{Reassembler, StreamEvent};
+use super::seq::SeqNumber;
+use super::Side;
+use crate::app::{App, Mark};
+use crate::decode::{flags, TcpSegment};
+use crate::source::FrameRef;
+use crate::time::Timestamp;
+use serde::Serialize;
+use std::net::SocketAddr;
+
+/// How a FIN or RST closed (or tried to close) a direction.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseKind {
+    /// A FIN: orderly close of the sender's direction.
+    Fin,
+    /// `RST|ACK` whose sequence number continues the sender's stream: a live socket aborted
+    /// (`SO_LINGER` 0, close() with unread data, process killed).
+    RstAbort,
+    /// A bare `RST` (no ACK bit) whose sequence number is the acknowledgment of the segment
+    /// that triggered it (RFC 9293 §3.5.2): data reached a socket that was gone or closing.
+    RstAnswer,
+    /// `RST|ACK` answering a SYN (acknowledging ISN + 1): nothing listens (refused).
+    RstRefusal,
+    /// A reset whose numbers fit none of the above (out of window, or injected).
+    RstOther,
+}
+
+impl CloseKind {
+    /// True for any kind of RST.
+    pub fn is_rst(self) -> bool {
+        self != CloseKind::Fin
+    }
+    /// `FIN` or `RST`, for tables.
+    pub fn short(self) -> &'static str {
+        if self.is_rst() {
+            "RST"
+        } else {
+            "FIN"
+        }
+    }
+}
+
+/// One FIN or RST packet.
+#[derive(Copy, Clone, Debug, Serialize)]
+pub struct CloseEvent {
+    /// Who sent it.
+    pub side: Side,
+    /// Where and when.
+    #[serde(flatten)]
+    pub mark: Mark,
+    /// What kind of close.
+    pub kind: CloseKind,
+    /// Its raw sequence number.
+    pub seq: u32,
+    /// Its raw acknowledgment number, if the ACK bit was set.
+    pub ack: Option<u32>,
+    /// A retransmission of a FIN already seen.
+    pub retransmission: bool,
+    /// IP TTL / hop limit of the packet.
+    pub ttl: u8,
+}
+
+/// How the client/server roles were decided.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoleSource {
+    /// The client sent the SYN.
+    Syn,
+    /// Only the SYN-ACK was captured; its receiver is the client.
+    SynAck,
+    /// No handshake captured: the side using the well-known or non-ephemeral port is the
+    /// server.
+    Ports,
+    /// No handshake captured: the side that sent an HTTP request is the client.
+    Request,
+    /// No handshake captured and no better clue: the first sender is the client.
+    FirstSender,
+}
+
+impl RoleSource {
+    /// True when the roles were inferred because the handshake was not captured.
+    pub fn inferred(self) -> bool {
+        !matches!(self, RoleSource::Syn | RoleSource::SynAck)
+    }
+}
+
+/// State of one direction.
+#[derive(Default)]
+pub struct Direction {
+    /// The byte stream.
+    pub stream: Reassembler,
+    /// Initial sequence number, if the SYN was seen.
+    pub isn: Option<SeqNumber>,
+    /// Sequence number of the FIN, once sent.
+    pub fin_seq: Option<SeqNumber>,
+    /// Highest acknowledgment number sent (of the other direction's stream).
+    pub last_ack: Option<SeqNumber>,
+    /// Packets sent.
+    pub packets: u64,
+    /// Payload bytes sent on the wire (retransmissions included).
+    pub payload_bytes: u64,
+    /// Last packet carrying payload.
+    pub last_data: Option<Mark>,
+    /// Keep-alive probes (zero or one byte just below the next sequence number).
+    pub keepalives: u32,
+    /// Segments advertising a zero window.
+    pub zero_windows: u32,
+}
+
+/// Most FIN/RST packets recorded per connection (more are only counted).
+const MAX_CLOSE_EVENTS: usize = 32;
+
+/// A TCP connection: one 4-tuple from its SYN (or first packet seen) until it is released.
+pub struct Connection {
+    /// Sequential number in order of first packet (1-based).
+    pub id: u64,
+    /// The side that opened the connection (or was inferred to).
+    pub client: SocketAddr,
+    /// The side that accepted it.
+    pub server: SocketAddr,
+    /// How the roles were decided.
+    pub roles: RoleSource,
+    /// First packet.
+    pub first: Mark,
+    /// Last packet.
+    pub last: Mark,
+    /// `[client, server]`.
+    pub dirs: [Direction; 2],
+    /// Every FIN and RST, in capture order (up to a cap).
+    pub closes: Vec<CloseEvent>,
+    /// FIN/RST packets beyond the cap.
+    pub closes_dropped: u32,
+    /// A SYN-ACK was seen.
+    pub synack_seen: bool,
+    /// The last packet with payload, either side, before the first FIN or RST.
+    pub last_data_before_close: Option<Mark>,
+    /// Application protocol state.
+    pub app: App,
+    /// Cap on out-of-order bytes buffered per direction.
+    buffer_cap: usize,
+}
+
+impl Connection {
+    /// Starts a connection from its first packet.
+    pub fn new(id: u64, seg: &TcpSegment<'_>, mark: Mark, buffer_cap: usize) -> Connection {
+        let src = SocketAddr::new(seg.src, seg.sport);
+        let dst = SocketAddr::new(seg.dst, seg.dport);
+        let (client, server, roles) = if seg.has(flags::SYN) && !seg.has(flags::ACK) {
+            (src, dst, RoleSource::Syn)
+        } else if seg.has(flags::SYN | flags::ACK) {
+            (dst, src, RoleSource::SynAck)
+        } else if let Some(src_is_server) = server_by_ports(seg.sport, seg.dport) {
+            if src_is_server {
+                (dst, src, RoleSource::Ports)
+            } else {
+                (src, dst, RoleSource::Ports)
+            }
+        } else {
+            (src, dst, RoleSource::FirstSender)
+        };
+        Connection {
+            id,
+            client,
+            server,
+            roles,
+            first: mark,
+            last: mark,
+            dirs: Default::default(),
+            closes: Vec::new(),
+            closes_dropped: 0,
+            synack_seen: false,
+            last_data_before_close: None,
+            app: App::Unknown,
+            buffer_cap,
+        }
+    }
+
+    /// Which side sent `seg`.
+    pub fn side_of(&self, seg: &TcpSegment<'_>) -> Side {
+        if seg.sport == self.client.port() && seg.src == self.client.ip() {
+            Side::Client
+        } else {
+            Side::Server
+        }
+    }
+
+    /// The endpoint of `side`.
+    pub fn endpoint(&self, side: Side) -> SocketAddr {
+        match side {
+            Side::Client => self.client,
+            Side::Server => self.server,
+        }
+    }
+
+    /// True once a RST was seen or both directions sent a FIN.
+    pub fn is_closed(&self) -> bool {
+        self.closes.iter().any(|c| c.kind.is_rst())
+            || (self.dirs[0].fin_seq.is_some() && self.dirs[1].fin_seq.is_some())
+    }
+
+    /// True if a new SYN with this sequence number starts a new connection on the 4-tuple
+    /// (port reuse), rather than retransmitting this one's SYN.
+    pub fn is_reused_by(&self, seg: &TcpSegment<'_>) -> bool {
+        let side = self.side_of(seg);
+        side == Side::Server || self.dirs[Side::Client as usize].isn != Some(SeqNumber(seg.seq))
+    }
+
+    /// The first FIN or RST, if any.
+    pub fn first_close(&self) -> Option<&CloseEvent> {
+        self.closes.first()
+    }
+
+    /// Takes one packet of this connection.
+    pub fn on_segment(&mut self, seg: &TcpSegment<'_>, mark: Mark) {
+        self.last = mark;
+        if self.closes.is_empty() && seg.flags & (flags::FIN | flags::RST) != 0 {
+            self.last_data_before_close = self.dirs[0].last_data.max(self.dirs[1].last_data);
+        }
+        let mut side = self.side_of(seg);
+        if seg.payload_len > 0 && matches!(self.app, App::Unknown) && self.roles.inferred() {
+            side = self.check_roles_by_payload(side, seg.payload);
+        }
+        let i = side as usize;
+        let seq = SeqNumber(seg.seq);
+        {
+            let d = &mut self.dirs[i];
+            d.packets += 1;
+            d.payload_bytes += seg.payload_len as u64;
+            if seg.window == 0 && !seg.has(flags::RST) {
+                d.zero_windows += 1;
+            }
+        }
+        if seg.has(flags::SYN) {
+            let d = &mut self.dirs[i];
+            d.isn.get_or_insert(seq);
+            d.stream.start_at(seq.plus(1));
+            if seg.has(flags::ACK) && side == Side::Server {
+                self.synack_seen = true;
+            }
+        } else {
+            self.dirs[i].stream.start_at(seq);
+        }
+        if seg.has(flags::RST) {
+            let kind = self.classify_rst(side, seg);
+            self.record_close(side, mark, kind, seg, false);
+            return;
+        }
+        if seg.has(flags::ACK) {
+            self.on_ack(side, SeqNumber(seg.ack), mark);
+        }
+        if seg.payload_len > 0 {
+            let d = &mut self.dirs[i];
+            if seg.payload_len <= 1 && d.stream.next_seq().is_some_and(|n| seq.plus(1) == n) {
+                d.keepalives += 1;
+            }
+            d.last_data = Some(mark);
+            let data_seq = if seg.has(flags::SYN) {
+                seq.plus(1)
+            } else {
+                seq
+            };
+            let app = &mut self.app;
+            self.dirs[i].stream.segment(
+                data_seq,
+                seg.payload,
+                seg.payload_len,
+                mark.frame,
+                mark.ts,
+                self.buffer_cap,
+                &mut |ev: StreamEvent<'_>| app.on_event(side, ev),
+            );
+        }
+        if seg.has(flags::FIN) {
+            let fin_seq = seq.plus(seg.payload_len);
+            let retransmission = self.dirs[i].fin_seq.is_some();
+            self.dirs[i].fin_seq.get_or_insert(fin_seq);
+            self.record_close(side, mark, CloseKind::Fin, seg, retransmission);
+            if !retransmission {
+                self.app.on_fin(side, mark);
+            }
+        }
+    }
+
+    /// End of the connection's life in the table: hand on what is still buffered.
+    pub fn finish(&mut self) {
+        let last = self.last;
+        for side in [Side::Client, Side::Server] {
+            let app = &mut self.app;
+            self.dirs[side as usize]
+                .stream
+                .flush(last.frame, last.ts, &mut |ev| app.on_event(side, ev));
+        }
+    }
+
+    fn on_ack(&mut self, side: Side, ack: SeqNumber, mark: Mark) {
+        let peer = side.peer() as usize;
+        let d = &mut self.dirs[side as usize];
+        d.last_ack = Some(d.last_ack.map_or(ack, |a| a.max(ack)));
+        // Bytes the peer's stream acknowledges but we never captured: the capture lost them.
+        let limit = match self.dirs[peer].fin_seq {
+            Some(fin) if ack > fin => fin,
+            _ => ack,
+        };
+        let app = &mut self.app;
+        let peer_side = side.peer();
+        self.dirs[peer]
+            .stream
+            .acked(limit, mark.frame, mark.ts, &mut |ev| {
+                app.on_event(peer_side, ev)
+            });
+    }
+
+    fn classify_rst(&self, side: Side, seg: &TcpSegment<'_>) -> CloseKind {
+        if !seg.has(flags::ACK) {
+            return CloseKind::RstAnswer;
+        }
+        let client_isn = self.dirs[Side::Client as usize].isn;
+        if side == Side::Server
+            && !self.synack_seen
+            && client_isn.is_some_and(|isn| isn.plus(1) == SeqNumber(seg.ack))
+        {
+            return CloseKind::RstRefusal;
+        }
+        let me = &self.dirs[side as usize];
+        let next = match me.fin_seq {
+            Some(fin) => Some(fin.plus(1)),
+            None => me.stream.next_seq(),
+        };
+        let seq = SeqNumber(seg.seq);
+        match next {
+            Some(n) if n == seq || me.fin_seq == Some(seq) => CloseKind::RstAbort,
+            _ if seg.seq == 0 => CloseKind::RstAnswer,
+            None => CloseKind::RstAbort,
+            _ => CloseKind::RstOther,
+        }
+    }
+
+    fn record_close(
+        &mut self,
+        side: Side,
+        mark: Mark,
+        kind: CloseKind,
+        seg: &TcpSegment<'_>,
+        retransmission: bool,
+    ) {
+        if self.closes.len() >= MAX_CLOSE_EVENTS {
+            self.closes_dropped += 1;
+            return;
+        }
+        self.closes.push(CloseEvent {
+            side,
+            mark,
+            kind,
+            seq: seg.seq,
+            ack: seg.has(flags::ACK).then_some(seg.ack),
+            retransmission,
+            ttl: seg.ttl,
+        });
+    }
+
+    /// Before any payload was parsed, a connection whose roles were guessed can be set
+    /// right by what its first payload says. Returns the sender's side after the check.
+    fn check_roles_by_payload(&mut self, side: Side, payload: &[u8]) -> Side {
+        let says_client = crate::app::http::looks_like_request(payload);
+        let says_server = payload.starts_with(b"HTTP/1.");
+        let wrong = (says_client && side == Side::Server) || (says_server && side == Side::Client);
+        if wrong {
+            std::mem::swap(&mut self.client, &mut self.server);
+            self.dirs.swap(0, 1);
+            for c in &mut self.closes {
+                c.side = c.side.peer();
+            }
+        }
+        if says_client || says_server {
+            self.roles = RoleSource::Request;
+        }
+        if wrong {
+            side.peer()
+        } else {
+            side
+        }
+    }
+
+    /// The frame where this connection's first packet sits.
+    pub fn first_frame(&self) -> FrameRef {
+        self.first.frame
+    }
+
+    /// Time of the last packet.
+    pub fn last_ts(&self) -> Timestamp {
+        self.last.ts
+    }
+}
+
+/// Guesses from ports alone which side is the server: `Some(true)` if the source port is
+/// the server's. A well-known port (< 1024) beats a registered one; a non-ephemeral port
+/// (< 32768) beats an ephemeral one.
+pub fn server_by_ports(sport: u16, dport: u16) -> Option<bool> {
+    let rank = |p: u16| match p {
+        0..=1023 => 0,
+        1024..=32767 => 1,
+        _ => 2,
+    };
+    match rank(sport).cmp(&rank(dport)) {
+        std::cmp::Ordering::Less => Some(true),
+        std::cmp::Ordering::Greater => Some(false),
+        std::cmp::Ordering::Equal => None,
+    }
+}

@@ -1,0 +1,273 @@
+//! Stage 3, flows: the flow table.
+//!
+//! Every TCP segment is filed under its connection, keyed by the 4-tuple (either direction).
+//! A SYN with a new initial sequence number on a 4-tuple already in the table is port reuse
+//! and starts a new connection. Connections leave the table, and are handed on to diagnosis
+//! as finished [`Connection`]s, when they are closed and have been quiet for a linger time
+//! (late retransmissions and resets still find them), when they have been silent longer than
+//! the idle limit, when the table is full (the least recently active go first, counted as
+//! evictions), and at the end of the capture. Memory is bounded by the number of live flows
+//! and the out-of-order bytes buffered per direction, both capped.
+
+pub mod connection;
+pub mod reassembly;
+pub mod seq;
+
+pub use connection::{CloseEvent, CloseKind, Connection, RoleSource};
+
+use crate::app::Mark;
+use crate::decode::{flags, TcpSegment};
+use crate::time::{Nanos, Timestamp};
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use std::collections::VecDeque;
+use std::net::IpAddr;
+
+/// The two ends of a connection. `Client` is the side that sent the SYN.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// The connection's opener.
+    Client = 0,
+    /// The side that accepted it.
+    Server = 1,
+}
+
+impl Side {
+    /// The other side.
+    pub fn peer(self) -> Side {
+        match self {
+            Side::Client => Side::Server,
+            Side::Server => Side::Client,
+        }
+    }
+    /// `client` or `server`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Server => "server",
+        }
+    }
+}
+
+/// Limits of the flow table.
+#[derive(Clone, Debug)]
+pub struct FlowConfig {
+    /// Most connections held at once; beyond it the least recently active is released.
+    pub max_flows: usize,
+    /// Most out-of-order bytes buffered per direction.
+    pub max_buffer: usize,
+    /// How long a closed connection stays to absorb late packets.
+    pub linger: Nanos,
+    /// How long an open connection may stay silent before it is released.
+    pub idle_limit: Nanos,
+}
+
+impl Default for FlowConfig {
+    fn default() -> Self {
+        FlowConfig {
+            max_flows: 500_000,
+            max_buffer: 1 << 20,
+            linger: Nanos(60_000_000_000),
+            idle_limit: Nanos(3_600_000_000_000),
+        }
+    }
+}
+
+/// Why a connection left the table.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Release {
+    /// Closed, then quiet for the linger time.
+    Closed,
+    /// A new SYN reused its 4-tuple.
+    PortReuse,
+    /// Silent longer than the idle limit.
+    Idle,
+    /// The table was full.
+    Evicted,
+    /// The capture ended (or the live capture stopped).
+    EndOfCapture,
+}
+
+/// Counters of the flow table.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct FlowStats {
+    /// Connections created.
+    pub connections: u64,
+    /// Most connections held at once.
+    pub peak_flows: usize,
+    /// Connections released because the table was full.
+    pub evicted: u64,
+    /// Connections released after a long silence while still open.
+    pub idle_released: u64,
+}
+
+type Key = (IpAddr, u16, IpAddr, u16);
+
+fn key_of(seg: &TcpSegment<'_>) -> Key {
+    let a = (seg.src, seg.sport);
+    let b = (seg.dst, seg.dport);
+    if a <= b {
+        (a.0, a.1, b.0, b.1)
+    } else {
+        (b.0, b.1, a.0, a.1)
+    }
+}
+
+/// The live connections.
+pub struct FlowTable {
+    config: FlowConfig,
+    flows: FxHashMap<Key, Connection>,
+    /// Closed connections in order of closing: (when, key, id).
+    closed: VecDeque<(Timestamp, Key, u64)>,
+    next_id: u64,
+    last_sweep: Timestamp,
+    last_idle_sweep: Timestamp,
+    /// Counters.
+    pub stats: FlowStats,
+}
+
+impl FlowTable {
+    /// An empty table.
+    pub fn new(config: FlowConfig) -> FlowTable {
+        FlowTable {
+            config,
+            flows: FxHashMap::default(),
+            closed: VecDeque::new(),
+            next_id: 1,
+            last_sweep: Timestamp(i64::MIN),
+            last_idle_sweep: Timestamp(i64::MIN),
+            stats: FlowStats::default(),
+        }
+    }
+
+    /// Connections currently held.
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// True when no connection is held.
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
+    /// Files one segment; connections that end because of it are handed to `done`.
+    pub fn process(
+        &mut self,
+        seg: &TcpSegment<'_>,
+        mark: Mark,
+        done: &mut impl FnMut(Connection, Release),
+    ) {
+        let key = key_of(seg);
+        let is_syn = seg.has(flags::SYN) && !seg.has(flags::ACK);
+        if is_syn {
+            if let Some(c) = self.flows.get(&key) {
+                if c.is_reused_by(seg) {
+                    let c = self.flows.remove(&key).expect("present");
+                    self.release(c, Release::PortReuse, done);
+                }
+            }
+        }
+        if !self.flows.contains_key(&key) && self.flows.len() >= self.config.max_flows {
+            self.evict(done);
+        }
+        let was_closed;
+        let conn = match self.flows.get_mut(&key) {
+            Some(c) => {
+                was_closed = c.is_closed();
+                c
+            }
+            None => {
+                was_closed = false;
+                let id = self.next_id;
+                self.next_id += 1;
+                self.stats.connections += 1;
+                let c = Connection::new(id, seg, mark, self.config.max_buffer);
+                self.flows.entry(key).or_insert(c)
+            }
+        };
+        conn.on_segment(seg, mark);
+        if !was_closed && conn.is_closed() {
+            self.closed.push_back((mark.ts, key, conn.id));
+        }
+        self.stats.peak_flows = self.stats.peak_flows.max(self.flows.len());
+    }
+
+    /// Releases connections whose time is up at capture time `now`. Cheap to call per
+    /// packet: it does work at most once per second of capture time.
+    pub fn sweep(&mut self, now: Timestamp, done: &mut impl FnMut(Connection, Release)) {
+        if now.since(self.last_sweep) < Nanos(1_000_000_000) {
+            return;
+        }
+        self.last_sweep = now;
+        let linger = self.config.linger;
+        while let Some(&(at, key, id)) = self.closed.front() {
+            if now.since(at) < linger {
+                break;
+            }
+            self.closed.pop_front();
+            let quiet = match self.flows.get(&key) {
+                Some(c) if c.id == id => now.since(c.last_ts()) >= linger,
+                _ => continue,
+            };
+            if quiet {
+                let c = self.flows.remove(&key).expect("present");
+                self.release(c, Release::Closed, done);
+            } else {
+                let last = self.flows[&key].last_ts();
+                self.closed.push_back((last, key, id));
+            }
+        }
+        // Silent open connections: a full scan, so only once a minute of capture time.
+        if now.since(self.last_idle_sweep) >= Nanos(60_000_000_000) {
+            self.last_idle_sweep = now;
+            let limit = self.config.idle_limit;
+            let silent: Vec<Key> = self
+                .flows
+                .iter()
+                .filter(|(_, c)| now.since(c.last_ts()) >= limit)
+                .map(|(k, _)| *k)
+                .collect();
+            for key in silent {
+                let c = self.flows.remove(&key).expect("present");
+                self.stats.idle_released += 1;
+                self.release(c, Release::Idle, done);
+            }
+        }
+    }
+
+    /// Releases every connection (end of capture), in order of first packet.
+    pub fn finish(&mut self, done: &mut impl FnMut(Connection, Release)) {
+        let mut all: Vec<Connection> = self.flows.drain().map(|(_, c)| c).collect();
+        all.sort_by_key(|c| c.id);
+        self.closed.clear();
+        for c in all {
+            self.release(c, Release::EndOfCapture, done);
+        }
+    }
+
+    /// Makes room: releases the least recently active tenth of a full table.
+    fn evict(&mut self, done: &mut impl FnMut(Connection, Release)) {
+        let mut by_age: Vec<(Timestamp, Key)> =
+            self.flows.iter().map(|(k, c)| (c.last_ts(), *k)).collect();
+        let n = (by_age.len() / 10).max(1);
+        by_age.select_nth_unstable(n - 1);
+        for (_, key) in by_age.into_iter().take(n) {
+            if let Some(c) = self.flows.remove(&key) {
+                self.stats.evicted += 1;
+                self.release(c, Release::Evicted, done);
+            }
+        }
+    }
+
+    fn release(
+        &mut self,
+        mut c: Connection,
+        why: Release,
+        done: &mut impl FnMut(Connection, Release),
+    ) {
+        c.finish();
+        done(c, why);
+    }
+}

@@ -1,0 +1,177 @@
+//! The pipeline: source → decode → flows → application → diagnose, one packet at a time.
+//!
+//! [`Analyzer`] is fed [`RawPacket`]s by whoever reads them (capture files here, libpcap in
+//! live mode), decodes each, files it in the flow table, and judges connections as the table
+//! releases them. Connection records are handed to a caller-supplied sink the moment they
+//! are final, so memory stays bounded however long the capture; [`Analyzer::finish`] returns
+//! the [`Analysis`] that reports render.
+
+use crate::app::Mark;
+use crate::decode::{self, Skip};
+use crate::diagnose::{ConnectionRecord, Diagnoser, Diagnosis, FindingHook};
+use crate::flows::{FlowConfig, FlowStats, FlowTable};
+use crate::source::merge::CaptureSet;
+use crate::source::{FileStats, RawPacket, SourceError};
+use crate::time::Timestamp;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Receives each connection record as soon as it is final.
+pub type RecordSink<'a> = &'a mut dyn FnMut(&ConnectionRecord);
+
+/// Packet-level counters.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct PacketCounts {
+    /// Frames read.
+    pub frames: u64,
+    /// TCP segments analysed.
+    pub tcp: u64,
+    /// Frames on link types we do not decode, by link type.
+    pub unsupported_link_types: BTreeMap<u32, u64>,
+    /// Frames that are not IP.
+    pub not_ip: u64,
+    /// IP packets that are not TCP.
+    pub not_tcp: u64,
+    /// IP fragments (not reassembled).
+    pub fragments: u64,
+    /// Frames whose headers were cut or damaged so no TCP header could be read.
+    pub malformed: u64,
+    /// Frames cut by the snap length (captured length below wire length).
+    pub cut: u64,
+    /// First frame's time.
+    pub first_ts: Option<Timestamp>,
+    /// Last frame's time.
+    pub last_ts: Option<Timestamp>,
+}
+
+/// The outcome of analysing a capture.
+#[derive(Debug)]
+pub struct Analysis {
+    /// Input files, in the order given.
+    pub inputs: Vec<FileStats>,
+    /// Errors met reading them (each names the file and frame).
+    pub input_errors: Vec<String>,
+    /// Packet counters.
+    pub packets: PacketCounts,
+    /// Flow-table counters.
+    pub flows: FlowStats,
+    /// Findings, estimates and connection counters.
+    pub diagnosis: Diagnosis,
+    /// Packets the capturing kernel dropped (live capture), if known.
+    pub kernel_drops: Option<u64>,
+}
+
+/// Analysis options.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Flow-table limits.
+    pub flows: FlowConfig,
+}
+
+/// The packet-by-packet driver.
+pub struct Analyzer {
+    flows: FlowTable,
+    diag: Diagnoser,
+    counts: PacketCounts,
+}
+
+impl Analyzer {
+    /// A new analyzer; `hook`, if given, sees each finding as soon as it is decided.
+    pub fn new(options: &Options, hook: Option<FindingHook>) -> Analyzer {
+        Analyzer {
+            flows: FlowTable::new(options.flows.clone()),
+            diag: hook.map(Diagnoser::with_hook).unwrap_or_default(),
+            counts: PacketCounts::default(),
+        }
+    }
+
+    /// Connections currently open in the flow table.
+    pub fn open_connections(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Findings decided so far.
+    pub fn finding_count(&self) -> u64 {
+        self.diag.finding_count()
+    }
+
+    /// Packet counters so far.
+    pub fn packet_counts(&self) -> &PacketCounts {
+        &self.counts
+    }
+
+    /// Takes one frame.
+    pub fn packet(&mut self, p: &RawPacket<'_>, sink: RecordSink<'_>) {
+        let c = &mut self.counts;
+        c.frames += 1;
+        if c.first_ts.is_none() {
+            c.first_ts = Some(p.ts);
+        }
+        c.last_ts = Some(p.ts);
+        if (p.data.len() as u64) < p.orig_len as u64 {
+            c.cut += 1;
+        }
+        match decode::decode(p.linktype, p.data) {
+            Ok(seg) => {
+                c.tcp += 1;
+                let mark = Mark {
+                    frame: p.frame,
+                    ts: p.ts,
+                };
+                let diag = &mut self.diag;
+                let mut done = |conn, why| sink(&diag.connection_done(conn, why));
+                self.flows.process(&seg, mark, &mut done);
+                self.flows.sweep(p.ts, &mut done);
+            }
+            Err(Skip::LinkType) => *c.unsupported_link_types.entry(p.linktype).or_default() += 1,
+            Err(Skip::NotIp) => c.not_ip += 1,
+            Err(Skip::NotTcp) => c.not_tcp += 1,
+            Err(Skip::Fragment) => c.fragments += 1,
+            Err(Skip::Malformed) => c.malformed += 1,
+        }
+    }
+
+    /// Releases connections whose time is up at `now` even when no packet arrives (live
+    /// mode calls this from its timer).
+    pub fn tick(&mut self, now: Timestamp, sink: RecordSink<'_>) {
+        let diag = &mut self.diag;
+        self.flows
+            .sweep(now, &mut |conn, why| sink(&diag.connection_done(conn, why)));
+    }
+
+    /// Ends the capture: releases every connection and settles the diagnosis.
+    pub fn finish(mut self, sink: RecordSink<'_>) -> Analysis {
+        let diag = &mut self.diag;
+        self.flows
+            .finish(&mut |conn, why| sink(&diag.connection_done(conn, why)));
+        Analysis {
+            inputs: Vec::new(),
+            input_errors: Vec::new(),
+            packets: self.counts,
+            flows: self.flows.stats.clone(),
+            diagnosis: self.diag.finish(),
+            kernel_drops: None,
+        }
+    }
+}
+
+/// Analyses capture files as one capture. Files that cannot be read, and damage inside
+/// files, are reported in [`Analysis::input_errors`]; what could be read is analysed.
+/// Returns the analysis and whether any input was wholly unusable.
+pub fn analyze_files(
+    paths: &[PathBuf],
+    options: &Options,
+    sink: RecordSink<'_>,
+) -> (Analysis, Vec<SourceError>) {
+    let mut set = CaptureSet::open(paths);
+    let mut analyzer = Analyzer::new(options, None);
+    while let Some(p) = set.next_packet() {
+        analyzer.packet(&p, sink);
+    }
+    let errors = set.take_errors();
+    let mut analysis = analyzer.finish(sink);
+    analysis.inputs = set.stats();
+    analysis.input_errors = errors.iter().map(|e| e.to_string()).collect();
+    (analysis, errors)
+}

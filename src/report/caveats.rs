@@ -1,0 +1,99 @@
+//! What the reader must know before trusting the verdicts: packets the capture dropped or
+//! cut, damaged input, connections seen mid-stream, limits that were hit.
+
+use crate::pipeline::Analysis;
+use serde::Serialize;
+
+/// One caveat.
+#[derive(Clone, Debug, Serialize)]
+pub struct Caveat {
+    /// Stable identifier.
+    pub kind: &'static str,
+    /// What it means, in a sentence.
+    pub message: String,
+}
+
+/// The caveats of an analysis, most serious first.
+pub fn caveats(a: &Analysis) -> Vec<Caveat> {
+    let mut out = Vec::new();
+    let mut add = |kind, message: String| out.push(Caveat { kind, message });
+    for e in &a.input_errors {
+        add("input_error", e.clone());
+    }
+    if let Some(d) = a.kernel_drops.filter(|d| *d > 0) {
+        add("kernel_drops", format!("the kernel dropped {d} packets during the capture; verdicts on connections that lost packets may be incomplete"));
+    }
+    let iface: u64 = a.inputs.iter().map(|i| i.interface_drops).sum();
+    if iface > 0 {
+        add(
+            "interface_drops",
+            format!("the capturing interface reported {iface} packets dropped"),
+        );
+    }
+    let p = &a.packets;
+    let n = &a.diagnosis.connections;
+    if p.cut > 0 {
+        add(
+            "snaplen",
+            format!("{} frames were cut by the snap length ({} payload bytes not captured); HTTP heads inside cut bytes are not seen", p.cut, n.cut_bytes),
+        );
+    }
+    if n.with_gaps > 0 {
+        add(
+            "gaps",
+            format!("{} connections have bytes the capture never saw ({} bytes in all); exchanges across a gap may be incomplete", n.with_gaps, n.gap_bytes),
+        );
+    }
+    if n.mid_stream > 0 {
+        add(
+            "mid_stream",
+            format!("{} connections started before the capture did: their client and server were inferred from ports or requests", n.mid_stream),
+        );
+    }
+    if n.open_at_end > 0 {
+        add("open_at_end", format!("{} connections were still open when the capture ended (reported as open, not as failures)", n.open_at_end));
+    }
+    if p.malformed > 0 {
+        add(
+            "malformed",
+            format!(
+                "{} frames were too damaged or cut to read a TCP header",
+                p.malformed
+            ),
+        );
+    }
+    if p.fragments > 0 {
+        add(
+            "fragments",
+            format!("{} IP fragments were not reassembled", p.fragments),
+        );
+    }
+    for (lt, count) in &p.unsupported_link_types {
+        add(
+            "link_type",
+            format!("{count} frames on unsupported link type {lt} were skipped"),
+        );
+    }
+    if a.flows.evicted > 0 {
+        add(
+            "evicted",
+            format!(
+                "the flow table was full: {} connections were judged early",
+                a.flows.evicted
+            ),
+        );
+    }
+    if a.diagnosis.findings_dropped > 0 {
+        add(
+            "findings_dropped",
+            format!(
+                "{} findings beyond the memory cap are counted but not listed",
+                a.diagnosis.findings_dropped
+            ),
+        );
+    }
+    if n.http_desyncs > 0 {
+        add("http_desync", format!("the HTTP parser lost message boundaries {} times (gaps or malformed messages) and resynchronised", n.http_desyncs));
+    }
+    out
+}

@@ -1,0 +1,128 @@
+//! The JSON report: one document, `schema_version` first, documented field by field in
+//! `docs/json-schema.md`.
+//!
+//! Connection records are written as the analysis releases them ([`JsonWriter::record`]),
+//! one per line inside the `connections` array, so a capture of any size is reported in
+//! bounded memory; the summary, findings and per-server estimates follow at the end.
+
+use super::caveats::{caveats, Caveat};
+use crate::diagnose::estimate::ServerReport;
+use crate::diagnose::{ConnectionRecord, Finding, FindingKind};
+use crate::pipeline::{Analysis, PacketCounts};
+use crate::source::FileStats;
+use crate::time::Timestamp;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+
+/// Version of the JSON layout; raised on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Writes the JSON document incrementally.
+pub struct JsonWriter<W: Write> {
+    out: W,
+    records: u64,
+    /// First write error, reported at the end (the analysis keeps going).
+    error: Option<io::Error>,
+}
+
+/// The capture at a glance.
+#[derive(Serialize)]
+pub struct Summary<'a> {
+    /// Time of the first frame.
+    pub first_time: Option<Timestamp>,
+    /// Time of the last frame.
+    pub last_time: Option<Timestamp>,
+    /// Seconds between them.
+    pub duration_s: f64,
+    /// Packet counters.
+    pub packets: &'a PacketCounts,
+    /// Connection counters.
+    pub connections: &'a crate::diagnose::ConnectionCounts,
+    /// Findings per kind (every kind present, zero included).
+    pub findings: BTreeMap<&'static str, u64>,
+}
+
+#[derive(Serialize)]
+struct Tail<'a> {
+    summary: Summary<'a>,
+    findings: &'a [Finding],
+    servers: &'a [ServerReport],
+    caveats: Vec<Caveat>,
+    inputs: &'a [FileStats],
+    errors: &'a [String],
+}
+
+/// Builds the summary of an analysis.
+pub fn summary(a: &Analysis) -> Summary<'_> {
+    let p = &a.packets;
+    let duration_s = match (p.first_ts, p.last_ts) {
+        (Some(f), Some(l)) => l.since(f).as_secs_f64(),
+        _ => 0.0,
+    };
+    let mut findings: BTreeMap<&'static str, u64> =
+        FindingKind::ALL.iter().map(|k| (k.name(), 0)).collect();
+    for f in &a.diagnosis.findings {
+        *findings.entry(f.kind.name()).or_default() += 1;
+    }
+    Summary {
+        first_time: p.first_ts,
+        last_time: p.last_ts,
+        duration_s,
+        packets: p,
+        connections: &a.diagnosis.connections,
+        findings,
+    }
+}
+
+impl<W: Write> JsonWriter<W> {
+    /// Starts the document.
+    pub fn new(mut out: W) -> JsonWriter<W> {
+        let head = format!(
+            "{{\"schema_version\":{SCHEMA_VERSION},\"tool\":{{\"name\":\"resetscope\",\"version\":\"{}\"}},\n\"connections\":[",
+            env!("CARGO_PKG_VERSION")
+        );
+        let error = out.write_all(head.as_bytes()).err();
+        JsonWriter {
+            out,
+            records: 0,
+            error,
+        }
+    }
+
+    /// Appends one connection record.
+    pub fn record(&mut self, r: &ConnectionRecord) {
+        if self.error.is_some() {
+            return;
+        }
+        let sep: &[u8] = if self.records == 0 { b"\n" } else { b",\n" };
+        self.records += 1;
+        let res = self
+            .out
+            .write_all(sep)
+            .and_then(|_| serde_json::to_writer(&mut self.out, r).map_err(io::Error::from));
+        self.error = res.err();
+    }
+
+    /// Writes the rest of the document and returns the writer.
+    pub fn finish(mut self, a: &Analysis) -> io::Result<W> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        let tail = Tail {
+            summary: summary(a),
+            findings: &a.diagnosis.findings,
+            servers: &a.diagnosis.servers,
+            caveats: caveats(a),
+            inputs: &a.inputs,
+            errors: &a.input_errors,
+        };
+        let body = serde_json::to_string(&tail).map_err(io::Error::from)?;
+        // Splice the tail object's fields after the connections array.
+        self.out.write_all(b"\n],")?;
+        self.out.write_all(&body.as_bytes()[1..])?;
+        self.out.write_all(b"\n")?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}

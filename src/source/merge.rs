@@ -1,0 +1,76 @@
+//! Several capture files read as one capture, in timestamp order.
+//!
+//! Rotated captures (`tcpdump -G`/`-C`) and captures taken on several interfaces are given as
+//! several files. [`CaptureSet`] peeks at the next frame of each and hands on the earliest,
+//! so connections that span files are reassembled as one. Frames keep their own file's
+//! numbering ([`super::FrameRef`]), so each can be opened in Wireshark.
+
+use super::file::CaptureFile;
+use super::{FileStats, RawPacket, SourceError};
+use std::path::PathBuf;
+
+/// The input files of one analysis.
+pub struct CaptureSet {
+    files: Vec<CaptureFile>,
+    /// Errors met so far: files that could not be opened, and damage found while reading.
+    errors: Vec<SourceError>,
+    /// Paths in input order (including files that failed to open).
+    paths: Vec<PathBuf>,
+}
+
+impl CaptureSet {
+    /// Opens every path; files that cannot be opened are recorded as errors and skipped.
+    pub fn open(paths: &[PathBuf]) -> CaptureSet {
+        let mut files = Vec::new();
+        let mut errors = Vec::new();
+        for (i, path) in paths.iter().enumerate() {
+            match CaptureFile::open(path, i as u16) {
+                Ok(f) => files.push(f),
+                Err(e) => errors.push(e),
+            }
+        }
+        CaptureSet {
+            files,
+            errors,
+            paths: paths.to_vec(),
+        }
+    }
+
+    /// The input paths, in the order given (index = [`super::FrameRef::file`]).
+    pub fn paths(&self) -> &[PathBuf] {
+        &self.paths
+    }
+
+    /// The next frame across all files, earliest timestamp first (ties: earlier file).
+    pub fn next_packet(&mut self) -> Option<RawPacket<'_>> {
+        let pick = if self.files.len() == 1 {
+            0
+        } else {
+            let mut best: Option<(usize, crate::time::Timestamp)> = None;
+            for (i, f) in self.files.iter_mut().enumerate() {
+                if let Some(ts) = f.peek_ts() {
+                    if best.is_none_or(|(_, b)| ts < b) {
+                        best = Some((i, ts));
+                    }
+                }
+            }
+            best?.0
+        };
+        self.files.get_mut(pick)?.next_packet()
+    }
+
+    /// Errors met so far (files that could not be opened, damage found while reading).
+    pub fn take_errors(&mut self) -> Vec<SourceError> {
+        for f in &mut self.files {
+            if let Some(e) = f.take_error() {
+                self.errors.push(e);
+            }
+        }
+        std::mem::take(&mut self.errors)
+    }
+
+    /// Per-file statistics, in input order.
+    pub fn stats(&self) -> Vec<FileStats> {
+        self.files.iter().map(CaptureFile::stats).collect()
+    }
+}

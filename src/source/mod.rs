@@ -1,0 +1,140 @@
+//! Stage 1, source: where packets come from.
+//!
+//! Capture files (pcap in either byte order and micro- or nanosecond resolution, and pcapng
+//! with any number of sections and interfaces) are read by [`file::CaptureFile`] through the
+//! pure-Rust `pcap-parser`, streaming through a fixed buffer so a file of any size is never
+//! held in memory. Several files are merged into one capture in timestamp order by
+//! [`merge::CaptureSet`] (rotated `tcpdump -G/-C` output is the common case).
+//!
+//! The stage hands on [`RawPacket`]s: the link-layer bytes of one frame with its link type,
+//! timestamp and [`FrameRef`] (file and 1-based frame number, exactly as Wireshark numbers
+//! frames). Anything wrong with a file is a [`SourceError`] that names the file and the frame;
+//! a damaged file ends early but what was read before the damage is still analysed.
+
+pub mod file;
+pub mod merge;
+
+use crate::time::Timestamp;
+use std::path::PathBuf;
+
+/// Which frame of which input: `file` indexes the input list, `number` is 1-based in file
+/// order, as Wireshark and tshark number frames.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct FrameRef {
+    /// Index of the input file (0 for the first, or for a live capture).
+    pub file: u16,
+    /// 1-based frame number within that file.
+    pub number: u64,
+}
+
+/// One captured frame, borrowed from the reader's buffer.
+#[derive(Copy, Clone, Debug)]
+pub struct RawPacket<'a> {
+    /// Where the frame sits in the input.
+    pub frame: FrameRef,
+    /// When it was captured.
+    pub ts: Timestamp,
+    /// The pcap `LINKTYPE_*` value of the interface it was captured on.
+    pub linktype: u32,
+    /// The frame's length on the wire (`orig_len`); more than `data.len()` when cut by snaplen.
+    pub orig_len: u32,
+    /// The captured bytes, starting at the link-layer header.
+    pub data: &'a [u8],
+}
+
+/// Something wrong with an input file. Each variant names the file and, where it applies,
+/// the frame at which reading stopped (the frames before it have been analysed).
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The file could not be opened or read.
+    #[error("{path}: cannot read: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The file is empty.
+    #[error("{path}: the file is empty")]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file does not start with a pcap or pcapng header.
+    #[error("{path}: not a pcap or pcapng capture (unrecognised header {magic})")]
+    NotACapture {
+        /// The file.
+        path: PathBuf,
+        /// The first bytes, in hex.
+        magic: String,
+    },
+    /// The file ends in the middle of a record.
+    #[error("{path}: truncated: the file ends in the middle of frame {frame} (byte offset {offset}); the {read} frames before it were analysed")]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// The frame that is cut.
+        frame: u64,
+        /// Byte offset of that frame's record.
+        offset: u64,
+        /// Frames read before it.
+        read: u64,
+    },
+    /// A record is damaged; nothing after it can be trusted.
+    #[error("{path}: damaged record at frame {frame} (byte offset {offset}): {detail}; the {read} frames before it were analysed")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// The frame whose record is damaged.
+        frame: u64,
+        /// Byte offset of that record.
+        offset: u64,
+        /// What is wrong with it.
+        detail: String,
+        /// Frames read before it.
+        read: u64,
+    },
+}
+
+impl SourceError {
+    /// The frame number where reading stopped, if the error is inside the file.
+    pub fn frame(&self) -> Option<u64> {
+        match self {
+            SourceError::Truncated { frame, .. } | SourceError::Corrupt { frame, .. } => {
+                Some(*frame)
+            }
+            _ => None,
+        }
+    }
+
+    /// True when nothing at all could be read from the file.
+    pub fn is_unusable(&self) -> bool {
+        matches!(
+            self,
+            SourceError::Io { .. } | SourceError::Empty { .. } | SourceError::NotACapture { .. }
+        )
+    }
+}
+
+/// What one input file held, for the summary and the caveats.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct FileStats {
+    /// The file's path as given.
+    pub path: String,
+    /// `pcap` or `pcapng`.
+    pub format: String,
+    /// Frames read.
+    pub frames: u64,
+    /// Bytes of captured frame data read.
+    pub bytes: u64,
+    /// Frames whose captured length is less than their length on the wire (snaplen).
+    pub cut_frames: u64,
+    /// Packets the capturing interface reported dropped (pcapng interface statistics).
+    pub interface_drops: u64,
+    /// Link types seen, as `LINKTYPE_*` numbers.
+    pub linktypes: Vec<u32>,
+    /// First and last timestamps.
+    pub first_ts: Option<crate::time::Timestamp>,
+    /// Timestamp of the last frame.
+    pub last_ts: Option<crate::time::Timestamp>,
+}
