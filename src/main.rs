@@ -58,7 +58,7 @@ struct ReportArgs {
     #[arg(long, default_value_t = 50, value_name = "N")]
     limit: usize,
     /// Exit with status 3 if there is any finding of this severity or worse.
-    #[arg(long, value_name = "SEVERITY", num_args = 0..=1, default_missing_value = "warning")]
+    #[arg(long, value_name = "SEVERITY", num_args = 0..=1, require_equals = true, default_missing_value = "warning")]
     fail_on_findings: Option<FailOn>,
     /// Most connections tracked at once (the least recently active are judged early).
     #[arg(long, default_value_t = 500_000, value_name = "N")]

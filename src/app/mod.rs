@@ -21,6 +21,7 @@ pub struct Mark {
     /// The frame.
     pub frame: FrameRef,
     /// Its timestamp.
+    #[serde(rename = "time")]
     pub ts: Timestamp,
 }
 

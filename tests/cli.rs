@@ -1,0 +1,274 @@
+//! The command line as a user meets it: reports, exit status, damaged input, several files,
+//! every pcap byte order and resolution, closed pipes, and hostile captured text.
+
+mod common;
+
+use common::*;
+use std::io::Read;
+use std::process::{Command, Stdio};
+
+#[test]
+fn race_fixture_terminal_report_states_the_verdict() {
+    let out = run(&["analyze", race_capture().to_str().unwrap()]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("2 POST requests failed in keep-alive idle races"),
+        "{text}"
+    );
+    assert!(
+        text.contains("the server at 127.0.0.1:9000 closes idle connections after ~301 ms"),
+        "{text}"
+    );
+    assert!(
+        text.contains("POST /test #235") && text.contains("POST /test #265"),
+        "{text}"
+    );
+    assert!(
+        text.contains("must use an idle timeout below ~300 ms"),
+        "{text}"
+    );
+    assert!(text.contains("must not be retried blindly"), "{text}");
+    assert!(
+        !text.contains('\x1b'),
+        "no colour when NO_COLOR is set or stdout is not a terminal"
+    );
+}
+
+#[test]
+fn fail_on_findings_sets_the_exit_status() {
+    let race = race_capture();
+    let out = run(&["analyze", "--fail-on-findings", race.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    let out = run(&[
+        "analyze",
+        "--fail-on-findings=error",
+        race.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(3));
+    let clean = root().join("tests/corpus/zeek/Traces/http/concurrent-range-requests.pcap");
+    let out = run(&["analyze", "--fail-on-findings", clean.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn output_file_gets_the_report() {
+    let dir = scratch("output");
+    let path = dir.join("r.json");
+    let out = run(&[
+        "analyze",
+        "-f",
+        "json",
+        "-o",
+        path.to_str().unwrap(),
+        race_capture().to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    assert!(out.stdout.is_empty());
+    let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(doc["schema_version"], 1);
+}
+
+#[test]
+fn garbage_empty_and_missing_files_are_clear_errors() {
+    let dir = scratch("garbage");
+    let garbage = dir.join("garbage.pcap");
+    std::fs::write(&garbage, b"this is not a capture at all, just text\n").unwrap();
+    let empty = dir.join("empty.pcap");
+    std::fs::write(&empty, b"").unwrap();
+    for (path, says) in [
+        (&garbage, "not a pcap or pcapng capture"),
+        (&empty, "empty"),
+        (&dir.join("nope.pcap"), "cannot read"),
+    ] {
+        let out = run(&["analyze", path.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(path.to_str().unwrap()) && err.contains(says),
+            "{err}"
+        );
+        assert!(!err.contains("panicked"));
+    }
+}
+
+#[test]
+fn unusable_file_beside_a_good_one_still_reports_the_good_one() {
+    let dir = scratch("mixed");
+    let garbage = dir.join("garbage.pcap");
+    std::fs::write(&garbage, [0u8; 64]).unwrap();
+    let out = run(&[
+        "analyze",
+        race_capture().to_str().unwrap(),
+        garbage.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("idle races"));
+}
+
+#[test]
+fn truncated_file_is_analysed_up_to_the_cut() {
+    let pcap = Pcap::read(&race_capture());
+    let full = std::fs::read(race_capture()).unwrap();
+    // Cut in the middle of record 300 (frame 301), after both races (frames 235, 265).
+    let cut_at = pcap.offset_of(300) + 20;
+    let dir = scratch("truncated");
+    let path = dir.join("truncated.pcap");
+    std::fs::write(&path, &full[..cut_at]).unwrap();
+    let out = run(&["analyze", "-f", "json", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("truncated.pcap")
+            && err.contains("frame 301")
+            && err.contains("300 frames before it"),
+        "{err}"
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["summary"]["packets"]["frames"], 300);
+    assert_eq!(
+        findings(&doc).iter().filter(|f| f.0 == "idle_race").count(),
+        2
+    );
+    let caveats = doc["caveats"].as_array().unwrap();
+    assert!(caveats.iter().any(
+        |c| c["kind"] == "input_error" && c["message"].as_str().unwrap().contains("frame 301")
+    ));
+}
+
+#[test]
+fn damaged_record_header_names_the_frame() {
+    let pcap = Pcap::read(&race_capture());
+    let mut bytes = std::fs::read(race_capture()).unwrap();
+    let at = pcap.offset_of(99); // record of frame 100
+    bytes[at + 8..at + 12].copy_from_slice(&0x7fff_ffffu32.to_le_bytes());
+    let dir = scratch("badrecord");
+    let path = dir.join("bad.pcap");
+    std::fs::write(&path, &bytes).unwrap();
+    let out = run(&["analyze", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("damaged record at frame 100") && err.contains("bad.pcap"),
+        "{err}"
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("99 frames") && text.contains("Caveats"),
+        "{text}"
+    );
+}
+
+#[test]
+fn every_byte_order_and_resolution_gives_the_same_findings() {
+    let pcap = Pcap::read(&race_capture());
+    let reference = findings(&json(&[&race_capture()]));
+    assert_eq!(reference.iter().filter(|f| f.0 == "idle_race").count(), 2);
+    let dir = scratch("variants");
+    for (be, ns) in [(true, false), (false, true), (true, true)] {
+        let path = dir.join(format!("be{be}-ns{ns}.pcap"));
+        pcap.write(&path, 0..pcap.records.len(), be, ns);
+        assert_eq!(
+            findings(&json(&[&path])),
+            reference,
+            "big-endian {be}, nanoseconds {ns}"
+        );
+    }
+}
+
+#[test]
+fn rotated_files_are_one_capture_with_frames_cited_per_file() {
+    let pcap = Pcap::read(&race_capture());
+    let n = pcap.records.len();
+    let dir = scratch("rotated");
+    let (a, b, c) = (
+        dir.join("rot-1.pcap"),
+        dir.join("rot-2.pcap"),
+        dir.join("rot-3.pcap"),
+    );
+    // Split through the middle of the race connections (frames 228-236 and 258-266).
+    pcap.write(&a, 0..232, false, false);
+    pcap.write(&b, 232..262, false, false);
+    pcap.write(&c, 262..n, false, false);
+    // Given out of order: the merge is by time.
+    let doc = json(&[&c, &a, &b]);
+    let races: Vec<_> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "idle_race")
+        .collect();
+    assert_eq!(races.len(), 2);
+    // Frame 235 of the whole capture is frame 3 of rot-2.pcap (input index 2).
+    assert_eq!(
+        races[0]["request"]["frame"],
+        serde_json::json!({"file": 2, "number": 3})
+    );
+    let out = run(&[
+        "analyze",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        c.to_str().unwrap(),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("POST /test rot-2.pcap#3"), "{text}");
+}
+
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_resetscope"))
+        .args(["analyze", "-f", "json", race_capture().to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(run(&["analyze"]).status.code(), Some(2));
+    assert_eq!(
+        run(&["analyze", "--format", "yaml", "x.pcap"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn live_without_the_feature_says_how_to_build_it() {
+    if cfg!(feature = "live") {
+        return;
+    }
+    let out = run(&["live", "-i", "lo"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--features live") && err.contains("libpcap-dev"),
+        "{err}"
+    );
+}
