@@ -22,8 +22,11 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
-/// Findings kept in memory; beyond this they are counted (and still streamed).
-const MAX_FINDINGS: usize = 200_000;
+/// Findings kept in memory; beyond this they are counted (and still streamed live).
+const MAX_FINDINGS: usize = 100_000;
+/// Informational findings (idle closes) kept in memory: they are context, and one per
+/// keep-alive connection would make memory grow with the capture.
+const MAX_INFO_FINDINGS: usize = 2_000;
 /// Servers tallied; beyond this new servers are counted only.
 const MAX_SERVERS: usize = 100_000;
 
@@ -67,6 +70,8 @@ pub struct Diagnosis {
     pub findings: Vec<Finding>,
     /// Findings not kept because of the memory cap.
     pub findings_dropped: u64,
+    /// Findings per kind, kept or not.
+    pub counts: BTreeMap<FindingKind, u64>,
     /// Per-server estimates and recommendations, servers with findings first.
     pub servers: Vec<ServerReport>,
     /// Connection counters.
@@ -81,6 +86,8 @@ pub type FindingHook = Box<dyn FnMut(&Finding) + Send>;
 pub struct Diagnoser {
     findings: Vec<Finding>,
     findings_dropped: u64,
+    info_kept: usize,
+    by_kind: BTreeMap<FindingKind, u64>,
     servers: HashMap<SocketAddr, ServerTally>,
     counts: ConnectionCounts,
     hook: Option<FindingHook>,
@@ -97,7 +104,7 @@ impl Diagnoser {
 
     /// Findings decided so far.
     pub fn finding_count(&self) -> u64 {
-        self.findings.len() as u64 + self.findings_dropped
+        self.by_kind.values().sum()
     }
 
     /// Judges a connection released by the flow table; returns its record.
@@ -152,7 +159,10 @@ impl Diagnoser {
             if let Some(hook) = self.hook.as_mut() {
                 hook(&f);
             }
-            if self.findings.len() < MAX_FINDINGS {
+            *self.by_kind.entry(f.kind).or_default() += 1;
+            let info = f.severity == Severity::Info;
+            if self.findings.len() < MAX_FINDINGS && (!info || self.info_kept < MAX_INFO_FINDINGS) {
+                self.info_kept += info as usize;
                 self.findings.push(f);
             } else {
                 self.findings_dropped += 1;
@@ -181,6 +191,8 @@ impl Diagnoser {
                 // Reset right after a request, but not at the server's idle timeout: not the
                 // race, just a reset with the request in flight.
                 f.kind = FindingKind::ResetInFlight;
+                *self.by_kind.entry(FindingKind::IdleRace).or_default() -= 1;
+                *self.by_kind.entry(FindingKind::ResetInFlight).or_default() += 1;
                 f.severity = f.kind.severity();
                 f.variant = None;
                 if let Some(t) = self.servers.get_mut(&f.server) {
@@ -211,6 +223,7 @@ impl Diagnoser {
         Diagnosis {
             findings: self.findings,
             findings_dropped: self.findings_dropped,
+            counts: self.by_kind,
             servers,
             connections: self.counts,
         }

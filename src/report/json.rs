@@ -62,8 +62,8 @@ pub fn summary(a: &Analysis) -> Summary<'_> {
     };
     let mut findings: BTreeMap<&'static str, u64> =
         FindingKind::ALL.iter().map(|k| (k.name(), 0)).collect();
-    for f in &a.diagnosis.findings {
-        *findings.entry(f.kind.name()).or_default() += 1;
+    for (k, n) in &a.diagnosis.counts {
+        findings.insert(k.name(), *n);
     }
     Summary {
         first_time: p.first_ts,

@@ -164,10 +164,18 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
                 shown.len() - listed
             );
         }
-        let info = a.diagnosis.findings.len() - shown.len();
-        if info > 0 {
-            let _ = writeln!(out, "{} idle closes not listed (--all lists them).", info);
-        }
+    }
+    let idle_closes = a
+        .diagnosis
+        .counts
+        .get(&FindingKind::IdleClose)
+        .copied()
+        .unwrap_or(0);
+    if idle_closes > 0 && !opts.all {
+        let _ = writeln!(
+            out,
+            "{idle_closes} idle closes (informational) not listed; --all lists them."
+        );
     }
 
     if !a.diagnosis.servers.is_empty() {
@@ -222,7 +230,7 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
 /// One sentence that says what matters most.
 pub fn headline(a: &Analysis) -> String {
     let f = &a.diagnosis.findings;
-    let count = |k: FindingKind| f.iter().filter(|x| x.kind == k).count();
+    let count = |k: FindingKind| a.diagnosis.counts.get(&k).copied().unwrap_or(0);
     let races: Vec<&Finding> = f
         .iter()
         .filter(|x| x.kind == FindingKind::IdleRace)
@@ -249,11 +257,12 @@ pub fn headline(a: &Analysis) -> String {
             .map(|e| format!(" after ~{}", human_ms(e.median_ms)))
             .unwrap_or_default();
         let more_servers = races.iter().any(|r| r.server != server);
+        let n = count(FindingKind::IdleRace);
         return format!(
             "{} {} request{} failed in keep-alive idle races: the server at {}{} closes idle connections{}, and the client reused connections at that moment.",
-            races.len(),
+            n,
             methods,
-            if races.len() == 1 { "" } else { "s" },
+            if n == 1 { "" } else { "s" },
             server,
             if more_servers { " (and others)" } else { "" },
             est
