@@ -39,9 +39,11 @@ pub struct PacketCounts {
     pub malformed: u64,
     /// Frames cut by the snap length (captured length below wire length).
     pub cut: u64,
-    /// First frame's time.
+    /// First frame's time (reported as `summary.first_time`).
+    #[serde(skip)]
     pub first_ts: Option<Timestamp>,
-    /// Last frame's time.
+    /// Last frame's time (reported as `summary.last_time`).
+    #[serde(skip)]
     pub last_ts: Option<Timestamp>,
 }
 

@@ -110,7 +110,8 @@ pub struct Finding {
     pub by: Side,
     /// The frames that prove it, in capture order.
     pub frames: Vec<FrameRef>,
-    /// The close that matters: the FIN of an idle close or race, the RST otherwise.
+    /// The close that decided the finding: the server's FIN for an idle close or a FIN-variant
+    /// race, the RST otherwise.
     pub close_frame: FrameRef,
     /// The request in flight, if any.
     pub request: Option<RequestRef>,
@@ -127,7 +128,8 @@ pub struct Finding {
     /// The idle time matches the server's estimated idle timeout (set once the estimate is
     /// known; `null` when there is none).
     pub matches_server_timeout: Option<bool>,
-    /// The request may be retried automatically (idempotent, or never reached the server).
+    /// The request may be retried automatically: idempotent by method or idempotency key.
+    /// `false` for a TLS race (the request cannot be seen).
     pub retry_safe: Option<bool>,
     /// One plain-language sentence.
     pub sentence: String,

@@ -4,9 +4,9 @@
 //! ([`verdict::judge`]), hands its [`ConnectionRecord`] back to the caller (which may stream
 //! it out and drop it), keeps its findings, and feeds the per-server tallies. Findings are
 //! reported the moment they are decided through an optional callback (live mode).
-//! [`Diagnoser::finish`] settles what needs the whole capture: the per-server idle-timeout
-//! estimates, and whether each RST-variant race happened at the server's idle timeout (one
-//! that did not is downgraded to `reset_in_flight`). It hands on a [`Diagnosis`].
+//! A race shown only by a RST (no FIN) is confirmed against the server's idle timeout as
+//! estimated so far; one at another idle time is a `reset_in_flight`. [`Diagnoser::finish`]
+//! settles the per-server estimates over the whole capture and hands on a [`Diagnosis`].
 
 pub mod estimate;
 pub mod finding;
@@ -109,7 +109,8 @@ impl Diagnoser {
 
     /// Judges a connection released by the flow table; returns its record.
     pub fn connection_done(&mut self, c: Connection, released: Release) -> ConnectionRecord {
-        let v = verdict::judge(&c, released);
+        let mut v = verdict::judge(&c, released);
+        self.confirm_rst_races(&mut v);
         let r = &v.record;
         let n = &mut self.counts;
         n.total += 1;
@@ -171,6 +172,37 @@ impl Diagnoser {
         v.record
     }
 
+    /// A RST with no FIN right after a request is the idle race only if it came at the
+    /// server's idle timeout. Once the server has shown its timeout (three idle closes or
+    /// more, this one not counted), a reset at another idle time is a plain reset in flight.
+    fn confirm_rst_races(&self, v: &mut verdict::Verdict) {
+        for f in &mut v.findings {
+            if f.variant != Some("rst_no_fin") {
+                continue;
+            }
+            let Some(e) = self.servers.get(&f.server).and_then(|t| t.estimate()) else {
+                continue;
+            };
+            let Some(idle) = f.idle_ms else { continue };
+            let matches = e.matches(idle);
+            f.matches_server_timeout = Some(matches);
+            if matches || e.observations < 3 {
+                continue;
+            }
+            f.kind = FindingKind::ResetInFlight;
+            f.severity = f.kind.severity();
+            f.variant = None;
+            f.sentence = format!(
+                "The server reset the connection right after {} was sent, after {} ms idle, which is not this server's idle timeout (~{} ms); the request may or may not have been applied.",
+                f.request.as_ref().map_or("a request".to_string(), |r| format!("{} {}", r.method, r.target)),
+                idle.round(),
+                e.median_ms.round()
+            );
+            v.server_idle_close = None;
+        }
+        v.record.findings = v.findings.iter().map(|f| f.kind).collect();
+    }
+
     /// Settles the estimates and the findings that depend on them.
     pub fn finish(mut self) -> Diagnosis {
         let estimates: BTreeMap<SocketAddr, estimate::Estimate> = self
@@ -179,31 +211,11 @@ impl Diagnoser {
             .filter_map(|(s, t)| Some((*s, t.estimate()?)))
             .collect();
         for f in &mut self.findings {
-            if f.kind != FindingKind::IdleRace {
+            if f.kind != FindingKind::IdleRace || f.matches_server_timeout.is_some() {
                 continue;
             }
-            let (Some(e), Some(idle)) = (estimates.get(&f.server), f.idle_ms) else {
-                continue;
-            };
-            let matches = e.matches(idle);
-            f.matches_server_timeout = Some(matches);
-            if !matches && f.variant == Some("rst_no_fin") && e.observations >= 3 {
-                // Reset right after a request, but not at the server's idle timeout: not the
-                // race, just a reset with the request in flight.
-                f.kind = FindingKind::ResetInFlight;
-                *self.by_kind.entry(FindingKind::IdleRace).or_default() -= 1;
-                *self.by_kind.entry(FindingKind::ResetInFlight).or_default() += 1;
-                f.severity = f.kind.severity();
-                f.variant = None;
-                if let Some(t) = self.servers.get_mut(&f.server) {
-                    t.races = t.races.saturating_sub(1);
-                }
-                f.sentence = format!(
-                    "The server reset the connection right after {} was sent, after {} ms idle, which is not this server's idle timeout (~{} ms); the request may or may not have been applied.",
-                    f.request.as_ref().map_or("a request".to_string(), |r| format!("{} {}", r.method, r.target)),
-                    idle.round(),
-                    e.median_ms.round()
-                );
+            if let (Some(e), Some(idle)) = (estimates.get(&f.server), f.idle_ms) {
+                f.matches_server_timeout = Some(e.matches(idle));
             }
         }
         self.findings

@@ -128,8 +128,10 @@ pub struct ConnectionRecord {
     pub released: Release,
     /// Who closed first and how.
     pub first_close: Option<FirstClose>,
-    /// Every FIN and RST.
+    /// Every FIN and RST (the first 32).
     pub closes: Vec<CloseEvent>,
+    /// FIN and RST packets beyond the first 32, not listed.
+    pub closes_dropped: u32,
     /// Idle time before the first close: from the last payload before it (milliseconds).
     pub idle_before_close_ms: Option<f64>,
     /// HTTP requests in order.

@@ -139,6 +139,7 @@ pub fn judge(c: &Connection, released: Release) -> Verdict {
         released,
         first_close,
         closes: c.closes.clone(),
+        closes_dropped: c.closes_dropped,
         idle_before_close_ms,
         requests: records,
         stream: StreamCounters {
@@ -425,6 +426,7 @@ fn tls_race(
     f.fin_to_request_ms = Some(ms(late.ts.since(alert.ts)));
     f.variant = Some("tls_alert");
     f.written_after_close = Some(true);
+    f.retry_safe = Some(false);
     Some((f, Some(IdleObservation { idle })))
 }
 

@@ -53,6 +53,7 @@ impl CloseKind {
 #[derive(Copy, Clone, Debug, Serialize)]
 pub struct CloseEvent {
     /// Who sent it.
+    #[serde(rename = "by")]
     pub side: Side,
     /// Where and when.
     #[serde(flatten)]

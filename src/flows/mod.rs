@@ -6,8 +6,12 @@
 //! as finished [`Connection`]s, when they are closed and have been quiet for a linger time
 //! (late retransmissions and resets still find them), when they have been silent longer than
 //! the idle limit, when the table is full (the least recently active go first, counted as
-//! evictions), and at the end of the capture. Memory is bounded by the number of live flows
-//! and the out-of-order bytes buffered per direction, both capped.
+//! evictions), and at the end of the capture. A released closed connection leaves a
+//! tombstone for a while: late packets for it (a retransmitted FIN, one more RST answering a
+//! late segment) are counted instead of starting a bogus new connection, so the verdict is
+//! the same whether the connection was released quickly (live capture) or not. Memory is
+//! bounded by the number of live flows and the out-of-order bytes buffered per direction,
+//! both capped.
 
 pub mod connection;
 pub mod reassembly;
@@ -61,6 +65,8 @@ pub struct FlowConfig {
     pub linger: Nanos,
     /// How long an open connection may stay silent before it is released.
     pub idle_limit: Nanos,
+    /// How long late packets of a released closed connection are recognised as such.
+    pub tombstone: Nanos,
 }
 
 impl Default for FlowConfig {
@@ -68,8 +74,9 @@ impl Default for FlowConfig {
         FlowConfig {
             max_flows: 500_000,
             max_buffer: 1 << 20,
-            linger: Nanos(60_000_000_000),
+            linger: Nanos(2_000_000_000),
             idle_limit: Nanos(3_600_000_000_000),
+            tombstone: Nanos(300_000_000_000),
         }
     }
 }
@@ -101,6 +108,8 @@ pub struct FlowStats {
     pub evicted: u64,
     /// Connections released after a long silence while still open.
     pub idle_released: u64,
+    /// Packets that arrived for a connection already closed and released.
+    pub late_packets: u64,
 }
 
 type Key = (IpAddr, u16, IpAddr, u16);
@@ -121,6 +130,9 @@ pub struct FlowTable {
     flows: FxHashMap<Key, Connection>,
     /// Closed connections in order of closing: (when, key, id).
     closed: VecDeque<(Timestamp, Key, u64)>,
+    /// Recently released closed connections: key → release time.
+    tombstones: FxHashMap<Key, Timestamp>,
+    tombstone_queue: VecDeque<(Timestamp, Key)>,
     next_id: u64,
     last_sweep: Timestamp,
     last_idle_sweep: Timestamp,
@@ -135,6 +147,8 @@ impl FlowTable {
             config,
             flows: FxHashMap::default(),
             closed: VecDeque::new(),
+            tombstones: FxHashMap::default(),
+            tombstone_queue: VecDeque::new(),
             next_id: 1,
             last_sweep: Timestamp(i64::MIN),
             last_idle_sweep: Timestamp(i64::MIN),
@@ -167,6 +181,14 @@ impl FlowTable {
                     let c = self.flows.remove(&key).expect("present");
                     self.release(c, Release::PortReuse, done);
                 }
+            }
+        }
+        if !self.flows.contains_key(&key) && !self.tombstones.is_empty() {
+            if is_syn {
+                self.tombstones.remove(&key);
+            } else if self.tombstones.contains_key(&key) {
+                self.stats.late_packets += 1;
+                return;
             }
         }
         if !self.flows.contains_key(&key) && self.flows.len() >= self.config.max_flows {
@@ -213,10 +235,21 @@ impl FlowTable {
             };
             if quiet {
                 let c = self.flows.remove(&key).expect("present");
+                self.tombstones.insert(key, now);
+                self.tombstone_queue.push_back((now, key));
                 self.release(c, Release::Closed, done);
             } else {
                 let last = self.flows[&key].last_ts();
                 self.closed.push_back((last, key, id));
+            }
+        }
+        while let Some(&(at, key)) = self.tombstone_queue.front() {
+            if now.since(at) < self.config.tombstone {
+                break;
+            }
+            self.tombstone_queue.pop_front();
+            if self.tombstones.get(&key) == Some(&at) {
+                self.tombstones.remove(&key);
             }
         }
         // Silent open connections: a full scan, so only once a minute of capture time.

@@ -39,8 +39,12 @@ pub struct Summary<'a> {
     pub packets: &'a PacketCounts,
     /// Connection counters.
     pub connections: &'a crate::diagnose::ConnectionCounts,
-    /// Findings per kind (every kind present, zero included).
+    /// Findings per kind (every kind present, zero included), listed or not.
     pub findings: BTreeMap<&'static str, u64>,
+    /// Findings counted above but not listed in `findings` (memory cap).
+    pub findings_not_listed: u64,
+    /// Flow-table counters.
+    pub flow_table: &'a crate::flows::FlowStats,
 }
 
 #[derive(Serialize)]
@@ -72,6 +76,8 @@ pub fn summary(a: &Analysis) -> Summary<'_> {
         packets: p,
         connections: &a.diagnosis.connections,
         findings,
+        findings_not_listed: a.diagnosis.findings_dropped,
+        flow_table: &a.flows,
     }
 }
 

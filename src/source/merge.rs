@@ -69,8 +69,23 @@ impl CaptureSet {
         std::mem::take(&mut self.errors)
     }
 
-    /// Per-file statistics, in input order.
+    /// Per-file statistics, one per input path in input order (a file that could not be
+    /// read at all has format `unreadable`), so that [`super::FrameRef::file`] indexes it.
     pub fn stats(&self) -> Vec<FileStats> {
-        self.files.iter().map(CaptureFile::stats).collect()
+        let mut out: Vec<FileStats> = self
+            .paths
+            .iter()
+            .map(|p| FileStats {
+                path: p.display().to_string(),
+                format: "unreadable".into(),
+                ..FileStats::default()
+            })
+            .collect();
+        for f in &self.files {
+            if let Some(i) = self.paths.iter().position(|p| p == f.path()) {
+                out[i] = f.stats();
+            }
+        }
+        out
     }
 }

@@ -12,6 +12,8 @@
 //! a damaged file ends early but what was read before the damage is still analysed.
 
 pub mod file;
+#[cfg(feature = "live")]
+pub mod live;
 pub mod merge;
 
 use crate::time::Timestamp;
@@ -121,7 +123,7 @@ impl SourceError {
 pub struct FileStats {
     /// The file's path as given.
     pub path: String,
-    /// `pcap` or `pcapng`.
+    /// `pcap` or `pcapng`; `unreadable` when the file could not be read at all.
     pub format: String,
     /// Frames read.
     pub frames: u64,
