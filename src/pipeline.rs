@@ -60,8 +60,19 @@ pub struct Analysis {
     pub flows: FlowStats,
     /// Findings, estimates and connection counters.
     pub diagnosis: Diagnosis,
-    /// Packets the capturing kernel dropped (live capture), if known.
-    pub kernel_drops: Option<u64>,
+    /// libpcap's counters of a live capture.
+    pub kernel: Option<KernelStats>,
+}
+
+/// Packet counts libpcap reports for a live capture (`pcap_stats`).
+#[derive(Copy, Clone, Debug, Default, Serialize)]
+pub struct KernelStats {
+    /// Packets received by the filter.
+    pub received: u64,
+    /// Packets the kernel dropped because the capture buffer was full.
+    pub dropped: u64,
+    /// Packets the interface or its driver dropped.
+    pub interface_dropped: u64,
 }
 
 /// Analysis options.
@@ -153,7 +164,7 @@ impl Analyzer {
             packets: self.counts,
             flows: self.flows.stats.clone(),
             diagnosis: self.diag.finish(),
-            kernel_drops: None,
+            kernel: None,
         }
     }
 }

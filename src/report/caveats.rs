@@ -20,8 +20,14 @@ pub fn caveats(a: &Analysis) -> Vec<Caveat> {
     for e in &a.input_errors {
         add("input_error", e.clone());
     }
-    if let Some(d) = a.kernel_drops.filter(|d| *d > 0) {
-        add("kernel_drops", format!("the kernel dropped {d} packets during the capture; verdicts on connections that lost packets may be incomplete"));
+    if let Some(k) = a.kernel.filter(|k| k.dropped + k.interface_dropped > 0) {
+        add(
+            "kernel_drops",
+            format!(
+                "packets were lost during the capture ({} dropped by the kernel, {} by the interface, of {} received); verdicts on connections that lost packets may be incomplete",
+                k.dropped, k.interface_dropped, k.received
+            ),
+        );
     }
     let iface: u64 = a.inputs.iter().map(|i| i.interface_drops).sum();
     if iface > 0 {

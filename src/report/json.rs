@@ -22,6 +22,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub struct JsonWriter<W: Write> {
     out: W,
     records: u64,
+    /// One line for the whole document (JSON Lines), instead of one line per record.
+    compact: bool,
     /// First write error, reported at the end (the analysis keeps going).
     error: Option<io::Error>,
 }
@@ -55,6 +57,8 @@ struct Tail<'a> {
     caveats: Vec<Caveat>,
     inputs: &'a [FileStats],
     errors: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    live_capture: Option<crate::pipeline::KernelStats>,
 }
 
 /// Builds the summary of an analysis.
@@ -82,16 +86,28 @@ pub fn summary(a: &Analysis) -> Summary<'_> {
 }
 
 impl<W: Write> JsonWriter<W> {
-    /// Starts the document.
-    pub fn new(mut out: W) -> JsonWriter<W> {
+    /// Starts the document, one connection record per line.
+    pub fn new(out: W) -> JsonWriter<W> {
+        Self::start(out, false, "")
+    }
+
+    /// Starts the document on a single line (for JSON Lines streams), with `prefix` fields
+    /// (e.g. `"type":"report",`) before the others.
+    pub fn single_line(out: W, prefix: &str) -> JsonWriter<W> {
+        Self::start(out, true, prefix)
+    }
+
+    fn start(mut out: W, compact: bool, prefix: &str) -> JsonWriter<W> {
+        let nl = if compact { "" } else { "\n" };
         let head = format!(
-            "{{\"schema_version\":{SCHEMA_VERSION},\"tool\":{{\"name\":\"resetscope\",\"version\":\"{}\"}},\n\"connections\":[",
+            "{{{prefix}\"schema_version\":{SCHEMA_VERSION},\"tool\":{{\"name\":\"resetscope\",\"version\":\"{}\"}},{nl}\"connections\":[",
             env!("CARGO_PKG_VERSION")
         );
         let error = out.write_all(head.as_bytes()).err();
         JsonWriter {
             out,
             records: 0,
+            compact,
             error,
         }
     }
@@ -101,7 +117,12 @@ impl<W: Write> JsonWriter<W> {
         if self.error.is_some() {
             return;
         }
-        let sep: &[u8] = if self.records == 0 { b"\n" } else { b",\n" };
+        let sep: &[u8] = match (self.records == 0, self.compact) {
+            (true, true) => b"",
+            (true, false) => b"\n",
+            (false, true) => b",",
+            (false, false) => b",\n",
+        };
         self.records += 1;
         let res = self
             .out
@@ -122,10 +143,12 @@ impl<W: Write> JsonWriter<W> {
             caveats: caveats(a),
             inputs: &a.inputs,
             errors: &a.input_errors,
+            live_capture: a.kernel,
         };
         let body = serde_json::to_string(&tail).map_err(io::Error::from)?;
         // Splice the tail object's fields after the connections array.
-        self.out.write_all(b"\n],")?;
+        self.out
+            .write_all(if self.compact { b"]," } else { b"\n]," })?;
         self.out.write_all(&body.as_bytes()[1..])?;
         self.out.write_all(b"\n")?;
         self.out.flush()?;

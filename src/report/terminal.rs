@@ -88,6 +88,13 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
         n.http_requests,
         span
     );
+    if let Some(k) = a.kernel {
+        let _ = writeln!(
+            out,
+            "libpcap: {} packets received, {} dropped by the kernel, {} dropped by the interface",
+            k.received, k.dropped, k.interface_dropped
+        );
+    }
     let _ = writeln!(out, "{}", headline(a));
     out.push('\n');
 
@@ -225,6 +232,38 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
         }
     }
     out
+}
+
+/// A finding on one line, in the report's words (live mode prints these as they happen).
+pub fn finding_line(f: &Finding, names: &FrameNamer) -> String {
+    let request = f
+        .request
+        .as_ref()
+        .map(|r| {
+            format!(
+                " {} {} {}",
+                escape::terminal(&r.method),
+                escape::terminal_max(&r.target, 60),
+                names.name(r.frame)
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "{} {} {} → {}{}, {} {} {}: {}",
+        f.time.to_datetime().format("%H:%M:%S%.3f"),
+        f.kind.name(),
+        f.client,
+        f.server,
+        request,
+        f.by.name(),
+        if f.kind == FindingKind::IdleClose || f.variant.is_some_and(|v| v.starts_with("fin")) {
+            "FIN"
+        } else {
+            "RST"
+        },
+        names.name(f.close_frame),
+        escape::terminal_max(&f.sentence, 1000)
+    )
 }
 
 /// One sentence that says what matters most.

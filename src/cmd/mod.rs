@@ -1,0 +1,119 @@
+//! The subcommands, and what they share: report options, output, exit status.
+
+pub mod analyze;
+pub mod live;
+
+use anyhow::{bail, Context, Result};
+use clap::ValueEnum;
+use resetscope::diagnose::Severity;
+use resetscope::pipeline::Analysis;
+use resetscope::report::terminal::{self, TerminalOptions};
+use resetscope::report::FrameNamer;
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Report formats.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// A readable report for a terminal.
+    Terminal,
+    /// One JSON document (see docs/json-schema.md).
+    Json,
+}
+
+/// Which findings make `--fail-on-findings` fail.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailOn {
+    /// Failed requests only (idle races, resets in flight).
+    Error,
+    /// Any reset (refused, abort, reset after close) too.
+    Warning,
+}
+
+/// Options every report takes.
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    /// Report format.
+    #[arg(long, short = 'f', value_enum, default_value_t = Format::Terminal)]
+    pub format: Format,
+    /// Write the report to this file instead of standard output.
+    #[arg(long, short = 'o', value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// Also list informational findings (idle closes) in the terminal table.
+    #[arg(long)]
+    pub all: bool,
+    /// Most findings listed in the terminal table (0 = all).
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub limit: usize,
+    /// Exit with status 3 if there is any finding of this severity or worse
+    /// (default: warning, i.e. any reset).
+    #[arg(long, value_name = "SEVERITY", num_args = 0..=1, require_equals = true, default_missing_value = "warning")]
+    pub fail_on_findings: Option<FailOn>,
+    /// Most connections tracked at once (the least recently active are judged early).
+    #[arg(long, default_value_t = 500_000, value_name = "N")]
+    pub max_flows: usize,
+}
+
+/// Opens `--output`, or standard output.
+pub fn open_output(path: &Option<PathBuf>) -> Result<Box<dyn Write>> {
+    Ok(match path {
+        Some(p) => Box::new(io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => Box::new(io::BufWriter::new(io::stdout())),
+    })
+}
+
+/// Writes the terminal report to `--output` or standard output.
+pub fn write_terminal(a: &Analysis, names: &FrameNamer, r: &ReportArgs) -> Result<()> {
+    let to_terminal = r.output.is_none() && io::stdout().is_terminal();
+    let opts = TerminalOptions {
+        color: to_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        width: terminal_width(),
+        all: r.all,
+        limit: r.limit,
+    };
+    let text = terminal::render(a, names, &opts);
+    let mut out = open_output(&r.output)?;
+    out.write_all(text.as_bytes())
+        .context("writing the report")?;
+    out.flush().context("writing the report")
+}
+
+/// Exit status 3 when `--fail-on-findings` applies, else success.
+pub fn findings_status(a: &Analysis, fail_on: Option<FailOn>) -> ExitCode {
+    let Some(level) = fail_on else {
+        return ExitCode::SUCCESS;
+    };
+    let worst = match level {
+        FailOn::Error => Severity::Error,
+        FailOn::Warning => Severity::Warning,
+    };
+    if a.diagnosis.findings.iter().any(|f| f.severity <= worst) {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// An error for unusable input files.
+pub fn unusable(errors: &[resetscope::source::SourceError]) -> Result<()> {
+    let bad: Vec<String> = errors
+        .iter()
+        .filter(|e| e.is_unusable())
+        .map(|e| e.to_string())
+        .collect();
+    if !bad.is_empty() {
+        bail!("unusable input:\n  {}", bad.join("\n  "));
+    }
+    Ok(())
+}
+
+fn terminal_width() -> u16 {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .filter(|w| *w >= 60)
+        .unwrap_or(140)
+}
