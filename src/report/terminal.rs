@@ -110,9 +110,7 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
     } else {
         shown.len().min(opts.limit)
     };
-    if shown.is_empty() {
-        let _ = writeln!(out, "No resets or failed requests.");
-    } else {
+    if !shown.is_empty() {
         let mut table = Table::new();
         table
             .load_style(presets::UTF8_FULL_CONDENSED)

@@ -1,0 +1,344 @@
+//! `resetscope live` end to end (cargo feature `live`; needs root, libpcap and Go, which
+//! `.ci/run` installs): the real Go race from the fixtures, captured on loopback while it
+//! happens, must be reported exactly as the client's own log says; an idle interface must
+//! stop on time; kernel drops must be shown; a user without privileges must be told what to
+//! do.
+
+#![cfg(feature = "live")]
+
+mod common;
+
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Live capture needs root (CI runs as root). Elsewhere these tests say so and pass.
+fn require_root(test: &str) -> bool {
+    if !is_root() {
+        eprintln!("{test}: skipped, live capture needs root (CI runs it as root)");
+    }
+    is_root()
+}
+
+fn resetscope() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_resetscope"))
+}
+
+/// Builds the fixtures' Go server and client once.
+fn go_programs(dir: &Path) -> (PathBuf, PathBuf) {
+    let src = common::root().join("fixtures/src");
+    let mut out = Vec::new();
+    for name in ["httpserver", "httpclient"] {
+        let bin = dir.join(name);
+        let status = Command::new("go")
+            .args(["build", "-o", bin.to_str().unwrap(), &format!("{name}.go")])
+            .current_dir(&src)
+            .env("GOCACHE", dir.join("gocache"))
+            .env("GO111MODULE", "off")
+            .status()
+            .expect("go is needed for the live end-to-end test (apt-get install golang-go)");
+        assert!(status.success(), "go build {name}");
+        out.push(bin);
+    }
+    (out.remove(0), out.remove(0))
+}
+
+/// Starts `resetscope live` and waits until it is capturing.
+fn start_live(args: &[&str]) -> (Child, mpsc::Receiver<String>) {
+    let mut child = resetscope()
+        .arg("live")
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let started = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("resetscope live printed nothing");
+    assert!(started.contains("capturing on"), "{started}");
+    (child, rx)
+}
+
+fn interrupt(child: &Child) {
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+}
+
+/// Local ports of the requests the client wrote and saw fail, from its own log.
+fn failed_ports(log: &str) -> BTreeSet<String> {
+    let field = |line: &str, key: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .map(str::to_string)
+    };
+    let mut port = std::collections::HashMap::new();
+    let mut wrote = BTreeSet::new();
+    let mut failed = BTreeSet::new();
+    for line in log.lines() {
+        let Some(iter) = field(line, "iter=") else {
+            continue;
+        };
+        if line.contains("event=got_conn") {
+            port.insert(iter.clone(), field(line, "local=").unwrap());
+        } else if line.contains("event=wrote err=<nil>") {
+            wrote.insert(iter);
+        } else if line.contains("event=error") {
+            failed.insert(iter);
+        }
+    }
+    failed
+        .intersection(&wrote)
+        .map(|i| port[i].clone())
+        .collect()
+}
+
+fn race_clients(findings: &[Value]) -> BTreeSet<String> {
+    findings
+        .iter()
+        .filter(|f| f["kind"] == "idle_race")
+        .map(|f| f["client"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn live_go_race_reports_exactly_the_failed_requests() {
+    if !require_root("live_go_race_reports_exactly_the_failed_requests") {
+        return;
+    }
+    let dir = common::scratch("live-race");
+    let (server, client) = go_programs(&dir);
+    for attempt in 0..3 {
+        let port = 19_200 + (std::process::id() % 500) as u16 * 2 + attempt;
+        let pcap = dir.join(format!("live-{attempt}.pcap"));
+        let filter = format!("tcp port {port}");
+        let (live, _stderr) = start_live(&[
+            "-i",
+            "lo",
+            "--format",
+            "json",
+            "-w",
+            pcap.to_str().unwrap(),
+            &filter,
+        ]);
+        let mut srv = Command::new(&server)
+            .args([
+                "-listen",
+                &format!("127.0.0.1:{port}"),
+                "-idle",
+                "300ms",
+                "-life",
+                "60s",
+            ])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let log = dir.join(format!("client-{attempt}.log"));
+        let status = Command::new(&client)
+            .args([
+                "-url",
+                &format!("http://127.0.0.1:{port}/test"),
+                "-n",
+                "100",
+                "-sleep",
+                "300ms",
+                "-jitter",
+                "10ms",
+            ])
+            .args(["-max", "50s", "-log", log.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(
+            status.success() || status.code() == Some(1),
+            "client: {status}"
+        );
+        // The linger (2 s) must pass so the last connections are judged while still live.
+        std::thread::sleep(Duration::from_secs(3));
+        interrupt(&live);
+        let out = live.wait_with_output().unwrap();
+        let _ = srv.kill();
+        let _ = srv.wait();
+        assert!(
+            out.status.success(),
+            "live: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let expected = failed_ports(&std::fs::read_to_string(&log).unwrap());
+
+        let lines: Vec<Value> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON line"))
+            .collect();
+        let streamed: Vec<Value> = lines
+            .iter()
+            .filter(|l| l["type"] == "finding")
+            .cloned()
+            .collect();
+        let report = lines.last().expect("final report");
+        assert_eq!(report["type"], "report");
+        let reported = report["findings"].as_array().unwrap().clone();
+        assert_eq!(
+            race_clients(&streamed),
+            expected,
+            "streamed idle races vs the client's failed requests"
+        );
+        assert_eq!(
+            race_clients(&reported),
+            expected,
+            "final report's idle races vs the client's failed requests"
+        );
+        assert!(report["live_capture"]["received"].as_u64().unwrap() > 100);
+        if expected.is_empty() {
+            eprintln!("attempt {attempt}: no race happened this time; trying again");
+            continue;
+        }
+        // The -w file, analysed offline, gives the same findings.
+        let offline = common::json(&[&pcap]);
+        let key = |f: &Value| {
+            (
+                f["kind"].to_string(),
+                f["client"].to_string(),
+                f["close_frame"].to_string(),
+                f["request"].to_string(),
+            )
+        };
+        let live_keys: Vec<_> = reported.iter().map(key).collect();
+        let offline_keys: Vec<_> = offline["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(key)
+            .collect();
+        assert_eq!(live_keys, offline_keys);
+        return;
+    }
+    panic!("no idle race in three runs of 100 requests");
+}
+
+#[test]
+fn idle_interface_stops_on_duration() {
+    if !require_root("idle_interface_stops_on_duration") {
+        return;
+    }
+    let started = Instant::now();
+    let out = resetscope()
+        .args(["live", "-i", "lo", "--duration", "2s", "tcp port 9"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(took < Duration::from_secs(3), "stopped after {took:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("live capture: 0 frames") && text.contains("libpcap: 0 packets received"),
+        "{text}"
+    );
+}
+
+#[test]
+fn kernel_drops_are_shown() {
+    if !require_root("kernel_drops_are_shown") {
+        return;
+    }
+    // A 1 KiB capture buffer cannot keep up with a loopback bulk transfer.
+    let port = 19_900 + (std::process::id() % 90) as u16;
+    let filter = format!("tcp port {port}");
+    let (live, _stderr) = start_live(&["-i", "lo", "-B", "1", "--duration", "4s", &filter]);
+    let flood = format!(
+        "import socket,threading\nsrv=socket.socket();srv.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);srv.bind(('127.0.0.1',{port}));srv.listen(1)\ndef sink():\n  c,_=srv.accept()\n  while c.recv(1<<20): pass\nt=threading.Thread(target=sink);t.start()\nc=socket.create_connection(('127.0.0.1',{port}));b=b'x'*(1<<20)\nfor _ in range(300): c.sendall(b)\nc.close();t.join()\n"
+    );
+    assert!(Command::new("python3")
+        .args(["-c", &flood])
+        .status()
+        .unwrap()
+        .success());
+    let out = live.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let dropped: u64 = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("libpcap: ")
+                .and_then(|r| r.split(", ").nth(1))
+                .and_then(|d| d.split(' ').next()?.parse().ok())
+        })
+        .unwrap_or_else(|| panic!("no libpcap line: {text}"));
+    assert!(dropped > 0, "{text}");
+    assert!(
+        text.contains("packets were lost during the capture"),
+        "{text}"
+    );
+}
+
+#[test]
+fn without_privileges_the_user_is_told_what_to_do() {
+    if !require_root("without_privileges_the_user_is_told_what_to_do") {
+        return;
+    }
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--",
+        ])
+        .arg(env!("CARGO_BIN_EXE_resetscope"))
+        .args(["live", "-i", "lo", "--duration", "1s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no permission to capture on lo"), "{err}");
+    assert!(
+        err.contains("CAP_NET_RAW")
+            && err.contains("sudo")
+            && err.contains("setcap cap_net_raw,cap_net_admin=eip"),
+        "{err}"
+    );
+}
+
+#[test]
+fn list_interfaces_includes_loopback() {
+    let out = resetscope()
+        .args(["live", "--list-interfaces"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.contains(".lo") && l.contains("Loopback")));
+}
