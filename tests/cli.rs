@@ -12,18 +12,26 @@ fn race_fixture_terminal_report_states_the_verdict() {
     let out = run(&["analyze", race_capture().to_str().unwrap()]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
+    let races = race_frames();
+    assert_eq!(races.len(), 9);
     assert!(
-        text.contains("2 POST requests failed in keep-alive idle races"),
+        text.contains("9 POST requests failed in keep-alive idle races"),
         "{text}"
     );
     assert!(
         text.contains("the server at 127.0.0.1:9000 closes idle connections after ~301 ms"),
         "{text}"
     );
-    assert!(
-        text.contains("POST /test #235") && text.contains("POST /test #265"),
-        "{text}"
-    );
+    for (request, close) in races {
+        let (req, by) = (
+            format!("POST /test #{request} "),
+            format!("server #{close} "),
+        );
+        assert!(
+            text.lines().any(|l| l.contains(&req) && l.contains(&by)),
+            "{req}/{by} missing:\n{text}"
+        );
+    }
     assert!(
         text.contains("must use an idle timeout below ~300 ms"),
         "{text}"
@@ -115,8 +123,14 @@ fn unusable_file_beside_a_good_one_still_reports_the_good_one() {
 fn truncated_file_is_analysed_up_to_the_cut() {
     let pcap = Pcap::read(&race_capture());
     let full = std::fs::read(race_capture()).unwrap();
-    // Cut in the middle of record 300 (frame 301), after both races (frames 235, 265).
+    // Cut in the middle of record 300 (frame 301): the races whose frames all come before
+    // it must still be found.
     let cut_at = pcap.offset_of(300) + 20;
+    let before = race_frames()
+        .into_iter()
+        .filter(|(r, c)| r.max(c) + 1 < 301)
+        .count();
+    assert!(before >= 2);
     let dir = scratch("truncated");
     let path = dir.join("truncated.pcap");
     std::fs::write(&path, &full[..cut_at]).unwrap();
@@ -133,7 +147,7 @@ fn truncated_file_is_analysed_up_to_the_cut() {
     assert_eq!(doc["summary"]["packets"]["frames"], 300);
     assert_eq!(
         findings(&doc).iter().filter(|f| f.0 == "idle_race").count(),
-        2
+        before
     );
     let caveats = doc["caveats"].as_array().unwrap();
     assert!(caveats.iter().any(
@@ -168,7 +182,10 @@ fn damaged_record_header_names_the_frame() {
 fn every_byte_order_and_resolution_gives_the_same_findings() {
     let pcap = Pcap::read(&race_capture());
     let reference = findings(&json(&[&race_capture()]));
-    assert_eq!(reference.iter().filter(|f| f.0 == "idle_race").count(), 2);
+    assert_eq!(
+        reference.iter().filter(|f| f.0 == "idle_race").count(),
+        race_frames().len()
+    );
     let dir = scratch("variants");
     for (be, ns) in [(true, false), (false, true), (true, true)] {
         let path = dir.join(format!("be{be}-ns{ns}.pcap"));
@@ -191,11 +208,12 @@ fn rotated_files_are_one_capture_with_frames_cited_per_file() {
         dir.join("rot-2.pcap"),
         dir.join("rot-3.pcap"),
     );
-    // Split through the middle of the race connections (frames 228-236 and 258-266).
-    pcap.write(&a, 0..232, false, false);
-    pcap.write(&b, 232..262, false, false);
-    pcap.write(&c, 262..n, false, false);
-    // Given out of order: the merge is by time.
+    // Split between a race's FIN (frame 248) and its request (frame 249).
+    assert_eq!(race_frames()[3], (249, 248));
+    pcap.write(&a, 0..248, false, false);
+    pcap.write(&b, 248..268, false, false);
+    pcap.write(&c, 268..n, false, false);
+    // Given out of order (input indexes: c 0, a 1, b 2): the merge is by time.
     let doc = json(&[&c, &a, &b]);
     let races: Vec<_> = doc["findings"]
         .as_array()
@@ -203,11 +221,15 @@ fn rotated_files_are_one_capture_with_frames_cited_per_file() {
         .iter()
         .filter(|f| f["kind"] == "idle_race")
         .collect();
-    assert_eq!(races.len(), 2);
-    // Frame 235 of the whole capture is frame 3 of rot-2.pcap (input index 2).
+    assert_eq!(races.len(), race_frames().len());
+    // Frame 249 of the whole capture is frame 1 of rot-2.pcap; 248 is the last of rot-1.pcap.
     assert_eq!(
-        races[0]["request"]["frame"],
-        serde_json::json!({"file": 2, "number": 3})
+        races[3]["request"]["frame"],
+        serde_json::json!({"file": 2, "number": 1})
+    );
+    assert_eq!(
+        races[3]["close_frame"],
+        serde_json::json!({"file": 1, "number": 248})
     );
     let out = run(&[
         "analyze",
@@ -216,7 +238,10 @@ fn rotated_files_are_one_capture_with_frames_cited_per_file() {
         c.to_str().unwrap(),
     ]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("POST /test rot-2.pcap#3"), "{text}");
+    assert!(
+        text.contains("POST /test rot-2.pcap#1") && text.contains("server rot-1.pcap#248"),
+        "{text}"
+    );
 }
 
 #[test]

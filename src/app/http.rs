@@ -143,6 +143,8 @@ pub struct Http {
     pub tunnel: bool,
     /// The client's stream did not parse as HTTP.
     pub not_http: bool,
+    /// Heads cut short (snap length, capture loss) and recorded from what was left.
+    pub cut_heads: u32,
     client: Parser,
     server: Parser,
     awaiting: VecDeque<usize>,
@@ -205,6 +207,13 @@ impl Http {
                 self.message_done(side, msg, mark, None);
             }
             State::Head if p.head.is_empty() => p.state = State::Resync,
+            State::Head => {
+                // A head cut by the snap length or a capture loss: keep what it shows.
+                let head = std::mem::take(&mut p.head);
+                let start = p.head_start.take().unwrap_or_default();
+                p.state = State::Resync;
+                self.cut_head(side, &head, start, mark);
+            }
             State::UntilClose | State::Tunnel | State::Off | State::Resync => {}
             _ => {
                 p.state = State::Resync;
@@ -355,6 +364,82 @@ impl Http {
         }
     }
 
+    /// Records what a head cut short still says: the request line's method and the start
+    /// of its target, or the status line's code. The rest of the message is lost, so its end
+    /// is taken to be the segment that carried the head.
+    fn cut_head(&mut self, side: Side, head: &[u8], start: (Mark, SeqNumber), mark: Mark) {
+        let line = head
+            .split(|&b| b == b'\r' || b == b'\n')
+            .next()
+            .unwrap_or(&[]);
+        let mut words = line.split(|&b| b == b' ');
+        match side {
+            Side::Client => {
+                if !looks_like_request(head) {
+                    return;
+                }
+                let method = String::from_utf8_lossy(words.next().unwrap_or(&[])).into_owned();
+                let target = words
+                    .next()
+                    .map(|t| String::from_utf8_lossy(t).into_owned())
+                    .unwrap_or_default();
+                let complete_target = line.iter().filter(|&&b| b == b' ').count() >= 2;
+                let target = if complete_target {
+                    target
+                } else {
+                    format!("{target}…")
+                };
+                if self.requests.len() >= MAX_REQUESTS {
+                    self.requests_dropped += 1;
+                    return;
+                }
+                self.requests.push(Request {
+                    method: method.into_boxed_str(),
+                    target: cut(&target).into_boxed_str(),
+                    version: 1,
+                    start: start.0,
+                    seq: start.1,
+                    end: None,
+                    end_seq: None,
+                    idempotency_key: false,
+                    connection_close: false,
+                    response: None,
+                });
+                self.awaiting.push_back(self.requests.len() - 1);
+                self.cut_heads += 1;
+            }
+            Side::Server => {
+                if !line.starts_with(b"HTTP/1.") {
+                    return;
+                }
+                let status = words
+                    .nth(1)
+                    .and_then(|c| std::str::from_utf8(c).ok())
+                    .and_then(|c| c.parse::<u16>().ok());
+                let Some(status) = status.filter(|s| (100..1000).contains(s)) else {
+                    return;
+                };
+                if (100..200).contains(&status) && status != 101 {
+                    return;
+                }
+                self.cut_heads += 1;
+                match self.awaiting.pop_front() {
+                    Some(i) => {
+                        self.requests[i].response = Some(Response {
+                            status,
+                            version: 1,
+                            start: start.0,
+                            end: Some(mark),
+                            keep_alive_timeout: None,
+                            connection_close: false,
+                        })
+                    }
+                    None => self.orphan_responses += 1,
+                }
+            }
+        }
+    }
+
     fn fail(&mut self, side: Side) {
         let first = self.requests.is_empty() && side == Side::Client;
         let p = self.parser(side);
@@ -379,16 +464,7 @@ impl Http {
             return self.fail(Side::Client);
         }
         let method = req.method.unwrap_or("").to_string();
-        let target = req.path.unwrap_or("");
-        let target = if target.len() > MAX_TARGET {
-            let mut cut = MAX_TARGET;
-            while !target.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            format!("{}…", &target[..cut])
-        } else {
-            target.to_string()
-        };
+        let target = cut(req.path.unwrap_or(""));
         let fr = Framing::of(req.headers);
         let request = Request {
             method: method.clone().into_boxed_str(),
@@ -517,6 +593,18 @@ impl Http {
             }
         }
     }
+}
+
+/// The target, cut to [`MAX_TARGET`] bytes (on a character boundary) with `…`.
+fn cut(target: &str) -> String {
+    if target.len() <= MAX_TARGET {
+        return target.to_string();
+    }
+    let mut end = MAX_TARGET;
+    while !target.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &target[..end])
 }
 
 /// Position just past the blank line ending a head (`\r\n\r\n`, or bare `\n\n`), searching
@@ -855,9 +943,43 @@ mod tests {
         );
         f.send(Side::Client, b"junk\r\n\r\n");
         f.send(Side::Client, b"GET /2 HTTP/1.1\r\n\r\n");
-        assert_eq!(f.http.requests.len(), 1);
-        assert_eq!(&*f.http.requests[0].target, "/2");
-        assert_eq!(f.http.desyncs, 1);
+        // The cut request is kept from its request line; the junk after the gap is skipped.
+        assert_eq!(f.http.requests.len(), 2);
+        assert_eq!(&*f.http.requests[0].target, "/1");
+        assert_eq!(&*f.http.requests[1].target, "/2");
+        assert_eq!(f.http.cut_heads, 1);
+    }
+
+    #[test]
+    fn heads_cut_by_the_snap_length_still_pair() {
+        let mut f = Feed::new();
+        let gap = |f: &mut Feed, side| {
+            f.http.on_event(
+                side,
+                StreamEvent::Gap {
+                    len: 100,
+                    frame: FrameRef::default(),
+                    ts: Timestamp(0),
+                },
+            );
+        };
+        f.send(Side::Client, b"POST /te");
+        gap(&mut f, Side::Client);
+        f.send(Side::Server, b"HTTP/1.1 200 O");
+        gap(&mut f, Side::Server);
+        f.send(Side::Client, b"GET /next HTTP/1.1\r\nHost: a");
+        gap(&mut f, Side::Client);
+        assert_eq!(
+            f.statuses(),
+            vec![
+                ("POST".into(), Some(200), true),
+                ("GET".into(), None, false)
+            ]
+        );
+        assert_eq!(&*f.http.requests[0].target, "/te…");
+        assert_eq!(&*f.http.requests[1].target, "/next");
+        assert_eq!(f.http.cut_heads, 3);
+        assert_eq!(f.http.desyncs, 0);
     }
 
     #[test]

@@ -16,6 +16,25 @@ pub fn race_capture() -> PathBuf {
     root().join("fixtures/go-idle-race/capture.pcap")
 }
 
+/// (request frame, close frame) of every idle race in the race fixture, as its
+/// expected.json (derived with tshark and the client's log) has them.
+pub fn race_frames() -> Vec<(u64, u64)> {
+    let path = root().join("fixtures/go-idle-race/expected.json");
+    let e: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    e["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "idle_race")
+        .map(|f| {
+            (
+                f["request_frame"].as_u64().unwrap(),
+                f["close_frame"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
 /// Runs `resetscope` with `args`, without colour.
 pub fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_resetscope"))

@@ -1,0 +1,235 @@
+//! Every fixture's expected verdict, as its `expected.json` writes it down (derived from
+//! tshark and the client's own log, independently of resetscope; see fixtures/README.md):
+//! who closed each connection first, how and in which frame; every finding other than the
+//! informational idle closes, no more and no fewer, with its request and close frames; and
+//! the server's idle timeout where the scenario set one.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// The capture files of a fixture: `capture.pcap(ng)` alone, or every capture file in the
+/// directory (rotated captures) in name order.
+fn captures(dir: &Path) -> Vec<PathBuf> {
+    let mut all: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("pcap" | "pcapng")
+            )
+        })
+        .collect();
+    all.sort();
+    if let Some(c) = all
+        .iter()
+        .find(|p| p.file_stem().is_some_and(|s| s == "capture"))
+    {
+        return vec![c.clone()];
+    }
+    all
+}
+
+/// A frame in expected.json: a number, or {"file": NAME, "frame": N} for several files.
+fn frame(v: &Value, files: &[PathBuf]) -> (u64, u64) {
+    match v {
+        Value::Number(n) => (0, n.as_u64().unwrap()),
+        Value::Object(o) => {
+            let name = o["file"].as_str().unwrap();
+            let index = files
+                .iter()
+                .position(|f| f.file_name().unwrap() == name)
+                .unwrap_or_else(|| panic!("no file {name}"));
+            (index as u64, o["frame"].as_u64().unwrap())
+        }
+        other => panic!("bad frame {other}"),
+    }
+}
+
+fn ours(v: &Value) -> (u64, u64) {
+    (v["file"].as_u64().unwrap(), v["number"].as_u64().unwrap())
+}
+
+fn check(dir: &Path) -> Vec<String> {
+    let expected: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+    let files = captures(dir);
+    let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let doc = json(&refs);
+    let name = dir.file_name().unwrap().to_string_lossy().to_string();
+    compare(&name, &expected, &doc, &files)
+}
+
+/// The differences between an expected verdict and our JSON report.
+fn compare(name: &str, expected: &Value, doc: &Value, files: &[PathBuf]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let conns = doc["connections"].as_array().unwrap();
+    let mut used = std::collections::HashSet::new();
+    for e in expected["connections"].as_array().unwrap() {
+        let (c, s) = (e["client"].as_str().unwrap(), e["server"].as_str().unwrap());
+        let Some(got) = conns.iter().find(|g| {
+            !used.contains(&g["id"].as_u64()) && {
+                let ends = [g["client"].as_str().unwrap(), g["server"].as_str().unwrap()];
+                ends.contains(&c) && ends.contains(&s)
+            }
+        }) else {
+            problems.push(format!("{name}: connection {c} → {s} not reported"));
+            continue;
+        };
+        used.insert(got["id"].as_u64());
+        if got["client"] != e["client"] {
+            problems.push(format!(
+                "{name}: {c} → {s}: we call {} the client",
+                got["client"]
+            ));
+        }
+        let want = &e["first_close"];
+        let have = &got["first_close"];
+        let ok = match (want.is_null(), have.is_null()) {
+            (true, true) => true,
+            (false, false) => {
+                have["by"] == want["by"]
+                    && have["how"] == want["kind"]
+                    && ours(&have["frame"]) == frame(&want["frame"], files)
+            }
+            _ => false,
+        };
+        if !ok {
+            problems.push(format!(
+                "{name}: {c} → {s}: first close expected {want}, got {have}"
+            ));
+        }
+    }
+    if used.len() != conns.len() {
+        problems.push(format!(
+            "{name}: {} connections reported, {} expected",
+            conns.len(),
+            used.len()
+        ));
+    }
+    let got_findings: Vec<&Value> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] != "idle_close")
+        .collect();
+    let want_findings = expected["findings"].as_array().unwrap();
+    for w in want_findings {
+        let found = got_findings.iter().any(|g| {
+            g["kind"] == w["kind"]
+                && g["client"] == w["client"]
+                && w.get("request_frame")
+                    .is_none_or(|rf| ours(&g["request"]["frame"]) == frame(rf, files))
+                && w.get("close_frame")
+                    .is_none_or(|cf| ours(&g["close_frame"]) == frame(cf, files))
+                && w.get("method").is_none_or(|m| g["request"]["method"] == *m)
+                && w.get("variant").is_none_or(|v| g["variant"] == *v)
+                && w.get("by").is_none_or(|b| g["by"] == *b)
+        });
+        if !found {
+            problems.push(format!("{name}: expected finding {w} not reported"));
+        }
+    }
+    if got_findings.len() != want_findings.len() {
+        let listed: Vec<String> = got_findings
+            .iter()
+            .map(|g| format!("{} {} {}", g["kind"], g["client"], g["close_frame"]))
+            .collect();
+        problems.push(format!(
+            "{name}: {} findings reported, {} expected: {listed:?}",
+            got_findings.len(),
+            want_findings.len()
+        ));
+    }
+    if let Some(t) = expected
+        .get("server_idle_timeout_ms")
+        .and_then(Value::as_f64)
+    {
+        let est = doc["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find_map(|s| s["idle_timeout"]["median_ms"].as_f64());
+        match est {
+            Some(m) if m >= t * 0.95 && m <= t * 1.25 + 20.0 => {}
+            other => problems.push(format!(
+                "{name}: server idle timeout {t} ms, estimated {other:?}"
+            )),
+        }
+    }
+    problems
+}
+
+#[test]
+fn every_fixture_gives_its_expected_verdict() {
+    let root = root().join("fixtures");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("expected.json").exists())
+        .collect();
+    dirs.sort();
+    assert!(!dirs.is_empty(), "no fixtures with expected.json");
+    assert!(
+        dirs.iter().any(|d| d.ends_with("go-idle-race")),
+        "the race fixture must have an expected verdict"
+    );
+    let problems: Vec<String> = dirs.iter().flat_map(|d| check(d)).collect();
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
+/// `damaged/` holds separate files, each with its own verdict in expected-per-file.json:
+/// what a damaged file still shows must be reported, and the damage named with its frame.
+#[test]
+fn damaged_files_give_their_expected_verdicts() {
+    let dir = root().join("fixtures/damaged");
+    let expected: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("expected-per-file.json")).unwrap())
+            .unwrap();
+    let mut problems = Vec::new();
+    let files = expected["files"].as_object().unwrap();
+    assert!(files.len() >= 5);
+    for (file, want) in files {
+        let path = dir.join(file);
+        let out = run(&["analyze", "--format", "json", path.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        let kind = want["error"]["kind"].as_str();
+        if kind == Some("not_a_capture") {
+            if out.status.code() != Some(1) || !err.contains("not a pcap or pcapng capture") {
+                problems.push(format!(
+                    "{file}: expected a clear error, got {:?}: {err}",
+                    out.status.code()
+                ));
+            }
+            continue;
+        }
+        if !out.status.success() {
+            problems.push(format!("{file}: exit {:?}: {err}", out.status.code()));
+            continue;
+        }
+        if let Some(frame) = want["error"]["frame"].as_u64() {
+            let says = format!("frame {frame}");
+            if !err.contains(file.as_str()) || !err.contains(&says) {
+                problems.push(format!(
+                    "{file}: the error should name the file and {says}: {err}"
+                ));
+            }
+        }
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        problems.extend(compare(file, want, &doc, std::slice::from_ref(&path)));
+    }
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
