@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use serde_json::Value;
 use std::io::Read;
 use std::process::{Command, Stdio};
 
@@ -296,4 +297,44 @@ fn live_without_the_feature_says_how_to_build_it() {
         err.contains("--features live") && err.contains("libpcap-dev"),
         "{err}"
     );
+}
+
+/// Whether the client had the server's FIN when it wrote the request, as the fixture's
+/// NOTES.md reads it off the wire with tshark: frames 28/29 and 248/249 acknowledge the FIN
+/// (the pool reused a closing connection); 268/269 and 557/558 crossed it in flight.
+#[test]
+fn race_says_whether_the_client_had_the_fin() {
+    let doc = json(&[&race_capture()]);
+    let had: Vec<(u64, Value)> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["variant"] == "fin_then_rst")
+        .map(|f| {
+            (
+                f["close_frame"]["number"].as_u64().unwrap(),
+                f["client_had_fin"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        had,
+        vec![
+            (28, Value::Bool(true)),
+            (248, Value::Bool(true)),
+            (269, Value::Bool(false)),
+            (557, Value::Bool(false))
+        ]
+    );
+    let crossing = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["close_frame"]["number"] == 269)
+        .unwrap();
+    assert_eq!(crossing["written_after_close"], false);
+    assert!(crossing["sentence"]
+        .as_str()
+        .unwrap()
+        .contains("crossed the server's FIN in flight"));
 }

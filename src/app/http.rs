@@ -34,6 +34,9 @@ pub struct Request {
     pub start: Mark,
     /// Sequence number of its first byte.
     pub seq: SeqNumber,
+    /// Acknowledgment number of the segment that carried its first byte: how much of the
+    /// server's stream (and whether its FIN) the client had received when it wrote it.
+    pub ack: Option<SeqNumber>,
     /// Frame and time of its last byte, once the whole request (head and body) was sent.
     pub end: Option<Mark>,
     /// Sequence number just after its last byte, once known.
@@ -112,7 +115,7 @@ enum State {
 struct Parser {
     state: State,
     head: Vec<u8>,
-    head_start: Option<(Mark, SeqNumber)>,
+    head_start: Option<(Mark, SeqNumber, Option<SeqNumber>)>,
     /// Message whose body is being read (request index), if any.
     message: Option<usize>,
 }
@@ -309,6 +312,7 @@ impl Http {
                     ts: c.ts,
                 },
                 c.seq.plus(at as u32),
+                c.ack,
             ));
         }
         let searched_from = p.head.len().saturating_sub(3);
@@ -354,7 +358,7 @@ impl Http {
         &mut self,
         side: Side,
         head: &[u8],
-        start: (Mark, SeqNumber),
+        start: (Mark, SeqNumber, Option<SeqNumber>),
         end: Mark,
         end_seq: SeqNumber,
     ) {
@@ -367,7 +371,13 @@ impl Http {
     /// Records what a head cut short still says: the request line's method and the start
     /// of its target, or the status line's code. The rest of the message is lost, so its end
     /// is taken to be the segment that carried the head.
-    fn cut_head(&mut self, side: Side, head: &[u8], start: (Mark, SeqNumber), mark: Mark) {
+    fn cut_head(
+        &mut self,
+        side: Side,
+        head: &[u8],
+        start: (Mark, SeqNumber, Option<SeqNumber>),
+        mark: Mark,
+    ) {
         let line = head
             .split(|&b| b == b'\r' || b == b'\n')
             .next()
@@ -399,6 +409,7 @@ impl Http {
                     version: 1,
                     start: start.0,
                     seq: start.1,
+                    ack: start.2,
                     end: None,
                     end_seq: None,
                     idempotency_key: false,
@@ -454,7 +465,7 @@ impl Http {
     fn request_head(
         &mut self,
         head: &[u8],
-        start: (Mark, SeqNumber),
+        start: (Mark, SeqNumber, Option<SeqNumber>),
         end: Mark,
         end_seq: SeqNumber,
     ) {
@@ -472,6 +483,7 @@ impl Http {
             version: req.version.unwrap_or(1),
             start: start.0,
             seq: start.1,
+            ack: start.2,
             end: None,
             end_seq: None,
             idempotency_key: req.headers.iter().any(|h| {
@@ -800,6 +812,7 @@ mod tests {
                     number: self.frame,
                 },
                 ts: Timestamp(self.frame as i64 * 1000),
+                ack: None,
             };
             self.seq[i] += data.len() as u32;
             self.http.on_event(side, StreamEvent::Data(chunk));

@@ -125,6 +125,10 @@ pub struct Finding {
     pub variant: Option<&'static str>,
     /// The request was written after the server's FIN was on the wire.
     pub written_after_close: Option<bool>,
+    /// Race, FIN variant: the request acknowledged the server's FIN, so the client's kernel
+    /// had it before the request was written (the client reused a connection it could have
+    /// known was closing); `false`: request and FIN crossed in flight.
+    pub client_had_fin: Option<bool>,
     /// The idle time matches the server's estimated idle timeout (set once the estimate is
     /// known; `null` when there is none).
     pub matches_server_timeout: Option<bool>,

@@ -246,6 +246,7 @@ impl FindingBase<'_> {
             fin_to_request_ms: None,
             variant: None,
             written_after_close: None,
+            client_had_fin: None,
             matches_server_timeout: None,
             retry_safe: None,
             sentence,
@@ -322,10 +323,23 @@ fn race(
         } else {
             "got no response"
         };
-        let timing = if written_after {
-            format!("{} after the server's FIN", gap)
-        } else {
-            format!("{} before the server's FIN, crossing it", Nanos(-gap.0))
+        // Did the client's kernel have the FIN when the request was written? Its ACK says.
+        let fin_seq = c.dirs[Side::Server as usize].fin_seq;
+        let client_had_fin = match (r.ack, fin_seq) {
+            (Some(ack), Some(fin)) => Some(ack > fin),
+            _ => None,
+        };
+        let how = match (client_had_fin, written_after) {
+            (Some(true), _) => format!(
+                "was written {gap} after the server's FIN had reached the client (the request acknowledges it): the client reused a connection it could have known was closing"
+            ),
+            (_, true) => format!(
+                "crossed the server's FIN in flight (captured {gap} after the FIN, but it does not acknowledge it)"
+            ),
+            (_, false) => format!(
+                "crossed the server's FIN in flight (captured {} before the FIN, which does not acknowledge it)",
+                Nanos(-gap.0)
+            ),
         };
         let mut f = base.make(
             FindingKind::IdleRace,
@@ -333,13 +347,14 @@ fn race(
             frames,
             Some(req.clone()),
             format!(
-                "{} {} was written onto a connection the server was closing ({timing}) after {} idle, and {outcome}; {}",
+                "{} {} {how}, after {} idle, and {outcome}; {}",
                 req.method,
                 req.target,
                 idle,
                 retry_advice(&req)
             ),
         );
+        f.client_had_fin = client_had_fin;
         f.time = r.start.ts;
         f.idle_ms = Some(ms(idle));
         f.fin_to_request_ms = Some(ms(gap));

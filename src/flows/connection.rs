@@ -6,7 +6,7 @@
 //! and RST with the sequence and acknowledgment numbers that say what kind of close it was
 //! (see [`CloseKind`]). The application parser ([`App`]) rides on the two streams.
 
-use super::reassembly::{Reassembler, StreamEvent};
+use super::reassembly::{Origin, Reassembler, StreamEvent};
 use super::seq::SeqNumber;
 use super::Side;
 use crate::app::{App, Mark};
@@ -270,12 +270,16 @@ impl Connection {
                 seq
             };
             let app = &mut self.app;
+            let at = Origin {
+                frame: mark.frame,
+                ts: mark.ts,
+                ack: seg.has(flags::ACK).then_some(SeqNumber(seg.ack)),
+            };
             self.dirs[i].stream.segment(
                 data_seq,
                 seg.payload,
                 seg.payload_len,
-                mark.frame,
-                mark.ts,
+                at,
                 self.buffer_cap,
                 &mut |ev: StreamEvent<'_>| app.on_event(side, ev),
             );

@@ -24,6 +24,19 @@ pub struct Chunk<'a> {
     pub frame: FrameRef,
     /// Its timestamp.
     pub ts: Timestamp,
+    /// The acknowledgment number that segment carried (what its sender had received).
+    pub ack: Option<SeqNumber>,
+}
+
+/// Where a segment came from.
+#[derive(Copy, Clone, Debug, Default)]
+pub struct Origin {
+    /// Its frame.
+    pub frame: FrameRef,
+    /// Its timestamp.
+    pub ts: Timestamp,
+    /// Its acknowledgment number, if the ACK bit was set.
+    pub ack: Option<SeqNumber>,
 }
 
 /// What the application layer is handed.
@@ -63,8 +76,7 @@ struct Buffered {
     data: Vec<u8>,
     /// Bytes on the wire (more than `data.len()` if the frame was cut).
     wire_len: u32,
-    frame: FrameRef,
-    ts: Timestamp,
+    at: Origin,
 }
 
 /// Reassembly state of one direction of a connection.
@@ -102,17 +114,16 @@ impl Reassembler {
 
     /// Takes one segment's payload. `wire_len` is its length on the wire (more than
     /// `data.len()` when cut). `cap` bounds the bytes buffered out of order.
-    #[allow(clippy::too_many_arguments)]
     pub fn segment(
         &mut self,
         seq: SeqNumber,
         data: &[u8],
         wire_len: u32,
-        frame: FrameRef,
-        ts: Timestamp,
+        at: Origin,
         cap: usize,
         out: &mut impl FnMut(StreamEvent<'_>),
     ) {
+        let (frame, ts) = (at.frame, at.ts);
         if wire_len == 0 {
             return;
         }
@@ -140,7 +151,7 @@ impl Reassembler {
                 let skip = (self.next_abs - abs) as usize;
                 if skip < wire_len as usize {
                     let data = data.get(skip..).unwrap_or(&[]);
-                    self.deliver(data, wire_len - skip as u32, frame, ts, out);
+                    self.deliver(data, wire_len - skip as u32, at, out);
                 }
                 return;
             }
@@ -153,8 +164,7 @@ impl Reassembler {
                         Buffered {
                             data: data.to_vec(),
                             wire_len,
-                            frame,
-                            ts,
+                            at,
                         },
                     ) {
                         self.pending_bytes -= old.data.len();
@@ -169,7 +179,7 @@ impl Reassembler {
             self.stats.retransmissions += 1;
         }
         let data = data.get(skip..).unwrap_or(&[]);
-        self.deliver(data, wire_len - skip as u32, frame, ts, out);
+        self.deliver(data, wire_len - skip as u32, at, out);
         self.drain(out);
     }
 
@@ -241,17 +251,18 @@ impl Reassembler {
         &mut self,
         data: &[u8],
         wire_len: u32,
-        frame: FrameRef,
-        ts: Timestamp,
+        at: Origin,
         out: &mut impl FnMut(StreamEvent<'_>),
     ) {
         let seq = self.next.unwrap_or_default();
+        let (frame, ts) = (at.frame, at.ts);
         if !data.is_empty() {
             out(StreamEvent::Data(Chunk {
                 data,
                 seq,
                 frame,
                 ts,
+                ack: at.ack,
             }));
         }
         self.advance(data.len() as u64);
@@ -284,7 +295,7 @@ impl Reassembler {
                 continue;
             }
             let data = b.data.get(skip..).unwrap_or(&[]);
-            self.deliver(data, b.wire_len - skip as u32, b.frame, b.ts, out);
+            self.deliver(data, b.wire_len - skip as u32, b.at, out);
         }
     }
 }
@@ -292,6 +303,14 @@ impl Reassembler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at(frame: FrameRef) -> Origin {
+        Origin {
+            frame,
+            ts: Timestamp(0),
+            ack: None,
+        }
+    }
 
     fn run(segments: &[(u32, &[u8])], ack: Option<u32>) -> (String, ReassemblyStats) {
         let mut r = Reassembler::default();
@@ -310,8 +329,7 @@ mod tests {
                 SeqNumber(*seq),
                 data,
                 data.len() as u32,
-                f,
-                Timestamp(0),
+                at(f),
                 1 << 20,
                 &mut out,
             );
@@ -367,16 +385,8 @@ mod tests {
             }
         };
         let f = FrameRef::default();
-        r.segment(SeqNumber(0), b"cd", 2, f, Timestamp(0), 1024, &mut out);
-        r.segment(
-            SeqNumber(u32::MAX - 1),
-            b"ab",
-            2,
-            f,
-            Timestamp(0),
-            1024,
-            &mut out,
-        );
+        r.segment(SeqNumber(0), b"cd", 2, at(f), 1024, &mut out);
+        r.segment(SeqNumber(u32::MAX - 1), b"ab", 2, at(f), 1024, &mut out);
         assert_eq!(got, b"abcd");
         assert_eq!(r.next_seq(), Some(SeqNumber(2)));
     }
@@ -393,8 +403,7 @@ mod tests {
             SeqNumber(1),
             b"GET",
             10,
-            FrameRef::default(),
-            Timestamp(0),
+            at(FrameRef::default()),
             1024,
             &mut out,
         );
@@ -409,8 +418,8 @@ mod tests {
         let mut events = 0;
         let mut out = |_: StreamEvent<'_>| events += 1;
         let f = FrameRef::default();
-        r.segment(SeqNumber(10), &[1; 8], 8, f, Timestamp(0), 10, &mut out);
-        r.segment(SeqNumber(30), &[1; 8], 8, f, Timestamp(0), 10, &mut out);
+        r.segment(SeqNumber(10), &[1; 8], 8, at(f), 10, &mut out);
+        r.segment(SeqNumber(30), &[1; 8], 8, at(f), 10, &mut out);
         assert_eq!(r.stats.overflows, 1);
         assert_eq!(r.offset(), 38);
         assert!(r.pending.is_empty());
