@@ -45,30 +45,22 @@ pub fn terminal(s: &str) -> String {
     terminal_max(s, MAX_CHARS)
 }
 
-/// Makes captured text safe inside Markdown (including table cells).
+/// Makes captured text safe inside Markdown (including table cells), cut to [`MAX_CHARS`].
 pub fn markdown(s: &str) -> String {
-    let t = terminal(s);
+    markdown_max(s, MAX_CHARS)
+}
+
+/// Makes text safe inside Markdown, cut to `max` characters (for sentences that quote
+/// captured text).
+pub fn markdown_max(s: &str, max: usize) -> String {
+    let t = terminal_max(s, max);
     let mut out = String::with_capacity(t.len() + 8);
     for c in t.chars() {
+        // The characters that can start code, emphasis, links, HTML, entities or
+        // strike-through, or end a table cell (parentheses only matter after `]`).
         if matches!(
             c,
-            '\\' | '`'
-                | '*'
-                | '_'
-                | '{'
-                | '}'
-                | '['
-                | ']'
-                | '('
-                | ')'
-                | '<'
-                | '>'
-                | '#'
-                | '+'
-                | '!'
-                | '|'
-                | '~'
-                | '&'
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '|' | '~' | '&'
         ) {
             out.push('\\');
         }
@@ -77,9 +69,15 @@ pub fn markdown(s: &str) -> String {
     out
 }
 
-/// Makes captured text safe inside HTML text or a quoted attribute.
+/// Makes captured text safe inside HTML text or a quoted attribute, cut to [`MAX_CHARS`].
 pub fn html(s: &str) -> String {
-    let t = terminal(s);
+    html_max(s, MAX_CHARS)
+}
+
+/// Makes text safe inside HTML, cut to `max` characters (for sentences that quote captured
+/// text).
+pub fn html_max(s: &str, max: usize) -> String {
+    let t = terminal_max(s, max);
     let mut out = String::with_capacity(t.len() + 8);
     for c in t.chars() {
         match c {

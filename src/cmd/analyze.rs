@@ -2,9 +2,15 @@
 
 use super::{findings_status, open_output, unusable, write_terminal, Format, ReportArgs};
 use anyhow::{Context, Result};
+use resetscope::diagnose::{ConnectionRecord, FindingKind};
 use resetscope::pipeline::{self, Options};
+use resetscope::report::evidence::{self, Target};
 use resetscope::report::json::JsonWriter;
-use resetscope::report::FrameNamer;
+use resetscope::report::timeline::ResetTimeline;
+use resetscope::report::{html, markdown, FrameNamer, TicketReport};
+use rustc_hash::FxHashMap;
+use std::collections::HashSet;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -14,8 +20,17 @@ pub struct AnalyzeArgs {
     /// Capture files (pcap or pcapng).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
+    /// Also write every packet of the connections that have findings (idle closes aside) to
+    /// this pcap, with their original timestamps and link type: a small capture to attach to
+    /// the ticket, which `analyze` turns into the same findings.
+    #[arg(long, value_name = "FILE.pcap")]
+    pub extract: Option<PathBuf>,
     #[command(flatten)]
     pub report: ReportArgs,
+}
+
+fn has_evidence(r: &ConnectionRecord) -> bool {
+    r.findings.iter().any(|k| *k != FindingKind::IdleClose)
 }
 
 /// Runs `analyze`.
@@ -24,24 +39,117 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     let mut options = Options::default();
     options.flows.max_flows = r.max_flows.max(1);
     let names = FrameNamer::new(&args.files);
-    let (analysis, errors) = match r.format {
-        Format::Json => {
-            let mut writer = JsonWriter::new(open_output(&r.output)?);
-            let (analysis, errors) =
-                pipeline::analyze_files(&args.files, &options, &mut |rec| writer.record(rec));
-            writer
-                .finish(&analysis)
-                .context("writing the JSON report")?;
-            (analysis, errors)
-        }
-        Format::Terminal => {
-            let (analysis, errors) = pipeline::analyze_files(&args.files, &options, &mut |_| {});
-            write_terminal(&analysis, &names, r)?;
-            (analysis, errors)
-        }
+    let ticket = matches!(r.format, Format::Markdown | Format::Html);
+
+    // The first pass. Connection records stream to the JSON report; for tickets and
+    // extracts, the connections with findings and the reset timeline are kept.
+    let mut json = match r.format {
+        Format::Json => Some(JsonWriter::new(open_output(&r.output)?)),
+        _ => None,
     };
+    let mut targets: Vec<Target> = Vec::new();
+    let mut timeline = ResetTimeline::default();
+    let keep_targets = ticket || args.extract.is_some();
+    let (analysis, errors) = pipeline::analyze_files(&args.files, &options, &mut |rec| {
+        if let Some(w) = json.as_mut() {
+            w.record(rec);
+        }
+        if ticket {
+            timeline.add(rec);
+        }
+        if keep_targets && has_evidence(rec) {
+            targets.push(Target {
+                id: rec.id,
+                client: rec.client,
+                server: rec.server,
+                start: rec.start,
+                end: rec.end,
+                ladder: false,
+            });
+        }
+    });
     for e in errors.iter().filter(|e| !e.is_unusable()) {
         eprintln!("resetscope: warning: {e}");
+    }
+
+    // The second pass: the packets behind the findings.
+    let mut ladders = FxHashMap::default();
+    if keep_targets && (!targets.is_empty() || args.extract.is_some()) {
+        let title = String::new();
+        let listed: HashSet<u64> = if ticket {
+            let probe = TicketReport {
+                analysis: &analysis,
+                names: &names,
+                ladders: &ladders,
+                timeline: &timeline,
+                title,
+                limit: r.limit,
+            };
+            probe.findings().iter().map(|f| f.connection).collect()
+        } else {
+            HashSet::new()
+        };
+        for t in &mut targets {
+            t.ladder = listed.contains(&t.id);
+        }
+        let mut linktypes: Vec<u32> = analysis
+            .inputs
+            .iter()
+            .flat_map(|i| i.linktypes.iter().copied())
+            .collect();
+        linktypes.sort_unstable();
+        linktypes.dedup();
+        ladders = evidence::gather(&args.files, &linktypes, &targets, args.extract.as_deref())
+            .with_context(|| match &args.extract {
+                Some(p) => format!("writing {}", p.display()),
+                None => "reading the evidence".to_string(),
+            })?;
+        if let Some(p) = &args.extract {
+            eprintln!(
+                "resetscope: {} connections with findings written to {}",
+                targets.len(),
+                p.display()
+            );
+        }
+    }
+
+    match r.format {
+        Format::Json => {
+            json.take()
+                .expect("json writer")
+                .finish(&analysis)
+                .context("writing the JSON report")?;
+        }
+        Format::Terminal => write_terminal(&analysis, &names, r)?,
+        Format::Markdown | Format::Html => {
+            let title = args
+                .files
+                .iter()
+                .map(|p| {
+                    p.file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default()
+                })
+                .collect::<Vec<_>>()
+                .join(" + ");
+            let t = TicketReport {
+                analysis: &analysis,
+                names: &names,
+                ladders: &ladders,
+                timeline: &timeline,
+                title,
+                limit: r.limit,
+            };
+            let text = if r.format == Format::Markdown {
+                markdown::render(&t)
+            } else {
+                html::render(&t)
+            };
+            let mut out = open_output(&r.output)?;
+            out.write_all(text.as_bytes())
+                .context("writing the report")?;
+            out.flush().context("writing the report")?;
+        }
     }
     unusable(&errors)?;
     Ok(findings_status(&analysis, r.fail_on_findings))

@@ -168,11 +168,9 @@ mod capture {
                 hook_count.fetch_add(1, Ordering::SeqCst);
             }
             let line = if json {
-                let mut v = serde_json::to_value(f).unwrap_or_default();
-                if let Some(o) = v.as_object_mut() {
-                    o.insert("type".into(), "finding".into());
-                }
-                v.to_string()
+                // `"type"` first, so line-oriented tools can dispatch on the prefix.
+                let body = serde_json::to_string(f).unwrap_or_else(|_| "{}".into());
+                format!("{{\"type\":\"finding\",{}", &body[1..])
             } else if f.severity == Severity::Info {
                 return;
             } else {
@@ -276,7 +274,19 @@ mod capture {
         let mut analysis = analyzer.finish(&mut sink);
         analysis.kernel = Some(stats);
         if let Some(path) = &args.write {
-            analysis.inputs = Vec::new();
+            // The -w file holds exactly the frames analysed, numbered alike: it is the input
+            // that every frame reference points into.
+            let p = &analysis.packets;
+            analysis.inputs = vec![resetscope::source::FileStats {
+                path: path.display().to_string(),
+                format: "pcap".into(),
+                frames: p.frames,
+                cut_frames: p.cut,
+                linktypes: vec![cap.linktype()],
+                first_ts: p.first_ts,
+                last_ts: p.last_ts,
+                ..Default::default()
+            }];
             eprintln!(
                 "resetscope: packets written to {} (re-read with: resetscope analyze {})",
                 path.display(),

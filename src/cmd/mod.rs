@@ -20,6 +20,10 @@ pub enum Format {
     Terminal,
     /// One JSON document (see docs/json-schema.md).
     Json,
+    /// A report for tickets: verdict, findings, estimates, caveats and packet ladders.
+    Markdown,
+    /// One self-contained HTML page with SVG ladder diagrams and a timeline (no script).
+    Html,
 }
 
 /// Which findings make `--fail-on-findings` fail.

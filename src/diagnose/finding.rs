@@ -110,8 +110,8 @@ pub struct Finding {
     pub by: Side,
     /// The frames that prove it, in capture order.
     pub frames: Vec<FrameRef>,
-    /// The close that decided the finding: the server's FIN for an idle close or a FIN-variant
-    /// race, the RST otherwise.
+    /// The close that decided the finding: the closing side's FIN for an idle close, the
+    /// server's FIN for a FIN-variant race, the RST otherwise.
     pub close_frame: FrameRef,
     /// The request in flight, if any.
     pub request: Option<RequestRef>,

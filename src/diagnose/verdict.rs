@@ -9,7 +9,8 @@
 //!    before the request or crossed it (the FIN does not acknowledge the request), or it
 //!    answered with RST|ACK and no FIN right after the request (close() with the request
 //!    unread), the connection having been idle. The RST variant is confirmed against the
-//!    server's estimated idle timeout once the capture is read.
+//!    server's idle-timeout estimate so far when the connection is judged (see
+//!    [`super::Diagnoser`]).
 //! 3. `reset_in_flight`: a request was outstanding at the first RST.
 //! 4. `reset_after_close`: the side that reset had sent its FIN, and the peer's data came
 //!    after it.
@@ -349,7 +350,7 @@ fn race(
             format!(
                 "{} {} {how}, after {} idle, and {outcome}; {}",
                 req.method,
-                req.target,
+                short(&req.target),
                 idle,
                 retry_advice(&req)
             ),
@@ -383,7 +384,7 @@ fn race(
         format!(
             "{} {} was sent on a connection idle for {}, and the server reset it {} later without a FIN: it closed the idle connection with the request unread; {}",
             req.method,
-            req.target,
+            short(&req.target),
             idle,
             delay,
             retry_advice(&req)
@@ -445,6 +446,14 @@ fn tls_race(
     Some((f, Some(IdleObservation { idle })))
 }
 
+/// A request target as quoted in a sentence: at most 80 characters.
+fn short(target: &str) -> String {
+    match target.char_indices().nth(80) {
+        Some((i, _)) => format!("{}…", &target[..i]),
+        None => target.to_string(),
+    }
+}
+
 fn retry_advice(r: &RequestRef) -> String {
     if r.idempotency_key {
         format!(
@@ -481,7 +490,7 @@ fn reset_finding(c: &Connection, requests: &[Request], rst: CloseEvent) -> Findi
             format!(
                 "The {who} reset the connection while {} {} was waiting for its response ({} after it was sent); it may or may not have been applied. {}",
                 req.method,
-                req.target,
+                short(&req.target),
                 rst.mark.ts.since(r.start.ts),
                 retry_advice(&req)
             ),

@@ -41,7 +41,7 @@ pub fn caveats(a: &Analysis) -> Vec<Caveat> {
     if p.cut > 0 {
         add(
             "snaplen",
-            format!("{} frames were cut by the snap length ({} payload bytes not captured); HTTP heads inside cut bytes are not seen", p.cut, n.cut_bytes),
+            format!("{} frames were cut by the snap length ({} payload bytes not captured); cut HTTP heads are read as far as they go", p.cut, n.cut_bytes),
         );
     }
     if n.with_gaps > 0 {

@@ -4,15 +4,70 @@
 //!   per-server idle-timeout estimates with recommendations, and the caveats.
 //! - [`json`]: one JSON document (schema in `docs/json-schema.md`), connection records
 //!   streamed out as they are released so memory stays bounded.
+//! - [`markdown`] and [`html`]: reports for tickets, with the evidence of each finding (a
+//!   packet [`ladder`] gathered by a second, filtered pass over the inputs, see
+//!   [`evidence`]) and, in HTML, a [`timeline`] of resets.
 //!
 //! Captured text is always passed through [`crate::escape`].
 
 pub mod caveats;
+pub mod evidence;
+pub mod html;
 pub mod json;
+pub mod ladder;
+pub mod markdown;
+pub mod pcap_writer;
 pub mod terminal;
+pub mod timeline;
 
+use crate::diagnose::{Finding, FindingKind, Severity};
+use crate::pipeline::Analysis;
 use crate::source::FrameRef;
+use rustc_hash::FxHashMap;
 use std::path::{Path, PathBuf};
+
+/// Everything a report for a ticket shows: the analysis, the packets behind its findings and
+/// the reset timeline.
+pub struct TicketReport<'a> {
+    /// The analysis.
+    pub analysis: &'a Analysis,
+    /// How frames are named.
+    pub names: &'a FrameNamer,
+    /// Packet ladders by connection id.
+    pub ladders: &'a FxHashMap<u64, evidence::Ladder>,
+    /// Resets per second.
+    pub timeline: &'a timeline::ResetTimeline,
+    /// What the report is about (the capture's file names).
+    pub title: String,
+    /// Most findings listed (0 = all).
+    pub limit: usize,
+}
+
+impl TicketReport<'_> {
+    /// The findings listed: every one but the informational idle closes, up to the limit.
+    pub fn findings(&self) -> Vec<&Finding> {
+        let all = self
+            .analysis
+            .diagnosis
+            .findings
+            .iter()
+            .filter(|f| f.severity != Severity::Info);
+        match self.limit {
+            0 => all.collect(),
+            n => all.take(n).collect(),
+        }
+    }
+
+    /// How many findings other than idle closes there are (listed or not).
+    pub fn non_info_count(&self) -> u64 {
+        let counts = &self.analysis.diagnosis.counts;
+        counts
+            .iter()
+            .filter(|(k, _)| **k != FindingKind::IdleClose)
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
 
 /// Names frames for people: `#123` with one input file, `rot-2.pcap#123` with several.
 #[derive(Clone, Debug, Default)]
@@ -56,4 +111,50 @@ fn file_name(p: &Path) -> String {
     p.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| p.display().to_string())
+}
+
+/// A Wireshark display filter that isolates one connection, e.g.
+/// `ip.addr == 127.0.0.1 && tcp.port == 54198 && tcp.port == 9000`.
+pub fn wireshark_filter(client: std::net::SocketAddr, server: std::net::SocketAddr) -> String {
+    let field = if client.is_ipv4() {
+        "ip.addr"
+    } else {
+        "ipv6.addr"
+    };
+    let addrs = if client.ip() == server.ip() {
+        format!("{field} == {}", client.ip())
+    } else {
+        format!("{field} == {} && {field} == {}", client.ip(), server.ip())
+    };
+    let ports = if client.port() == server.port() {
+        format!("tcp.port == {}", client.port())
+    } else {
+        format!(
+            "tcp.port == {} && tcp.port == {}",
+            client.port(),
+            server.port()
+        )
+    };
+    format!("{addrs} && {ports}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn wireshark_filters() {
+        assert_eq!(
+            super::wireshark_filter(
+                "10.0.0.1:54198".parse().unwrap(),
+                "10.0.0.5:8080".parse().unwrap()
+            ),
+            "ip.addr == 10.0.0.1 && ip.addr == 10.0.0.5 && tcp.port == 54198 && tcp.port == 8080"
+        );
+        assert_eq!(
+            super::wireshark_filter(
+                "[::1]:40000".parse().unwrap(),
+                "[::1]:9000".parse().unwrap()
+            ),
+            "ipv6.addr == ::1 && tcp.port == 40000 && tcp.port == 9000"
+        );
+    }
 }

@@ -162,6 +162,11 @@ impl CaptureFile {
         })
     }
 
+    /// The file's position in the input list.
+    pub fn index(&self) -> u16 {
+        self.index
+    }
+
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path

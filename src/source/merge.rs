@@ -82,8 +82,8 @@ impl CaptureSet {
             })
             .collect();
         for f in &self.files {
-            if let Some(i) = self.paths.iter().position(|p| p == f.path()) {
-                out[i] = f.stats();
+            if let Some(slot) = out.get_mut(f.index() as usize) {
+                *slot = f.stats();
             }
         }
         out

@@ -1,0 +1,246 @@
+//! The HTML report: one self-contained page (no external script, font or style sheet, and
+//! no script at all, which a Content-Security-Policy also forbids), readable printed or on a
+//! phone. It has the verdict, a timeline of resets with the findings marked, the findings
+//! table, the per-server estimates, the caveats, and for each finding an SVG ladder of the
+//! connection's last moments and a Wireshark filter. Captured text is HTML-escaped.
+
+use super::caveats::caveats;
+use super::markdown::close_kind;
+use super::terminal::headline;
+use super::{wireshark_filter, TicketReport};
+use crate::diagnose::estimate::human_ms;
+use crate::diagnose::{FindingKind, Severity};
+use crate::escape;
+use std::fmt::Write;
+
+const STYLE: &str = r#"
+:root { --fg: #1b1f24; --muted: #57606a; --line: #d0d7de; --err: #b42318; --warn: #b54708; --req: #175cd3; --bg: #fff; }
+* { box-sizing: border-box; }
+body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; color: var(--fg); background: var(--bg); margin: 0 auto; max-width: 1000px; padding: 16px; }
+h1 { font-size: 1.5em; margin: 0.2em 0; } h2 { font-size: 1.2em; border-bottom: 1px solid var(--line); padding-bottom: 4px; margin-top: 1.6em; } h3 { font-size: 1.05em; }
+.headline { font-size: 1.1em; font-weight: 600; border-left: 4px solid var(--err); padding: 6px 12px; background: #fef3f2; }
+.headline.ok { border-color: #067647; background: #ecfdf3; }
+.meta, .muted { color: var(--muted); }
+code, pre { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 0.92em; }
+code.filter { background: #f6f8fa; border: 1px solid var(--line); padding: 2px 6px; border-radius: 4px; user-select: all; word-break: break-all; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; width: 100%; font-size: 0.92em; }
+th, td { border: 1px solid var(--line); padding: 4px 8px; text-align: left; vertical-align: top; }
+th { background: #f6f8fa; }
+.kind { font-family: ui-monospace, monospace; white-space: nowrap; }
+.error { color: var(--err); font-weight: 600; } .warning { color: var(--warn); font-weight: 600; }
+article { border: 1px solid var(--line); border-radius: 6px; padding: 8px 14px; margin: 14px 0; break-inside: avoid; }
+svg { max-width: 100%; height: auto; display: block; }
+svg text { font: 12px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; fill: var(--fg); }
+svg text.end, svg text.addr { text-anchor: middle; } svg text.end { font-weight: 700; }
+svg text.meta, svg text.tick, svg text.addr { fill: var(--muted); font-size: 11px; }
+svg text.tick { text-anchor: end; } svg text.tick.end { text-anchor: end; }
+svg text.label, svg text.gap { text-anchor: middle; }
+svg text.gap { fill: var(--muted); font-style: italic; }
+svg .life { stroke: #8c959f; stroke-width: 2; }
+svg .gapband { fill: #f6f8fa; stroke: #d0d7de; stroke-dasharray: 4 3; }
+svg g line { stroke: #8c959f; stroke-width: 1.5; }
+svg g.req line { stroke: var(--req); stroke-width: 2.5; } svg g.req text.label { fill: var(--req); font-weight: 700; }
+svg g.fin line { stroke: var(--warn); stroke-width: 2.5; } svg g.fin text.label { fill: var(--warn); font-weight: 700; }
+svg g.rst line { stroke: var(--err); stroke-width: 2.5; } svg g.rst text.label { fill: var(--err); font-weight: 700; }
+svg .axis { stroke: #8c959f; } svg .bar { fill: #f97066; }
+svg .mark { fill: var(--warn); } svg .mark.idle_race, svg .mark.reset_in_flight { fill: var(--err); }
+@media print { body { max-width: none; } a { color: inherit; text-decoration: none; } }
+"#;
+
+/// Escaped for HTML; our sentences (which may quote captured text) are not cut short.
+fn h(s: &str) -> String {
+    escape::html_max(s, 2000)
+}
+
+/// Renders the page.
+pub fn render(t: &TicketReport<'_>) -> String {
+    let a = t.analysis;
+    let mut o = String::new();
+    let title = format!("resetscope report: {}", t.title);
+    let _ = write!(
+        o,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
+        h(&title)
+    );
+    let failed = t.non_info_count() > 0;
+    let _ = writeln!(o, "<header><h1>{}</h1>", h(&title));
+    let _ = writeln!(
+        o,
+        "<p class=\"headline{}\">{}</p>",
+        if failed { "" } else { " ok" },
+        h(&headline(a))
+    );
+    let p = &a.packets;
+    let n = &a.diagnosis.connections;
+    let span = match (p.first_ts, p.last_ts) {
+        (Some(f), Some(l)) => format!(
+            "; {} UTC + {}",
+            f.to_datetime().format("%Y-%m-%d %H:%M:%S%.3f"),
+            l.since(f)
+        ),
+        _ => String::new(),
+    };
+    let _ = writeln!(
+        o,
+        "<p class=\"meta\">{}: {} frames, {} TCP connections, {} HTTP requests{}.</p></header>",
+        h(&t.title),
+        p.frames,
+        n.total,
+        n.http_requests,
+        h(&span)
+    );
+
+    if let (Some(first), Some(last)) = (p.first_ts, p.last_ts) {
+        let _ = writeln!(o, "<section><h2>Timeline</h2><p class=\"muted\">Resets per second over the capture ({} in all); ▼ marks a finding.</p><div class=\"scroll\">{}</div></section>", t.timeline.total(), t.timeline.svg(first, last, &a.diagnosis.findings));
+    }
+
+    let shown = t.findings();
+    let _ = writeln!(o, "<section><h2>Findings</h2>");
+    if shown.is_empty() {
+        let _ = writeln!(o, "<p>No resets and no failed requests.</p>");
+    } else {
+        let _ = writeln!(o, "<div class=\"scroll\"><table><thead><tr><th>#</th><th>time</th><th>kind</th><th>client → server</th><th>request</th><th>closed by</th><th>idle</th><th>retry safe</th><th>frames</th></tr></thead><tbody>");
+        let first = p.first_ts.unwrap_or_default();
+        for (i, f) in shown.iter().enumerate() {
+            let sev = match f.severity {
+                Severity::Error => "error",
+                Severity::Warning => "warning",
+                Severity::Info => "info",
+            };
+            let request = f
+                .request
+                .as_ref()
+                .map(|r| {
+                    format!(
+                        "<code>{} {}</code> {}",
+                        h(&r.method),
+                        escape::html_max(&r.target, 80),
+                        h(&t.names.name(r.frame))
+                    )
+                })
+                .unwrap_or_else(|| "–".into());
+            let retry = match f.retry_safe {
+                Some(true) => "yes",
+                Some(false) => "<span class=\"error\">no</span>",
+                None => "–",
+            };
+            let _ = writeln!(
+                o,
+                "<tr><td><a href=\"#finding-{n}\">{n}</a></td><td>+{:.3} s</td><td class=\"kind {sev}\">{}</td><td>{} → {}</td><td>{request}</td><td>{} {} {}</td><td>{}</td><td>{retry}</td><td>{}</td></tr>",
+                f.time.since(first).as_secs_f64(),
+                f.kind.name(),
+                h(&f.client.to_string()),
+                h(&f.server.to_string()),
+                f.by.name(),
+                close_kind(f),
+                h(&t.names.name(f.close_frame)),
+                f.idle_ms.map(human_ms).unwrap_or_else(|| "–".into()),
+                h(&t.names.list(&f.frames)),
+                n = i + 1
+            );
+        }
+        let _ = writeln!(o, "</tbody></table></div>");
+        if shown.len() as u64 != t.non_info_count() {
+            let _ = writeln!(o, "<p class=\"muted\">Only the first {} findings are listed; the JSON report has every one.</p>", shown.len());
+        }
+    }
+    let idle = a
+        .diagnosis
+        .counts
+        .get(&FindingKind::IdleClose)
+        .copied()
+        .unwrap_or(0);
+    if idle > 0 {
+        let _ = writeln!(o, "<p class=\"muted\">{idle} idle closes (informational: graceful closes of idle keep-alive connections) are not listed.</p>");
+    }
+    let _ = writeln!(o, "</section>");
+
+    if !a.diagnosis.servers.is_empty() {
+        let _ = writeln!(o, "<section><h2>Servers</h2><ul>");
+        for s in &a.diagnosis.servers {
+            let est = match &s.idle_timeout {
+                Some(e) => format!(
+                    "closes idle connections after <strong>~{}</strong> (median of {} closes; {}–{})",
+                    human_ms(e.median_ms),
+                    e.observations,
+                    human_ms(e.min_ms),
+                    human_ms(e.max_ms)
+                ),
+                None => "closed no idle connection in this capture".into(),
+            };
+            let announced = if s.announced_keep_alive_timeout_s.is_empty() {
+                String::new()
+            } else {
+                let v: Vec<String> = s
+                    .announced_keep_alive_timeout_s
+                    .iter()
+                    .map(|x| x.to_string())
+                    .collect();
+                format!(
+                    "; announces <code>Keep-Alive: timeout={}</code>",
+                    v.join(",")
+                )
+            };
+            let races = if s.idle_races > 0 {
+                format!("; <span class=\"error\">{} idle races</span>", s.idle_races)
+            } else {
+                String::new()
+            };
+            let _ = write!(
+                o,
+                "<li><strong>{}</strong> {est}{announced}{races}.",
+                h(&s.server.to_string())
+            );
+            if let Some(r) = &s.recommendation {
+                let _ = write!(o, "<br><strong>Recommendation:</strong> {}", h(r));
+            }
+            let _ = writeln!(o, "</li>");
+        }
+        let _ = writeln!(o, "</ul></section>");
+    }
+
+    let cav = caveats(a);
+    if !cav.is_empty() {
+        let _ = writeln!(o, "<section><h2>Caveats</h2><ul>");
+        for c in cav {
+            let _ = writeln!(o, "<li>{}</li>", h(&c.message));
+        }
+        let _ = writeln!(o, "</ul></section>");
+    }
+
+    if !shown.is_empty() {
+        let _ = writeln!(o, "<section><h2>Evidence</h2>");
+        for (i, f) in shown.iter().enumerate() {
+            let n = i + 1;
+            let _ = writeln!(
+                o,
+                "<article id=\"finding-{n}\"><h3>{n}. <span class=\"kind\">{}</span>: {} → {}</h3>",
+                f.kind.name(),
+                h(&f.client.to_string()),
+                h(&f.server.to_string())
+            );
+            let _ = writeln!(o, "<p>{}</p>", h(&f.sentence));
+            let _ = writeln!(
+                o,
+                "<p>Wireshark filter: <code class=\"filter\">{}</code></p>",
+                h(&wireshark_filter(f.client, f.server))
+            );
+            if let Some(ladder) = t.ladders.get(&f.connection) {
+                let _ = writeln!(
+                    o,
+                    "<div class=\"scroll\">{}</div>",
+                    super::ladder::svg(ladder, f, t.names)
+                );
+            }
+            let _ = writeln!(o, "</article>");
+        }
+        let _ = writeln!(o, "</section>");
+    }
+    let _ = writeln!(
+        o,
+        "<footer class=\"muted\"><p>resetscope {} · frame numbers are Wireshark's · no script on this page</p></footer>\n</body>\n</html>",
+        env!("CARGO_PKG_VERSION")
+    );
+    o
+}

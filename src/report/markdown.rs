@@ -1,0 +1,201 @@
+//! The Markdown report, for tickets (GitHub, GitLab, Jira's Markdown): the verdict first,
+//! then the findings table, the per-server estimates and recommendations, the caveats, and
+//! for each finding its evidence: the sentence, a Wireshark filter that isolates the
+//! connection, and a packet ladder in a fenced block. Captured text is escaped so that it can
+//! never break the Markdown.
+
+use super::caveats::caveats;
+use super::terminal::headline;
+use super::{wireshark_filter, TicketReport};
+use crate::diagnose::estimate::human_ms;
+use crate::diagnose::{Finding, FindingKind};
+use crate::escape;
+use std::fmt::Write;
+
+/// Our own sentences (which may quote captured text): escaped, but not cut short.
+fn md(s: &str) -> String {
+    escape::markdown_max(s, 2000)
+}
+
+fn request_cell(f: &Finding, t: &TicketReport<'_>) -> String {
+    f.request
+        .as_ref()
+        .map(|r| {
+            let target = escape::markdown_max(&r.target, 60);
+            format!(
+                "{} {} ({})",
+                escape::markdown(&r.method),
+                target,
+                t.names.name(r.frame)
+            )
+        })
+        .unwrap_or_else(|| "–".into())
+}
+
+fn retry_cell(f: &Finding) -> &'static str {
+    match f.retry_safe {
+        Some(true) => "yes",
+        Some(false) => "**no**",
+        None => "–",
+    }
+}
+
+/// Renders the Markdown report.
+pub fn render(t: &TicketReport<'_>) -> String {
+    let a = t.analysis;
+    let mut out = String::new();
+    let _ = writeln!(out, "# resetscope report: {}\n", md(&t.title));
+    let _ = writeln!(out, "> **{}**\n", md(&headline(a)));
+    let p = &a.packets;
+    let n = &a.diagnosis.connections;
+    let span = match (p.first_ts, p.last_ts) {
+        (Some(f), Some(l)) => format!(
+            "; {} UTC + {}",
+            f.to_datetime().format("%Y-%m-%d %H:%M:%S%.3f"),
+            l.since(f)
+        ),
+        _ => String::new(),
+    };
+    let _ = writeln!(
+        out,
+        "{}: {} frames, {} TCP connections, {} HTTP requests{}.\n",
+        md(&t.title),
+        p.frames,
+        n.total,
+        n.http_requests,
+        span
+    );
+
+    let shown = t.findings();
+    let _ = writeln!(out, "## Findings\n");
+    if shown.is_empty() {
+        let _ = writeln!(out, "No resets and no failed requests.\n");
+    } else {
+        let _ = writeln!(out, "| # | time | kind | client → server | request | closed by | idle | retry safe | frames |");
+        let _ = writeln!(out, "|--:|---|---|---|---|---|---|---|---|");
+        let first = p.first_ts.unwrap_or_default();
+        for (i, f) in shown.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "| [{n}](#finding-{n}) | +{:.3} s | `{}` | {} → {} | {} | {} {} {} | {} | {} | {} |",
+                f.time.since(first).as_secs_f64(),
+                f.kind.name(),
+                f.client,
+                f.server,
+                request_cell(f, t),
+                f.by.name(),
+                close_kind(f),
+                t.names.name(f.close_frame),
+                f.idle_ms.map(human_ms).unwrap_or_else(|| "–".into()),
+                retry_cell(f),
+                t.names.list(&f.frames),
+                n = i + 1
+            );
+        }
+        out.push('\n');
+        let listed_all = shown.len() as u64 == t.non_info_count();
+        if !listed_all {
+            let _ = writeln!(
+                out,
+                "Only the first {} findings are listed; `--format json` has every one.\n",
+                shown.len()
+            );
+        }
+    }
+    let idle = a
+        .diagnosis
+        .counts
+        .get(&FindingKind::IdleClose)
+        .copied()
+        .unwrap_or(0);
+    if idle > 0 {
+        let _ = writeln!(out, "{idle} idle closes (informational: graceful closes of idle keep-alive connections) are not listed.\n");
+    }
+
+    if !a.diagnosis.servers.is_empty() {
+        let _ = writeln!(out, "## Servers\n");
+        for s in &a.diagnosis.servers {
+            let est = match &s.idle_timeout {
+                Some(e) => format!(
+                    "closes idle connections after **~{}** (median of {} closes; {}–{})",
+                    human_ms(e.median_ms),
+                    e.observations,
+                    human_ms(e.min_ms),
+                    human_ms(e.max_ms)
+                ),
+                None => "closed no idle connection in this capture".into(),
+            };
+            let announced = if s.announced_keep_alive_timeout_s.is_empty() {
+                String::new()
+            } else {
+                let v: Vec<String> = s
+                    .announced_keep_alive_timeout_s
+                    .iter()
+                    .map(|x| x.to_string())
+                    .collect();
+                format!("; announces `Keep-Alive: timeout={}`", v.join(","))
+            };
+            let races = if s.idle_races > 0 {
+                format!("; **{} idle races**", s.idle_races)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(out, "- **{}** {}{}{}.", s.server, est, announced, races);
+            if let Some(r) = &s.recommendation {
+                let _ = writeln!(out, "  - **Recommendation:** {}", md(r));
+            }
+        }
+        out.push('\n');
+    }
+
+    let cav = caveats(a);
+    if !cav.is_empty() {
+        let _ = writeln!(out, "## Caveats\n");
+        for c in cav {
+            let _ = writeln!(out, "- {}", md(&c.message));
+        }
+        out.push('\n');
+    }
+
+    if !shown.is_empty() {
+        let _ = writeln!(out, "## Evidence\n");
+        for (i, f) in shown.iter().enumerate() {
+            let n = i + 1;
+            let _ = writeln!(
+                out,
+                "### <a id=\"finding-{n}\"></a>{n}. `{}`: {} → {}\n",
+                f.kind.name(),
+                f.client,
+                f.server
+            );
+            let _ = writeln!(out, "{}\n", md(&f.sentence));
+            let _ = writeln!(
+                out,
+                "Wireshark filter: `{}`\n",
+                wireshark_filter(f.client, f.server)
+            );
+            if let Some(ladder) = t.ladders.get(&f.connection) {
+                let _ = writeln!(
+                    out,
+                    "~~~text\n{}~~~\n",
+                    super::ladder::text(ladder, f, t.names)
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "---\n*resetscope {} · frame numbers are Wireshark's*",
+        env!("CARGO_PKG_VERSION")
+    );
+    out
+}
+
+/// `FIN` or `RST` for the close that decided a finding.
+pub fn close_kind(f: &Finding) -> &'static str {
+    if f.kind == FindingKind::IdleClose || f.variant.is_some_and(|v| v.starts_with("fin")) {
+        "FIN"
+    } else {
+        "RST"
+    }
+}
