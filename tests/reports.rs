@@ -11,16 +11,7 @@ use std::path::Path;
 use std::process::Command;
 
 fn report(format: &str, files: &[&Path]) -> String {
-    let mut args = vec!["analyze".to_string(), "--format".into(), format.into()];
-    args.extend(files.iter().map(|f| f.display().to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = run(&args);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    analyze_as(format, files)
 }
 
 fn hostile() -> std::path::PathBuf {

@@ -7,7 +7,7 @@ use resetscope::pipeline::{self, Options};
 use resetscope::report::evidence::{self, Target};
 use resetscope::report::json::JsonWriter;
 use resetscope::report::timeline::ResetTimeline;
-use resetscope::report::{html, markdown, FrameNamer, TicketReport};
+use resetscope::report::{html, listed_findings, markdown, FrameNamer, TicketReport};
 use rustc_hash::FxHashMap;
 use std::collections::HashSet;
 use std::io::Write;
@@ -75,17 +75,11 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     // The second pass: the packets behind the findings.
     let mut ladders = FxHashMap::default();
     if keep_targets && (!targets.is_empty() || args.extract.is_some()) {
-        let title = String::new();
         let listed: HashSet<u64> = if ticket {
-            let probe = TicketReport {
-                analysis: &analysis,
-                names: &names,
-                ladders: &ladders,
-                timeline: &timeline,
-                title,
-                limit: r.limit,
-            };
-            probe.findings().iter().map(|f| f.connection).collect()
+            listed_findings(&analysis, r.limit)
+                .iter()
+                .map(|f| f.connection)
+                .collect()
         } else {
             HashSet::new()
         };

@@ -7,7 +7,7 @@
 use super::caveats::caveats;
 use super::markdown::close_kind;
 use super::terminal::headline;
-use super::{wireshark_filter, TicketReport};
+use super::{server_summary, wireshark_filter, TicketReport};
 use crate::diagnose::estimate::human_ms;
 use crate::diagnose::{FindingKind, Severity};
 use crate::escape;
@@ -73,14 +73,7 @@ pub fn render(t: &TicketReport<'_>) -> String {
     );
     let p = &a.packets;
     let n = &a.diagnosis.connections;
-    let span = match (p.first_ts, p.last_ts) {
-        (Some(f), Some(l)) => format!(
-            "; {} UTC + {}",
-            f.to_datetime().format("%Y-%m-%d %H:%M:%S%.3f"),
-            l.since(f)
-        ),
-        _ => String::new(),
-    };
+    let span = super::capture_span(a);
     let _ = writeln!(
         o,
         "<p class=\"meta\">{}: {} frames, {} TCP connections, {} HTTP requests{}.</p></header>",
@@ -159,29 +152,18 @@ pub fn render(t: &TicketReport<'_>) -> String {
     if !a.diagnosis.servers.is_empty() {
         let _ = writeln!(o, "<section><h2>Servers</h2><ul>");
         for s in &a.diagnosis.servers {
-            let est = match &s.idle_timeout {
-                Some(e) => format!(
-                    "closes idle connections after <strong>~{}</strong> (median of {} closes; {}–{})",
-                    human_ms(e.median_ms),
-                    e.observations,
-                    human_ms(e.min_ms),
-                    human_ms(e.max_ms)
+            let sum = server_summary(s);
+            let est = match &sum.timeout {
+                Some(t) => format!(
+                    "closes idle connections after <strong>{t}</strong> ({})",
+                    h(&sum.basis)
                 ),
                 None => "closed no idle connection in this capture".into(),
             };
-            let announced = if s.announced_keep_alive_timeout_s.is_empty() {
-                String::new()
-            } else {
-                let v: Vec<String> = s
-                    .announced_keep_alive_timeout_s
-                    .iter()
-                    .map(|x| x.to_string())
-                    .collect();
-                format!(
-                    "; announces <code>Keep-Alive: timeout={}</code>",
-                    v.join(",")
-                )
-            };
+            let announced = sum
+                .announced
+                .map(|a| format!("; announces <code>Keep-Alive: timeout={a}</code>"))
+                .unwrap_or_default();
             let races = if s.idle_races > 0 {
                 format!("; <span class=\"error\">{} idle races</span>", s.idle_races)
             } else {

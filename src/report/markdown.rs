@@ -6,7 +6,7 @@
 
 use super::caveats::caveats;
 use super::terminal::headline;
-use super::{wireshark_filter, TicketReport};
+use super::{server_summary, wireshark_filter, TicketReport};
 use crate::diagnose::estimate::human_ms;
 use crate::diagnose::{Finding, FindingKind};
 use crate::escape;
@@ -48,14 +48,7 @@ pub fn render(t: &TicketReport<'_>) -> String {
     let _ = writeln!(out, "> **{}**\n", md(&headline(a)));
     let p = &a.packets;
     let n = &a.diagnosis.connections;
-    let span = match (p.first_ts, p.last_ts) {
-        (Some(f), Some(l)) => format!(
-            "; {} UTC + {}",
-            f.to_datetime().format("%Y-%m-%d %H:%M:%S%.3f"),
-            l.since(f)
-        ),
-        _ => String::new(),
-    };
+    let span = super::capture_span(a);
     let _ = writeln!(
         out,
         "{}: {} frames, {} TCP connections, {} HTTP requests{}.\n",
@@ -115,26 +108,15 @@ pub fn render(t: &TicketReport<'_>) -> String {
     if !a.diagnosis.servers.is_empty() {
         let _ = writeln!(out, "## Servers\n");
         for s in &a.diagnosis.servers {
-            let est = match &s.idle_timeout {
-                Some(e) => format!(
-                    "closes idle connections after **~{}** (median of {} closes; {}–{})",
-                    human_ms(e.median_ms),
-                    e.observations,
-                    human_ms(e.min_ms),
-                    human_ms(e.max_ms)
-                ),
+            let sum = server_summary(s);
+            let est = match &sum.timeout {
+                Some(t) => format!("closes idle connections after **{t}** ({})", sum.basis),
                 None => "closed no idle connection in this capture".into(),
             };
-            let announced = if s.announced_keep_alive_timeout_s.is_empty() {
-                String::new()
-            } else {
-                let v: Vec<String> = s
-                    .announced_keep_alive_timeout_s
-                    .iter()
-                    .map(|x| x.to_string())
-                    .collect();
-                format!("; announces `Keep-Alive: timeout={}`", v.join(","))
-            };
+            let announced = sum
+                .announced
+                .map(|a| format!("; announces `Keep-Alive: timeout={a}`"))
+                .unwrap_or_default();
             let races = if s.idle_races > 0 {
                 format!("; **{} idle races**", s.idle_races)
             } else {

@@ -64,14 +64,7 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
     let p = &a.packets;
     let n = &a.diagnosis.connections;
     let inputs: Vec<String> = a.inputs.iter().map(|i| escape::terminal(&i.path)).collect();
-    let span = match (p.first_ts, p.last_ts) {
-        (Some(f), Some(l)) => format!(
-            ", {} UTC + {}",
-            f.to_datetime().format("%Y-%m-%d %H:%M:%S%.3f"),
-            l.since(f)
-        ),
-        _ => String::new(),
-    };
+    let span = super::capture_span(a);
     let _ = writeln!(
         out,
         "{} {}: {} frames, {} TCP, {} connections ({} HTTP, {} requests){}",
@@ -187,28 +180,15 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
         out.push('\n');
         let _ = writeln!(out, "{}", paint.bold("Servers"));
         for s in &a.diagnosis.servers {
-            let est = match &s.idle_timeout {
-                Some(e) => format!(
-                    "closes idle connections after ~{} (median of {}; range {}–{})",
-                    human_ms(e.median_ms),
-                    e.observations,
-                    human_ms(e.min_ms),
-                    human_ms(e.max_ms)
-                ),
+            let sum = super::server_summary(s);
+            let est = match &sum.timeout {
+                Some(t) => format!("closes idle connections after {t} ({})", sum.basis),
                 None => "no idle closes seen".into(),
             };
-            let announced = if s.announced_keep_alive_timeout_s.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    "; announces Keep-Alive: timeout={}",
-                    s.announced_keep_alive_timeout_s
-                        .iter()
-                        .map(|t| t.to_string())
-                        .collect::<Vec<_>>()
-                        .join(",")
-                )
-            };
+            let announced = sum
+                .announced
+                .map(|a| format!("; announces Keep-Alive: timeout={a}"))
+                .unwrap_or_default();
             let races = if s.idle_races > 0 {
                 paint.severity(Severity::Error, &format!("; {} idle races", s.idle_races))
             } else {

@@ -44,9 +44,9 @@ pub fn run(args: &[&str]) -> Output {
         .expect("run resetscope")
 }
 
-/// Runs `resetscope analyze --format json` and parses the document.
-pub fn json(files: &[&Path]) -> serde_json::Value {
-    let mut args = vec!["analyze".to_string(), "--format".into(), "json".into()];
+/// Runs `resetscope analyze --format FORMAT FILE...`, which must succeed; returns its output.
+pub fn analyze_as(format: &str, files: &[&Path]) -> String {
+    let mut args = vec!["analyze".to_string(), "--format".into(), format.into()];
     args.extend(files.iter().map(|f| f.display().to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = run(&args);
@@ -55,7 +55,12 @@ pub fn json(files: &[&Path]) -> serde_json::Value {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).expect("valid JSON")
+    String::from_utf8(out.stdout).expect("UTF-8 report")
+}
+
+/// Runs `resetscope analyze --format json` and parses the document.
+pub fn json(files: &[&Path]) -> serde_json::Value {
+    serde_json::from_str(&analyze_as("json", files)).expect("valid JSON")
 }
 
 /// A scratch directory for one test.
