@@ -342,3 +342,62 @@ fn list_interfaces_includes_loopback() {
         .lines()
         .any(|l| l.contains(".lo") && l.contains("Loopback")));
 }
+
+#[test]
+fn any_interface_and_until_findings() {
+    if !require_root("any_interface_and_until_findings") {
+        return;
+    }
+    // Connections to a port where nothing listens: each is refused, one finding each.
+    let port = 19_800 + (std::process::id() % 90) as u16;
+    let filter = format!("tcp port {port}");
+    let started = Instant::now();
+    let dir = common::scratch("live-any");
+    let pcap = dir.join("any.pcap");
+    let (live, _stderr) = start_live(&[
+        "-i",
+        "any",
+        "--until-findings",
+        "2",
+        "--duration",
+        "30s",
+        "--format",
+        "json",
+        "-w",
+        pcap.to_str().unwrap(),
+        &filter,
+    ]);
+    for _ in 0..4 {
+        let _ = std::net::TcpStream::connect(("127.0.0.1", port));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = live.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "stopped after the second finding"
+    );
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let refused = lines
+        .iter()
+        .filter(|l| l["type"] == "finding" && l["kind"] == "refused")
+        .count();
+    assert!(refused >= 2, "{lines:?}");
+    let report = lines.last().unwrap();
+    assert_eq!(report["type"], "report");
+    // -i any captures as Linux cooked v2 (link type 276); the frames decode as TCP.
+    assert_eq!(report["inputs"][0]["linktypes"], serde_json::json!([276]));
+    assert!(report["summary"]["packets"]["tcp"].as_u64().unwrap() >= 4);
+    assert_eq!(
+        report["summary"]["packets"]["unsupported_link_types"],
+        serde_json::json!({})
+    );
+}
