@@ -400,4 +400,14 @@ fn any_interface_and_until_findings() {
         report["summary"]["packets"]["unsupported_link_types"],
         serde_json::json!({})
     );
+    // The -w file carries the same link type in its header: every frame decodes again.
+    let offline = common::json(&[&pcap]);
+    assert_eq!(
+        offline["summary"]["packets"]["tcp"],
+        offline["summary"]["packets"]["frames"]
+    );
+    assert_eq!(
+        offline["summary"]["findings"]["refused"],
+        report["summary"]["findings"]["refused"]
+    );
 }

@@ -164,6 +164,16 @@ impl LiveCapture {
                     detail: e.to_string(),
                 })?;
         }
+        // Like tcpdump, prefer Linux cooked v2 where libpcap offers it (`-i any`): it also
+        // records the interface each packet was seen on.
+        if cap.get_datalink().0 == 113
+            && cap
+                .list_datalinks()
+                .is_ok_and(|l| l.iter().any(|d| d.0 == 276))
+        {
+            cap.set_datalink(pcap::Linktype(276))
+                .map_err(pcap_err("selecting Linux cooked v2"))?;
+        }
         let savefile = match write_to {
             Some(p) => Some(
                 cap.savefile(p)
