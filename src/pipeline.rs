@@ -8,7 +8,7 @@
 
 use crate::app::Mark;
 use crate::decode::{self, Skip};
-use crate::diagnose::{ConnectionRecord, Diagnoser, Diagnosis, FindingHook};
+use crate::diagnose::{ConnectionRecord, Diagnoser, Diagnosis, Finding};
 use crate::flows::{FlowConfig, FlowStats, FlowTable};
 use crate::source::merge::CaptureSet;
 use crate::source::{FileStats, RawPacket, SourceError};
@@ -17,8 +17,25 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// Receives each connection record as soon as it is final.
-pub type RecordSink<'a> = &'a mut dyn FnMut(&ConnectionRecord);
+/// Where the analysis hands what it decides, the moment it is final: each finding as its
+/// connection is judged, then that connection's record. Reports stream them out (JSON, live
+/// lines) so that memory stays bounded however long the capture.
+pub trait Sink {
+    /// A connection left the flow table; this is its record.
+    fn record(&mut self, _record: &ConnectionRecord) {}
+    /// A finding was decided.
+    fn finding(&mut self, _finding: &Finding) {}
+}
+
+/// Any closure over records is a sink that ignores findings.
+impl<F: FnMut(&ConnectionRecord)> Sink for F {
+    fn record(&mut self, record: &ConnectionRecord) {
+        self(record)
+    }
+}
+
+/// The sink of a caller.
+pub type RecordSink<'a> = &'a mut dyn Sink;
 
 /// Packet-level counters.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -90,11 +107,11 @@ pub struct Analyzer {
 }
 
 impl Analyzer {
-    /// A new analyzer; `hook`, if given, sees each finding as soon as it is decided.
-    pub fn new(options: &Options, hook: Option<FindingHook>) -> Analyzer {
+    /// A new analyzer.
+    pub fn new(options: &Options) -> Analyzer {
         Analyzer {
             flows: FlowTable::new(options.flows.clone()),
-            diag: hook.map(Diagnoser::with_hook).unwrap_or_default(),
+            diag: Diagnoser::default(),
             counts: PacketCounts::default(),
         }
     }
@@ -133,7 +150,10 @@ impl Analyzer {
                     ts: p.ts,
                 };
                 let diag = &mut self.diag;
-                let mut done = |conn, why| sink(&diag.connection_done(conn, why));
+                let mut done = |conn, why| {
+                    let record = diag.connection_done(conn, why, &mut *sink);
+                    sink.record(&record)
+                };
                 self.flows.process(&seg, mark, &mut done);
                 self.flows.sweep(p.ts, &mut done);
             }
@@ -149,15 +169,19 @@ impl Analyzer {
     /// mode calls this from its timer).
     pub fn tick(&mut self, now: Timestamp, sink: RecordSink<'_>) {
         let diag = &mut self.diag;
-        self.flows
-            .sweep(now, &mut |conn, why| sink(&diag.connection_done(conn, why)));
+        self.flows.sweep(now, &mut |conn, why| {
+            let record = diag.connection_done(conn, why, &mut *sink);
+            sink.record(&record)
+        });
     }
 
     /// Ends the capture: releases every connection and settles the diagnosis.
     pub fn finish(mut self, sink: RecordSink<'_>) -> Analysis {
         let diag = &mut self.diag;
-        self.flows
-            .finish(&mut |conn, why| sink(&diag.connection_done(conn, why)));
+        self.flows.finish(&mut |conn, why| {
+            let record = diag.connection_done(conn, why, &mut *sink);
+            sink.record(&record)
+        });
         Analysis {
             inputs: Vec::new(),
             input_errors: Vec::new(),
@@ -178,7 +202,7 @@ pub fn analyze_files(
     sink: RecordSink<'_>,
 ) -> (Analysis, Vec<SourceError>) {
     let mut set = CaptureSet::open(paths);
-    let mut analyzer = Analyzer::new(options, None);
+    let mut analyzer = Analyzer::new(options);
     while let Some(p) = set.next_packet() {
         analyzer.packet(&p, sink);
     }

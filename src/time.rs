@@ -46,9 +46,66 @@ impl Timestamp {
     }
 }
 
+impl Timestamp {
+    /// Writes `YYYY-MM-DDTHH:MM:SS.ffffffZ` (UTC, microseconds) into `buf` without
+    /// allocating: reports carry many timestamps, and chrono's formatter allocates. Years
+    /// outside 0000–9999 fall back to [`Timestamp::rfc3339`].
+    fn rfc3339_into(self, buf: &mut [u8; 27]) -> bool {
+        let secs = self.0.div_euclid(1_000_000_000);
+        let micros = (self.0.rem_euclid(1_000_000_000) / 1_000) as u32;
+        let days = secs.div_euclid(86_400);
+        let sod = secs.rem_euclid(86_400) as u32;
+        // Civil date from days since 1970-01-01 (H. Hinnant, "chrono-Compatible Low-Level
+        // Date Algorithms").
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        let year = yoe + era * 400 + (month <= 2) as i64;
+        if !(0..=9999).contains(&year) {
+            return false;
+        }
+        let mut put = |at: usize, v: u32, width: usize| {
+            let mut v = v;
+            for i in (0..width).rev() {
+                buf[at + i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, year as u32, 4);
+        put(5, month, 2);
+        put(8, day, 2);
+        put(11, sod / 3600, 2);
+        put(14, sod / 60 % 60, 2);
+        put(17, sod % 60, 2);
+        put(20, micros, 6);
+        for (at, c) in [
+            (4, b'-'),
+            (7, b'-'),
+            (10, b'T'),
+            (13, b':'),
+            (16, b':'),
+            (19, b'.'),
+            (26, b'Z'),
+        ] {
+            buf[at] = c;
+        }
+        true
+    }
+}
+
 impl Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.rfc3339())
+        let mut buf = [0u8; 27];
+        if self.rfc3339_into(&mut buf) {
+            s.serialize_str(std::str::from_utf8(&buf).expect("ASCII"))
+        } else {
+            s.serialize_str(&self.rfc3339())
+        }
     }
 }
 
@@ -109,6 +166,26 @@ mod tests {
         assert_eq!(Nanos(4_210_000_000).to_string(), "4.21 s");
         assert_eq!(Nanos(365_000_000_000).to_string(), "6 min 5 s");
         assert_eq!(Nanos(-2_000_000).to_string(), "-2.0 ms");
+    }
+
+    #[test]
+    fn fast_rfc3339_agrees_with_chrono() {
+        let mut x: i64 = 0x5DEECE66D;
+        for _ in 0..20_000 {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            // Anywhere from 1900 to about 2147, any nanosecond.
+            let t = Timestamp(x.rem_euclid(7_800_000_000_000_000_000) - 2_208_988_800_000_000_000);
+            let mut buf = [0u8; 27];
+            assert!(t.rfc3339_into(&mut buf));
+            assert_eq!(std::str::from_utf8(&buf).unwrap(), t.rfc3339(), "{}", t.0);
+        }
+        for t in [0, -1, 951_782_400_000_000_000, 4_107_542_399_999_999_999] {
+            let mut buf = [0u8; 27];
+            assert!(Timestamp(t).rfc3339_into(&mut buf));
+            assert_eq!(std::str::from_utf8(&buf).unwrap(), Timestamp(t).rfc3339());
+        }
     }
 
     #[test]

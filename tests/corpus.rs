@@ -42,7 +42,7 @@ fn who_closed_first_agrees_with_every_truth_file() {
         let (_, errors) = analyze_files(
             std::slice::from_ref(&capture),
             &Options::default(),
-            &mut |r| records.push(r.clone()),
+            &mut |r: &ConnectionRecord| records.push(r.clone()),
         );
         assert!(errors.is_empty(), "{}: {errors:?}", capture.display());
         let text = std::fs::read_to_string(truth).unwrap();

@@ -18,6 +18,10 @@ use std::collections::VecDeque;
 const MAX_HEAD: usize = 64 * 1024;
 /// Longest target kept (the rest is replaced by `…`).
 const MAX_TARGET: usize = 512;
+/// Header fields parsed without allocating; a head with more is parsed again.
+const MOST_HEADERS: usize = 40;
+/// Header fields accepted at most (a 64 KiB head holds no more than this many useful ones).
+const MAX_HEADERS: usize = 2048;
 /// Requests kept per connection; more are counted, not stored.
 const MAX_REQUESTS: usize = 10_000;
 
@@ -469,9 +473,18 @@ impl Http {
         end: Mark,
         end_seq: SeqNumber,
     ) {
-        let mut headers = [httparse::EMPTY_HEADER; 128];
+        // Most heads fit the small array (zeroed for every message); a longer one is parsed
+        // again with room for more.
+        let mut headers = [httparse::EMPTY_HEADER; MOST_HEADERS];
+        let mut more;
         let mut req = httparse::Request::new(&mut headers);
-        if !matches!(req.parse(head), Ok(httparse::Status::Complete(_))) {
+        let mut parsed = req.parse(head);
+        if parsed == Err(httparse::Error::TooManyHeaders) {
+            more = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
+            req = httparse::Request::new(&mut more);
+            parsed = req.parse(head);
+        }
+        if !matches!(parsed, Ok(httparse::Status::Complete(_))) {
             return self.fail(Side::Client);
         }
         let method = req.method.unwrap_or("").to_string();
@@ -522,9 +535,16 @@ impl Http {
     }
 
     fn response_head(&mut self, head: &[u8], start: Mark, end: Mark, end_seq: SeqNumber) {
-        let mut headers = [httparse::EMPTY_HEADER; 128];
+        let mut headers = [httparse::EMPTY_HEADER; MOST_HEADERS];
+        let mut more;
         let mut resp = httparse::Response::new(&mut headers);
-        if !matches!(resp.parse(head), Ok(httparse::Status::Complete(_))) {
+        let mut parsed = resp.parse(head);
+        if parsed == Err(httparse::Error::TooManyHeaders) {
+            more = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
+            resp = httparse::Response::new(&mut more);
+            parsed = resp.parse(head);
+        }
+        if !matches!(parsed, Ok(httparse::Status::Complete(_))) {
             return self.fail(Side::Server);
         }
         let status = resp.code.unwrap_or(0);
@@ -744,8 +764,8 @@ impl Framing {
     fn of(headers: &[httparse::Header<'_>]) -> Framing {
         let mut f = Framing::default();
         for h in headers {
-            let value = String::from_utf8_lossy(h.value);
-            let value = value.trim();
+            // The values that matter are ASCII; anything else reads as empty. No allocation.
+            let value = std::str::from_utf8(h.value).unwrap_or("").trim();
             if h.name.eq_ignore_ascii_case("content-length") {
                 f.length = value.parse().ok().or(f.length);
             } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
@@ -993,6 +1013,22 @@ mod tests {
         assert_eq!(&*f.http.requests[1].target, "/next");
         assert_eq!(f.http.cut_heads, 3);
         assert_eq!(f.http.desyncs, 0);
+    }
+
+    #[test]
+    fn heads_with_many_headers_still_parse() {
+        let mut f = Feed::new();
+        let mut head = String::from("GET /many HTTP/1.1\r\n");
+        for i in 0..300 {
+            head.push_str(&format!("X-H{i}: {i}\r\n"));
+        }
+        head.push_str("Content-Length: 2\r\n\r\nok");
+        f.send(Side::Client, head.as_bytes());
+        f.send(
+            Side::Server,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        );
+        assert_eq!(f.statuses(), vec![("GET".into(), Some(200), true)]);
     }
 
     #[test]

@@ -2,8 +2,8 @@
 
 use super::{findings_status, open_output, unusable, write_terminal, Format, ReportArgs};
 use anyhow::{Context, Result};
-use resetscope::diagnose::{ConnectionRecord, FindingKind};
-use resetscope::pipeline::{self, Options};
+use resetscope::diagnose::{ConnectionRecord, Finding, FindingKind};
+use resetscope::pipeline::{self, Options, Sink};
 use resetscope::report::evidence::{self, Target};
 use resetscope::report::json::JsonWriter;
 use resetscope::report::timeline::ResetTimeline;
@@ -29,8 +29,40 @@ pub struct AnalyzeArgs {
     pub report: ReportArgs,
 }
 
-fn has_evidence(r: &ConnectionRecord) -> bool {
-    r.findings.iter().any(|k| *k != FindingKind::IdleClose)
+/// What the first pass keeps besides the analysis: the JSON report being written, the
+/// reset timeline, and the connections whose packets the second pass must find.
+struct FirstPass<W: Write> {
+    json: Option<JsonWriter<W>>,
+    timeline: Option<ResetTimeline>,
+    targets: Option<Vec<Target>>,
+}
+
+impl<W: Write> Sink for FirstPass<W> {
+    fn record(&mut self, rec: &ConnectionRecord) {
+        if let Some(w) = self.json.as_mut() {
+            w.record(rec);
+        }
+        if let Some(t) = self.timeline.as_mut() {
+            t.add(rec);
+        }
+        let evidence = rec.findings.iter().any(|k| *k != FindingKind::IdleClose);
+        if let (Some(targets), true) = (self.targets.as_mut(), evidence) {
+            targets.push(Target {
+                id: rec.id,
+                client: rec.client,
+                server: rec.server,
+                start: rec.start,
+                end: rec.end,
+                ladder: false,
+            });
+        }
+    }
+
+    fn finding(&mut self, f: &Finding) {
+        if let Some(w) = self.json.as_mut() {
+            w.finding(f);
+        }
+    }
 }
 
 /// Runs `analyze`.
@@ -41,33 +73,25 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     let names = FrameNamer::new(&args.files);
     let ticket = matches!(r.format, Format::Markdown | Format::Html);
 
-    // The first pass. Connection records stream to the JSON report; for tickets and
+    // The first pass. Records and findings stream to the JSON report; for tickets and
     // extracts, the connections with findings and the reset timeline are kept.
-    let mut json = match r.format {
-        Format::Json => Some(JsonWriter::new(open_output(&r.output)?)),
-        _ => None,
+    let mut first = FirstPass {
+        json: match r.format {
+            Format::Json => Some(JsonWriter::new(open_output(&r.output)?)),
+            _ => None,
+        },
+        timeline: ticket.then(ResetTimeline::default),
+        targets: (ticket || args.extract.is_some()).then(Vec::new),
     };
-    let mut targets: Vec<Target> = Vec::new();
-    let mut timeline = ResetTimeline::default();
-    let keep_targets = ticket || args.extract.is_some();
-    let (analysis, errors) = pipeline::analyze_files(&args.files, &options, &mut |rec| {
-        if let Some(w) = json.as_mut() {
-            w.record(rec);
-        }
-        if ticket {
-            timeline.add(rec);
-        }
-        if keep_targets && has_evidence(rec) {
-            targets.push(Target {
-                id: rec.id,
-                client: rec.client,
-                server: rec.server,
-                start: rec.start,
-                end: rec.end,
-                ladder: false,
-            });
-        }
-    });
+    let (analysis, errors) = pipeline::analyze_files(&args.files, &options, &mut first);
+    let FirstPass {
+        json,
+        timeline,
+        targets,
+    } = first;
+    let timeline = timeline.unwrap_or_default();
+    let keep_targets = targets.is_some();
+    let mut targets = targets.unwrap_or_default();
     for e in errors.iter().filter(|e| !e.is_unusable()) {
         eprintln!("resetscope: warning: {e}");
     }
@@ -109,8 +133,7 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
 
     match r.format {
         Format::Json => {
-            json.take()
-                .expect("json writer")
+            json.expect("json writer")
                 .finish(&analysis)
                 .context("writing the JSON report")?;
         }

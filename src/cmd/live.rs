@@ -92,17 +92,16 @@ mod capture {
     use super::super::{findings_status, open_output, write_terminal, Format};
     use super::LiveArgs;
     use anyhow::{Context, Result};
-    use resetscope::diagnose::{Finding, Severity};
-    use resetscope::pipeline::{Analyzer, KernelStats, Options};
-    use resetscope::report::json::JsonWriter;
+    use resetscope::diagnose::{ConnectionRecord, Finding, Severity};
+    use resetscope::pipeline::{Analyzer, KernelStats, Options, Sink};
+    use resetscope::report::json::{scratch_file, JsonWriter};
     use resetscope::report::terminal::finding_line;
     use resetscope::report::FrameNamer;
     use resetscope::source::live::{list_interfaces, LiveCapture, LiveOptions};
     use resetscope::time::Timestamp;
     use std::io::{self, IsTerminal, Read, Seek, Write};
     use std::process::ExitCode;
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
     static STOP: AtomicBool = AtomicBool::new(false);
@@ -125,6 +124,44 @@ mod capture {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         Timestamp(d.as_nanos() as i64)
+    }
+
+    /// Prints findings as they are decided and feeds the JSON report.
+    struct LiveSink {
+        writer: Option<JsonWriter<Box<dyn Write>>>,
+        json: bool,
+        names: FrameNamer,
+        /// Findings so far, idle closes aside (for `--until-findings`).
+        counted: u64,
+    }
+
+    impl Sink for LiveSink {
+        fn record(&mut self, record: &ConnectionRecord) {
+            if let Some(w) = self.writer.as_mut() {
+                w.record(record);
+            }
+        }
+
+        fn finding(&mut self, f: &Finding) {
+            if let Some(w) = self.writer.as_mut() {
+                w.finding(f);
+            }
+            if f.severity != Severity::Info {
+                self.counted += 1;
+            }
+            let line = if self.json {
+                // `"type"` first, so line-oriented tools can dispatch on the prefix.
+                let body = serde_json::to_string(f).unwrap_or_else(|_| "{}".into());
+                format!("{{\"type\":\"finding\",{}", &body[1..])
+            } else if f.severity == Severity::Info {
+                return;
+            } else {
+                finding_line(f, &self.names)
+            };
+            let mut out = io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        }
     }
 
     /// Runs `live`.
@@ -157,37 +194,16 @@ mod capture {
             cap.linktype()
         );
 
-        // Findings are printed the moment they are decided.
+        // Findings are printed the moment they are decided; records (and findings) go to the
+        // JSON report: a file, or a scratch file copied to stdout at the end, so memory stays
+        // bounded however long the capture runs.
         let json = r.format == Format::Json;
         let names = FrameNamer::new(&args.write.iter().cloned().collect::<Vec<_>>());
-        let counted = Arc::new(AtomicU64::new(0));
-        let hook_count = Arc::clone(&counted);
-        let hook_names = names.clone();
-        let hook = Box::new(move |f: &Finding| {
-            if f.severity != Severity::Info {
-                hook_count.fetch_add(1, Ordering::SeqCst);
-            }
-            let line = if json {
-                // `"type"` first, so line-oriented tools can dispatch on the prefix.
-                let body = serde_json::to_string(f).unwrap_or_else(|_| "{}".into());
-                format!("{{\"type\":\"finding\",{}", &body[1..])
-            } else if f.severity == Severity::Info {
-                return;
-            } else {
-                finding_line(f, &hook_names)
-            };
-            let mut out = io::stdout().lock();
-            let _ = writeln!(out, "{line}");
-            let _ = out.flush();
-        });
         let mut options = Options::default();
         options.flows.max_flows = r.max_flows.max(1);
-        let mut analyzer = Analyzer::new(&options, Some(hook));
-
-        // Connection records go straight to the JSON report (a file, or a scratch file copied
-        // to stdout at the end), so memory stays bounded however long the capture runs.
+        let mut analyzer = Analyzer::new(&options);
         let mut scratch: Option<std::fs::File> = None;
-        let mut writer = if json {
+        let writer = if json {
             let out: Box<dyn Write> = match &r.output {
                 Some(_) => open_output(&r.output)?,
                 None => {
@@ -204,10 +220,11 @@ mod capture {
         } else {
             None
         };
-        let mut sink = |rec: &resetscope::diagnose::ConnectionRecord| {
-            if let Some(w) = writer.as_mut() {
-                w.record(rec);
-            }
+        let mut sink = LiveSink {
+            writer,
+            json,
+            names: names.clone(),
+            counted: 0,
         };
 
         let started = Instant::now();
@@ -220,9 +237,7 @@ mod capture {
             if STOP.load(Ordering::SeqCst)
                 || deadline.is_some_and(|d| Instant::now() >= d)
                 || args.count.is_some_and(|c| packets >= c)
-                || args
-                    .until_findings
-                    .is_some_and(|n| counted.load(Ordering::SeqCst) >= n)
+                || args.until_findings.is_some_and(|n| sink.counted >= n)
             {
                 break;
             }
@@ -253,7 +268,7 @@ mod capture {
                         "\r\x1b[K{} packets, {} connections open, {} findings, {} dropped",
                         packets,
                         analyzer.open_connections(),
-                        counted.load(Ordering::SeqCst),
+                        sink.counted,
                         stats.dropped + stats.interface_dropped
                     );
                 }
@@ -293,7 +308,7 @@ mod capture {
                 path.display()
             );
         }
-        match writer {
+        match sink.writer {
             Some(w) => {
                 w.finish(&analysis).context("writing the JSON report")?;
                 if let Some(mut f) = scratch {
@@ -308,21 +323,6 @@ mod capture {
             None => write_terminal(&analysis, &names, r)?,
         }
         Ok(findings_status(&analysis, r.fail_on_findings))
-    }
-
-    /// An unlinked scratch file for the JSON report while the capture runs.
-    fn scratch_file() -> Result<std::fs::File> {
-        let path =
-            std::env::temp_dir().join(format!("resetscope-live-{}.json", std::process::id()));
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        let _ = std::fs::remove_file(&path);
-        Ok(f)
     }
 }
 

@@ -29,6 +29,8 @@ pub struct ServerTally {
     pub races_not_idempotent: u64,
     /// HTTP requests sent to it.
     pub requests: u64,
+    /// The estimate as last computed, and from how many observations.
+    cached: Option<(usize, Estimate)>,
 }
 
 impl ServerTally {
@@ -38,6 +40,20 @@ impl ServerTally {
             self.observations.push(idle_ms);
         } else {
             self.observations_dropped += 1;
+        }
+    }
+
+    /// The estimate so far, recomputed only when the observations have grown by a sixteenth
+    /// since the last time (judging each connection must not sort them all again).
+    pub fn estimate_so_far(&mut self) -> Option<Estimate> {
+        let n = self.observations.len();
+        match &self.cached {
+            Some((at, e)) if n < at + (at / 16).max(1) => Some(e.clone()),
+            _ => {
+                let e = self.estimate()?;
+                self.cached = Some((n, e.clone()));
+                Some(e)
+            }
         }
     }
 

@@ -1,9 +1,10 @@
 //! Stage 5, diagnose: from finished connections to findings.
 //!
 //! [`Diagnoser::connection_done`] judges each connection as the flow table releases it
-//! ([`verdict::judge`]), hands its [`ConnectionRecord`] back to the caller (which may stream
-//! it out and drop it), keeps its findings, and feeds the per-server tallies. Findings are
-//! reported the moment they are decided through an optional callback (live mode).
+//! ([`verdict::judge`]), hands its findings to the caller's [`crate::pipeline::Sink`] the
+//! moment they are decided and its [`ConnectionRecord`] back to the caller (which may stream
+//! it out and drop it), keeps a bounded sample of findings for reports that list them, and
+//! feeds the per-server tallies.
 //! A race shown only by a RST (no FIN) is confirmed against the server's idle timeout as
 //! estimated so far; one at another idle time is a `reset_in_flight`. [`Diagnoser::finish`]
 //! settles the per-server estimates over the whole capture and hands on a [`Diagnosis`].
@@ -22,11 +23,12 @@ use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
-/// Findings kept in memory; beyond this they are counted (and still streamed live).
-const MAX_FINDINGS: usize = 100_000;
+/// Findings kept in memory for reports that list them (the terminal, Markdown and HTML
+/// list 50 by default); beyond this they are counted, and still handed to the sink.
+const MAX_FINDINGS: usize = 5_000;
 /// Informational findings (idle closes) kept in memory: they are context, and one per
 /// keep-alive connection would make memory grow with the capture.
-const MAX_INFO_FINDINGS: usize = 2_000;
+const MAX_INFO_FINDINGS: usize = 500;
 /// Servers tallied; beyond this new servers are counted only.
 const MAX_SERVERS: usize = 100_000;
 
@@ -78,9 +80,6 @@ pub struct Diagnosis {
     pub connections: ConnectionCounts,
 }
 
-/// Callback for findings as they are decided.
-pub type FindingHook = Box<dyn FnMut(&Finding) + Send>;
-
 /// Accumulates verdicts over a capture.
 #[derive(Default)]
 pub struct Diagnoser {
@@ -90,25 +89,21 @@ pub struct Diagnoser {
     by_kind: BTreeMap<FindingKind, u64>,
     servers: HashMap<SocketAddr, ServerTally>,
     counts: ConnectionCounts,
-    hook: Option<FindingHook>,
 }
 
 impl Diagnoser {
-    /// A diagnoser that also calls `hook` for each finding as it is decided.
-    pub fn with_hook(hook: FindingHook) -> Diagnoser {
-        Diagnoser {
-            hook: Some(hook),
-            ..Default::default()
-        }
-    }
-
     /// Findings decided so far.
     pub fn finding_count(&self) -> u64 {
         self.by_kind.values().sum()
     }
 
     /// Judges a connection released by the flow table; returns its record.
-    pub fn connection_done(&mut self, c: Connection, released: Release) -> ConnectionRecord {
+    pub fn connection_done(
+        &mut self,
+        c: Connection,
+        released: Release,
+        sink: &mut dyn crate::pipeline::Sink,
+    ) -> ConnectionRecord {
         let mut v = verdict::judge(&c, released);
         self.confirm_rst_races(&mut v);
         let r = &v.record;
@@ -157,9 +152,7 @@ impl Diagnoser {
             }
         }
         for f in v.findings {
-            if let Some(hook) = self.hook.as_mut() {
-                hook(&f);
-            }
+            sink.finding(&f);
             *self.by_kind.entry(f.kind).or_default() += 1;
             let info = f.severity == Severity::Info;
             if self.findings.len() < MAX_FINDINGS && (!info || self.info_kept < MAX_INFO_FINDINGS) {
@@ -172,21 +165,26 @@ impl Diagnoser {
         v.record
     }
 
-    /// A RST with no FIN right after a request is the idle race only if it came at the
-    /// server's idle timeout. Once the server has shown its timeout (three idle closes or
-    /// more, this one not counted), a reset at another idle time is a plain reset in flight.
-    fn confirm_rst_races(&self, v: &mut verdict::Verdict) {
+    /// Compares each race's idle time with the server's idle-timeout estimate so far (this
+    /// connection not counted). A RST with no FIN right after a request is the idle race only
+    /// if it came at that timeout: once the server has shown it (three idle closes or more),
+    /// a reset at another idle time is a plain reset in flight.
+    fn confirm_rst_races(&mut self, v: &mut verdict::Verdict) {
         for f in &mut v.findings {
-            if f.variant != Some("rst_no_fin") {
+            if f.kind != FindingKind::IdleRace {
                 continue;
             }
-            let Some(e) = self.servers.get(&f.server).and_then(|t| t.estimate()) else {
+            let Some(e) = self
+                .servers
+                .get_mut(&f.server)
+                .and_then(|t| t.estimate_so_far())
+            else {
                 continue;
             };
             let Some(idle) = f.idle_ms else { continue };
             let matches = e.matches(idle);
             f.matches_server_timeout = Some(matches);
-            if matches || e.observations < 3 {
+            if matches || e.observations < 3 || f.variant != Some("rst_no_fin") {
                 continue;
             }
             f.kind = FindingKind::ResetInFlight;
@@ -205,19 +203,6 @@ impl Diagnoser {
 
     /// Settles the estimates and the findings that depend on them.
     pub fn finish(mut self) -> Diagnosis {
-        let estimates: BTreeMap<SocketAddr, estimate::Estimate> = self
-            .servers
-            .iter()
-            .filter_map(|(s, t)| Some((*s, t.estimate()?)))
-            .collect();
-        for f in &mut self.findings {
-            if f.kind != FindingKind::IdleRace || f.matches_server_timeout.is_some() {
-                continue;
-            }
-            if let (Some(e), Some(idle)) = (estimates.get(&f.server), f.idle_ms) {
-                f.matches_server_timeout = Some(e.matches(idle));
-            }
-        }
         self.findings
             .sort_by(|a, b| a.time.cmp(&b.time).then(a.connection.cmp(&b.connection)));
         let mut servers: Vec<ServerReport> = self

@@ -54,6 +54,10 @@ impl Side {
     }
 }
 
+/// Most tombstones kept (the oldest go first): late packets of connections released longer
+/// ago than that many closes start a new connection record.
+const MAX_TOMBSTONES: usize = 200_000;
+
 /// Limits of the flow table.
 #[derive(Clone, Debug)]
 pub struct FlowConfig {
@@ -76,7 +80,7 @@ impl Default for FlowConfig {
             max_buffer: 1 << 20,
             linger: Nanos(2_000_000_000),
             idle_limit: Nanos(3_600_000_000_000),
-            tombstone: Nanos(300_000_000_000),
+            tombstone: Nanos(60_000_000_000),
         }
     }
 }
@@ -235,6 +239,13 @@ impl FlowTable {
             };
             if quiet {
                 let c = self.flows.remove(&key).expect("present");
+                if self.tombstone_queue.len() >= MAX_TOMBSTONES {
+                    if let Some((at, old)) = self.tombstone_queue.pop_front() {
+                        if self.tombstones.get(&old) == Some(&at) {
+                            self.tombstones.remove(&old);
+                        }
+                    }
+                }
                 self.tombstones.insert(key, now);
                 self.tombstone_queue.push_back((now, key));
                 self.release(c, Release::Closed, done);

@@ -2,8 +2,10 @@
 //! `docs/json-schema.md`.
 //!
 //! Connection records are written as the analysis releases them ([`JsonWriter::record`]),
-//! one per line inside the `connections` array, so a capture of any size is reported in
-//! bounded memory; the summary, findings and per-server estimates follow at the end.
+//! one per line inside the `connections` array, and findings as they are decided
+//! ([`JsonWriter::finding`]) to an unlinked scratch file that is spliced in at the end with
+//! the summary and the per-server estimates: a capture of any size is reported, every
+//! connection and every finding, in bounded memory.
 
 use super::caveats::{caveats, Caveat};
 use crate::diagnose::estimate::ServerReport;
@@ -13,7 +15,8 @@ use crate::source::FileStats;
 use crate::time::Timestamp;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::fs::File;
+use std::io::{self, BufWriter, Seek, Write};
 
 /// Version of the JSON layout; raised on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -24,6 +27,9 @@ pub struct JsonWriter<W: Write> {
     records: u64,
     /// One line for the whole document (JSON Lines), instead of one line per record.
     compact: bool,
+    /// Findings so far, comma-separated, until they are spliced in.
+    spill: Option<BufWriter<File>>,
+    findings: u64,
     /// First write error, reported at the end (the analysis keeps going).
     error: Option<io::Error>,
 }
@@ -41,10 +47,8 @@ pub struct Summary<'a> {
     pub packets: &'a PacketCounts,
     /// Connection counters.
     pub connections: &'a crate::diagnose::ConnectionCounts,
-    /// Findings per kind (every kind present, zero included), listed or not.
+    /// Findings per kind (every kind present, zero included).
     pub findings: BTreeMap<&'static str, u64>,
-    /// Findings counted above but not listed in `findings` (memory cap).
-    pub findings_not_listed: u64,
     /// Flow-table counters.
     pub flow_table: &'a crate::flows::FlowStats,
 }
@@ -52,7 +56,6 @@ pub struct Summary<'a> {
 #[derive(Serialize)]
 struct Tail<'a> {
     summary: Summary<'a>,
-    findings: &'a [Finding],
     servers: &'a [ServerReport],
     caveats: Vec<Caveat>,
     inputs: &'a [FileStats],
@@ -80,7 +83,6 @@ pub fn summary(a: &Analysis) -> Summary<'_> {
         packets: p,
         connections: &a.diagnosis.connections,
         findings,
-        findings_not_listed: a.diagnosis.findings_dropped,
         flow_table: &a.flows,
     }
 }
@@ -104,10 +106,16 @@ impl<W: Write> JsonWriter<W> {
             env!("CARGO_PKG_VERSION")
         );
         let error = out.write_all(head.as_bytes()).err();
+        let (spill, error) = match scratch_file() {
+            Ok(f) => (Some(BufWriter::new(f)), error),
+            Err(e) => (None, error.or(Some(e))),
+        };
         JsonWriter {
             out,
             records: 0,
             compact,
+            spill,
+            findings: 0,
             error,
         }
     }
@@ -131,6 +139,24 @@ impl<W: Write> JsonWriter<W> {
         self.error = res.err();
     }
 
+    /// Appends one finding (they are listed after the connections).
+    pub fn finding(&mut self, f: &Finding) {
+        let (Some(spill), None) = (self.spill.as_mut(), &self.error) else {
+            return;
+        };
+        let sep: &[u8] = match (self.findings == 0, self.compact) {
+            (true, true) => b"",
+            (true, false) => b"\n",
+            (false, true) => b",",
+            (false, false) => b",\n",
+        };
+        self.findings += 1;
+        let res = spill
+            .write_all(sep)
+            .and_then(|_| serde_json::to_writer(&mut *spill, f).map_err(io::Error::from));
+        self.error = res.err();
+    }
+
     /// Writes the rest of the document and returns the writer.
     pub fn finish(mut self, a: &Analysis) -> io::Result<W> {
         if let Some(e) = self.error.take() {
@@ -138,7 +164,6 @@ impl<W: Write> JsonWriter<W> {
         }
         let tail = Tail {
             summary: summary(a),
-            findings: &a.diagnosis.findings,
             servers: &a.diagnosis.servers,
             caveats: caveats(a),
             inputs: &a.inputs,
@@ -146,12 +171,49 @@ impl<W: Write> JsonWriter<W> {
             live_capture: a.kernel,
         };
         let body = serde_json::to_string(&tail).map_err(io::Error::from)?;
-        // Splice the tail object's fields after the connections array.
+        // The findings, then the tail object's fields, after the connections array.
+        self.out.write_all(if self.compact {
+            b"],\"findings\":["
+        } else {
+            b"\n],\n\"findings\":["
+        })?;
+        if let Some(spill) = self.spill.take() {
+            let mut f = spill.into_inner().map_err(|e| e.into_error())?;
+            f.rewind()?;
+            io::copy(&mut f, &mut self.out)?;
+        }
         self.out
-            .write_all(if self.compact { b"]," } else { b"\n]," })?;
+            .write_all(if self.compact { b"]," } else { b"\n],\n" })?;
         self.out.write_all(&body.as_bytes()[1..])?;
         self.out.write_all(b"\n")?;
         self.out.flush()?;
         Ok(self.out)
     }
+}
+
+impl<W: Write> crate::pipeline::Sink for JsonWriter<W> {
+    fn record(&mut self, record: &ConnectionRecord) {
+        JsonWriter::record(self, record)
+    }
+    fn finding(&mut self, finding: &Finding) {
+        JsonWriter::finding(self, finding)
+    }
+}
+
+/// An unlinked scratch file in the temporary directory: it vanishes when closed.
+pub fn scratch_file() -> io::Result<File> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "resetscope-{}-{}.tmp",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)?;
+    let _ = std::fs::remove_file(&path);
+    Ok(f)
 }

@@ -214,7 +214,7 @@ impl CaptureFile {
             return;
         }
         if self.to_consume > 0 {
-            self.reader.consume(self.to_consume);
+            self.reader.consume_noshift(self.to_consume);
             self.offset += self.to_consume as u64;
             self.to_consume = 0;
         }
@@ -310,7 +310,7 @@ impl CaptureFile {
                 }
                 Step::Skip => {}
             }
-            self.reader.consume(consumed);
+            self.reader.consume_noshift(consumed);
             self.offset += consumed as u64;
         }
     }
