@@ -341,3 +341,57 @@ fn race_says_whether_the_client_had_the_fin() {
         .unwrap()
         .contains("crossed the server's FIN in flight"));
 }
+
+/// Runs `resetscope analyze -f json /dev/stdin` with `input` piped in: a pipe cannot be
+/// mapped, so this reads through the streaming path.
+fn analyze_pipe(input: Vec<u8>) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_resetscope"))
+        .args(["analyze", "-f", "json", "/dev/stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+#[test]
+fn a_capture_piped_in_gives_the_same_findings() {
+    let reference = findings(&json(&[&race_capture()]));
+    let out = analyze_pipe(std::fs::read(race_capture()).unwrap());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(findings(&doc), reference);
+    for pcapng in ["fixtures/pcapng-nano/capture.pcapng"] {
+        let path = root().join(pcapng);
+        let out = analyze_pipe(std::fs::read(&path).unwrap());
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(findings(&doc), findings(&json(&[&path])), "{pcapng}");
+    }
+}
+
+#[test]
+fn a_truncated_capture_piped_in_names_the_frame() {
+    let pcap = Pcap::read(&race_capture());
+    let full = std::fs::read(race_capture()).unwrap();
+    let out = analyze_pipe(full[..pcap.offset_of(300) + 20].to_vec());
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("frame 301") && err.contains("300 frames before it"),
+        "{err}"
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["summary"]["packets"]["frames"], 300);
+}

@@ -343,8 +343,11 @@ impl Http {
                     end_seq,
                 );
                 let p = self.parser(side);
-                p.head = head;
-                p.head.clear();
+                // Reuse the buffer, but do not keep a large one for the connection's life.
+                if head.capacity() <= 1024 {
+                    p.head = head;
+                    p.head.clear();
+                }
                 used
             }
             None if p.head.len() > MAX_HEAD => {

@@ -94,7 +94,12 @@ pub fn findings_status(a: &Analysis, fail_on: Option<FailOn>) -> ExitCode {
         FailOn::Error => Severity::Error,
         FailOn::Warning => Severity::Warning,
     };
-    if a.diagnosis.findings.iter().any(|f| f.severity <= worst) {
+    // The counts, not the findings kept in memory (capped on large captures).
+    if a.diagnosis
+        .counts
+        .iter()
+        .any(|(kind, n)| *n > 0 && kind.severity() <= worst)
+    {
         ExitCode::from(3)
     } else {
         ExitCode::SUCCESS

@@ -5,7 +5,7 @@
 //! and starts a new connection. Connections leave the table, and are handed on to diagnosis
 //! as finished [`Connection`]s, when they are closed and have been quiet for a linger time
 //! (late retransmissions and resets still find them), when they have been silent longer than
-//! the idle limit, when the table is full (the least recently active go first, counted as
+//! the idle limit (an hour; two minutes for a connection that never carried payload), when the table is full (the least recently active go first, counted as
 //! evictions), and at the end of the capture. A released closed connection leaves a
 //! tombstone for a while: late packets for it (a retransmitted FIN, one more RST answering a
 //! late segment) are counted instead of starting a bogus new connection, so the verdict is
@@ -69,6 +69,8 @@ pub struct FlowConfig {
     pub linger: Nanos,
     /// How long an open connection may stay silent before it is released.
     pub idle_limit: Nanos,
+    /// The same for a connection that never carried payload.
+    pub quiet_limit: Nanos,
     /// How long late packets of a released closed connection are recognised as such.
     pub tombstone: Nanos,
 }
@@ -80,6 +82,7 @@ impl Default for FlowConfig {
             max_buffer: 1 << 20,
             linger: Nanos(2_000_000_000),
             idle_limit: Nanos(3_600_000_000_000),
+            quiet_limit: Nanos(120_000_000_000),
             tombstone: Nanos(60_000_000_000),
         }
     }
@@ -270,7 +273,17 @@ impl FlowTable {
             let silent: Vec<Key> = self
                 .flows
                 .iter()
-                .filter(|(_, c)| now.since(c.last_ts()) >= limit)
+                .filter(|(_, c)| {
+                    // A connection that never carried a byte (a scan, a half-open or refused
+                    // attempt whose close was not captured) has nothing to wait for.
+                    let quiet = c.dirs.iter().all(|d| d.payload_bytes == 0);
+                    now.since(c.last_ts())
+                        >= if quiet {
+                            self.config.quiet_limit
+                        } else {
+                            limit
+                        }
+                })
                 .map(|(k, _)| *k)
                 .collect();
             for key in silent {

@@ -28,8 +28,10 @@ pub struct JsonWriter<W: Write> {
     /// One line for the whole document (JSON Lines), instead of one line per record.
     compact: bool,
     /// Findings so far, comma-separated, until they are spliced in.
-    spill: Option<BufWriter<File>>,
+    spill: Spill,
     findings: u64,
+    /// Reused buffer: each record is serialized here and written in one call.
+    buf: Vec<u8>,
     /// First write error, reported at the end (the analysis keeps going).
     error: Option<io::Error>,
 }
@@ -106,16 +108,14 @@ impl<W: Write> JsonWriter<W> {
             env!("CARGO_PKG_VERSION")
         );
         let error = out.write_all(head.as_bytes()).err();
-        let (spill, error) = match scratch_file() {
-            Ok(f) => (Some(BufWriter::new(f)), error),
-            Err(e) => (None, error.or(Some(e))),
-        };
+
         JsonWriter {
             out,
             records: 0,
             compact,
-            spill,
+            spill: Spill::Memory(Vec::new()),
             findings: 0,
+            buf: Vec::with_capacity(4096),
             error,
         }
     }
@@ -132,18 +132,19 @@ impl<W: Write> JsonWriter<W> {
             (false, false) => b",\n",
         };
         self.records += 1;
-        let res = self
-            .out
-            .write_all(sep)
-            .and_then(|_| serde_json::to_writer(&mut self.out, r).map_err(io::Error::from));
+        self.buf.clear();
+        self.buf.extend_from_slice(sep);
+        let res = serde_json::to_writer(&mut self.buf, r)
+            .map_err(io::Error::from)
+            .and_then(|_| self.out.write_all(&self.buf));
         self.error = res.err();
     }
 
     /// Appends one finding (they are listed after the connections).
     pub fn finding(&mut self, f: &Finding) {
-        let (Some(spill), None) = (self.spill.as_mut(), &self.error) else {
+        if self.error.is_some() {
             return;
-        };
+        }
         let sep: &[u8] = match (self.findings == 0, self.compact) {
             (true, true) => b"",
             (true, false) => b"\n",
@@ -151,9 +152,11 @@ impl<W: Write> JsonWriter<W> {
             (false, false) => b",\n",
         };
         self.findings += 1;
-        let res = spill
-            .write_all(sep)
-            .and_then(|_| serde_json::to_writer(&mut *spill, f).map_err(io::Error::from));
+        self.buf.clear();
+        self.buf.extend_from_slice(sep);
+        let res = serde_json::to_writer(&mut self.buf, f)
+            .map_err(io::Error::from)
+            .and_then(|_| self.spill.write(&self.buf));
         self.error = res.err();
     }
 
@@ -177,10 +180,13 @@ impl<W: Write> JsonWriter<W> {
         } else {
             b"\n],\n\"findings\":["
         })?;
-        if let Some(spill) = self.spill.take() {
-            let mut f = spill.into_inner().map_err(|e| e.into_error())?;
-            f.rewind()?;
-            io::copy(&mut f, &mut self.out)?;
+        match std::mem::replace(&mut self.spill, Spill::Memory(Vec::new())) {
+            Spill::Memory(v) => self.out.write_all(&v)?,
+            Spill::File(spill) => {
+                let mut f = spill.into_inner().map_err(|e| e.into_error())?;
+                f.rewind()?;
+                io::copy(&mut f, &mut self.out)?;
+            }
         }
         self.out
             .write_all(if self.compact { b"]," } else { b"\n],\n" })?;
@@ -197,6 +203,33 @@ impl<W: Write> crate::pipeline::Sink for JsonWriter<W> {
     }
     fn finding(&mut self, finding: &Finding) {
         JsonWriter::finding(self, finding)
+    }
+}
+
+/// Where findings wait: in memory up to [`SPILL_IN_MEMORY`] bytes, then in a scratch file.
+enum Spill {
+    Memory(Vec<u8>),
+    File(BufWriter<File>),
+}
+
+/// Findings kept in memory before they go to a scratch file (most captures never get there).
+const SPILL_IN_MEMORY: usize = 2 << 20;
+
+impl Spill {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if let Spill::Memory(v) = self {
+            if v.len() + bytes.len() <= SPILL_IN_MEMORY {
+                v.extend_from_slice(bytes);
+                return Ok(());
+            }
+            let mut f = BufWriter::new(scratch_file()?);
+            f.write_all(v)?;
+            *self = Spill::File(f);
+        }
+        match self {
+            Spill::File(f) => f.write_all(bytes),
+            Spill::Memory(_) => unreachable!("moved to a file above"),
+        }
     }
 }
 

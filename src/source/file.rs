@@ -1,4 +1,11 @@
-//! Streaming reader for one pcap or pcapng file.
+//! Reader for one pcap or pcapng file.
+//!
+//! A regular file is mapped into memory and its records parsed in place, with no copy
+//! through `read(2)`; pages already read are handed back to the kernel as the cursor moves
+//! on, so resident memory does not grow with the file. Anything that cannot be mapped is
+//! streamed through `pcap-parser`'s fixed buffer instead. (A mapped file must not be cut
+//! short while it is read; a file still being appended to, as `tcpdump -w` does, is read up
+//! to its length when it was opened.)
 //!
 //! `pcap-parser` parses the records; this module keeps the per-file state the format needs
 //! (the pcap header's link type and resolution; pcapng's sections, interfaces, their
@@ -11,9 +18,9 @@ use super::{FileStats, FrameRef, RawPacket, SourceError};
 use crate::time::Timestamp;
 use pcap_parser::pcapng::Block;
 use pcap_parser::traits::PcapReaderIterator;
-use pcap_parser::{PcapBlockOwned, PcapError};
+use pcap_parser::{LegacyPcapBlock, PcapBlockOwned, PcapError};
 use std::fs::File;
-use std::io::Read;
+use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 
 /// Initial read buffer; grows for large pcapng blocks up to [`MAX_BLOCK`].
@@ -24,6 +31,116 @@ const MAX_BLOCK: usize = 16 << 20;
 /// The largest captured length of a classic pcap record we believe (Wireshark's
 /// `WTAP_MAX_PACKET_SIZE_STANDARD`); a larger one means the record header is damaged.
 const MAX_CAPLEN: u32 = 262_144;
+
+/// Bytes read before the pages behind them are handed back to the kernel.
+const RELEASE_EVERY: usize = 4 << 20;
+
+/// Parses one classic pcap record (byte order and format variant chosen by the header).
+type LegacyParser =
+    fn(&[u8]) -> pcap_parser::nom::IResult<&[u8], LegacyPcapBlock<'_>, PcapError<&[u8]>>;
+
+/// Where the bytes come from.
+enum Backend {
+    /// The file mapped into memory: `pos` is the cursor, `released` how far pages have been
+    /// handed back.
+    Mapped {
+        map: memmap2::Mmap,
+        pos: usize,
+        released: usize,
+        pcapng: bool,
+        big_endian: bool,
+        legacy: Option<LegacyParser>,
+    },
+    /// `pcap-parser`'s buffered reader.
+    Stream(Box<dyn PcapReaderIterator + Send>),
+}
+
+impl Backend {
+    /// The bytes from the cursor on.
+    fn data(&self) -> &[u8] {
+        match self {
+            Backend::Mapped { map, pos, .. } => &map[*pos..],
+            Backend::Stream(r) => r.data(),
+        }
+    }
+
+    /// Moves the cursor past `n` bytes.
+    fn consume(&mut self, n: usize) {
+        match self {
+            Backend::Stream(r) => r.consume_noshift(n),
+            Backend::Mapped {
+                map, pos, released, ..
+            } => {
+                *pos += n;
+                let upto = *pos & !4095;
+                if upto >= *released + RELEASE_EVERY {
+                    // SAFETY: only whole pages before the cursor are released; no slice
+                    // handed out refers to them any more, and a read-only private file
+                    // mapping reads back the same bytes if they are ever touched again.
+                    #[cfg(unix)]
+                    unsafe {
+                        let _ = map.unchecked_advise_range(
+                            memmap2::UncheckedAdvice::DontNeed,
+                            *released,
+                            upto - *released,
+                        );
+                    }
+                    *released = upto;
+                }
+            }
+        }
+    }
+
+    /// The next block, and how many bytes it takes.
+    fn next(&mut self) -> Result<(usize, PcapBlockOwned<'_>), PcapError<&[u8]>> {
+        let (map, pos, pcapng, big_endian, legacy) = match self {
+            Backend::Stream(r) => return r.next(),
+            Backend::Mapped {
+                map,
+                pos,
+                pcapng,
+                big_endian,
+                legacy,
+                ..
+            } => (map, *pos, *pcapng, big_endian, legacy),
+        };
+        let data = &map[pos..];
+        if data.is_empty() {
+            return Err(PcapError::Eof);
+        }
+        let parsed = if pcapng {
+            let parse = if *big_endian {
+                pcap_parser::pcapng::parse_block_be
+            } else {
+                pcap_parser::pcapng::parse_block_le
+            };
+            parse(data).map(|(rest, b)| {
+                if let Block::SectionHeader(ref shb) = b {
+                    *big_endian = shb.big_endian();
+                }
+                (rest, PcapBlockOwned::from(b))
+            })
+        } else if let Some(parse) = legacy {
+            parse(data).map(|(rest, b)| (rest, PcapBlockOwned::from(b)))
+        } else {
+            pcap_parser::parse_pcap_header(data).map(|(rest, h)| {
+                let parser: LegacyParser = match (h.is_modified_format(), h.is_bigendian()) {
+                    (true, _) => pcap_parser::parse_pcap_frame_modified,
+                    (false, true) => pcap_parser::parse_pcap_frame_be,
+                    (false, false) => pcap_parser::parse_pcap_frame,
+                };
+                *legacy = Some(parser);
+                (rest, PcapBlockOwned::from(h))
+            })
+        };
+        match parsed {
+            Ok((rest, block)) => Ok((data.len() - rest.len(), block)),
+            // The whole file is there: a record that needs more is cut short.
+            Err(pcap_parser::nom::Err::Incomplete(_)) => Err(PcapError::UnexpectedEof),
+            Err(pcap_parser::nom::Err::Error(e)) | Err(pcap_parser::nom::Err::Failure(e)) => Err(e),
+        }
+    }
+}
 
 /// Link type and clock of one capture interface.
 #[derive(Copy, Clone, Debug)]
@@ -79,7 +196,7 @@ enum Step {
 pub struct CaptureFile {
     path: PathBuf,
     index: u16,
-    reader: Box<dyn PcapReaderIterator + Send>,
+    reader: Backend,
     /// Classic pcap: the one interface, its byte order and snaplen.
     legacy: Option<(Interface, bool, u32)>,
     interfaces: Vec<Interface>,
@@ -122,24 +239,69 @@ impl CaptureFile {
                 })
             }
         };
-        let file = File::open(path).map_err(io)?;
-        let reader = pcap_parser::create_reader(BUFFER, file).map_err(|e| match e {
-            PcapError::Incomplete(_) | PcapError::UnexpectedEof | PcapError::Eof => {
-                SourceError::Truncated {
-                    path: path.to_path_buf(),
-                    frame: 1,
-                    offset: 0,
-                    read: 0,
+        let not_a_capture = |detail: String| SourceError::NotACapture {
+            path: path.to_path_buf(),
+            magic: format!(
+                "{} ({detail})",
+                magic.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            ),
+        };
+        let truncated = || SourceError::Truncated {
+            path: path.to_path_buf(),
+            frame: 1,
+            offset: 0,
+            read: 0,
+        };
+        // SAFETY: the map is read only; the file must not be cut short while it is read (see
+        // the module documentation).
+        let mapped = unsafe { memmap2::Mmap::map(&file) }
+            .ok()
+            .filter(|m| !m.is_empty());
+        let reader = match mapped {
+            Some(map) => {
+                #[cfg(unix)]
+                let _ = map.advise(memmap2::Advice::Sequential);
+                let pcapng = format == "pcapng";
+                // The file must start with a header the parser accepts.
+                let head = if pcapng {
+                    pcap_parser::pcapng::parse_sectionheaderblock(&map).map(|_| ())
+                } else {
+                    pcap_parser::parse_pcap_header(&map).map(|_| ())
+                };
+                match head {
+                    Ok(()) => {}
+                    Err(pcap_parser::nom::Err::Incomplete(_)) => return Err(truncated()),
+                    Err(e) => {
+                        return Err(not_a_capture(format!("{e:?}").chars().take(80).collect()))
+                    }
+                }
+                Backend::Mapped {
+                    map,
+                    pos: 0,
+                    released: 0,
+                    pcapng,
+                    big_endian: false,
+                    legacy: None,
                 }
             }
-            other => SourceError::NotACapture {
-                path: path.to_path_buf(),
-                magic: format!(
-                    "{} ({other:?})",
-                    magic.iter().map(|b| format!("{b:02x}")).collect::<String>()
-                ),
-            },
-        })?;
+            // Not mappable (a pipe, /dev/stdin): stream it, with what was already read put
+            // back in front, in one piece so that the parser sees a whole header at once.
+            None => Backend::Stream(
+                pcap_parser::create_reader(BUFFER, {
+                    let mut first = vec![0u8; 64 * 1024];
+                    first[..n].copy_from_slice(&magic[..n]);
+                    let more = read_up_to(&mut file, &mut first[n..]).map_err(io)?;
+                    first.truncate(n + more);
+                    Cursor::new(first).chain(file)
+                })
+                .map_err(|e| match e {
+                    PcapError::Incomplete(_) | PcapError::UnexpectedEof | PcapError::Eof => {
+                        truncated()
+                    }
+                    other => not_a_capture(format!("{other:?}")),
+                })?,
+            ),
+        };
         Ok(CaptureFile {
             path: path.to_path_buf(),
             index,
@@ -214,7 +376,7 @@ impl CaptureFile {
             return;
         }
         if self.to_consume > 0 {
-            self.reader.consume_noshift(self.to_consume);
+            self.reader.consume(self.to_consume);
             self.offset += self.to_consume as u64;
             self.to_consume = 0;
         }
@@ -226,7 +388,10 @@ impl CaptureFile {
             let (consumed, step) = self.step();
             match step {
                 Step::Refill => {
-                    if self.reader.refill().is_err() {
+                    let Backend::Stream(reader) = &mut self.reader else {
+                        unreachable!("a mapped file is never incomplete")
+                    };
+                    if reader.refill().is_err() {
                         self.fail_corrupt("read error".into());
                         return;
                     }
@@ -234,7 +399,11 @@ impl CaptureFile {
                 }
                 Step::TooSmall => {
                     let cap = self.reader.data().len().max(BUFFER) * 2;
-                    if cap > MAX_BLOCK || !self.reader.grow(cap) {
+                    let grown = match &mut self.reader {
+                        Backend::Stream(reader) => cap <= MAX_BLOCK && reader.grow(cap),
+                        Backend::Mapped { .. } => false,
+                    };
+                    if !grown {
                         self.fail_corrupt(format!("record larger than {} MiB", MAX_BLOCK >> 20));
                         return;
                     }
@@ -310,7 +479,7 @@ impl CaptureFile {
                 }
                 Step::Skip => {}
             }
-            self.reader.consume_noshift(consumed);
+            self.reader.consume(consumed);
             self.offset += consumed as u64;
         }
     }
