@@ -373,7 +373,10 @@ fn a_capture_piped_in_gives_the_same_findings() {
     );
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(findings(&doc), reference);
-    for pcapng in ["fixtures/pcapng-nano/capture.pcapng"] {
+    for pcapng in [
+        "fixtures/pcapng-nano/capture.pcapng",
+        "fixtures/pcap-nano/capture.pcap",
+    ] {
         let path = root().join(pcapng);
         let out = analyze_pipe(std::fs::read(&path).unwrap());
         let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
