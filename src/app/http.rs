@@ -318,6 +318,23 @@ impl Http {
                 c.seq.plus(at as u32),
                 c.ack,
             ));
+            // The whole head in this segment (the usual case): parse it where it lies.
+            if let Some(end) = find_head_end(rest, 0).filter(|&end| end <= MAX_HEAD) {
+                let start = p.head_start.take().unwrap_or_default();
+                used += end;
+                let end_seq = c.seq.plus((pos + used) as u32);
+                self.parse_head(
+                    side,
+                    &rest[..end],
+                    start,
+                    Mark {
+                        frame: c.frame,
+                        ts: c.ts,
+                    },
+                    end_seq,
+                );
+                return used;
+            }
         }
         let searched_from = p.head.len().saturating_sub(3);
         let take = rest

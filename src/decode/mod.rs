@@ -12,9 +12,7 @@
 
 mod link;
 
-use etherparse::{
-    EtherType, IpNumber, LaxIpPayloadSlice, LaxNetSlice, LaxSlicedPacket, LenSource, TcpSlice,
-};
+use etherparse::{EtherType, IpNumber, LaxIpPayloadSlice, LaxIpSlice, LenSource, TcpSlice};
 use std::net::IpAddr;
 
 /// TCP flag bits as they sit in the header's 13th byte.
@@ -92,15 +90,12 @@ pub type Decoded<'a> = Result<TcpSegment<'a>, Skip>;
 /// Decodes one frame captured on an interface of link type `linktype`.
 pub fn decode(linktype: u32, data: &[u8]) -> Decoded<'_> {
     match linktype {
-        1 => match LaxSlicedPacket::from_ethernet(data) {
-            Ok(p) => from_sliced(p, 0),
-            Err(_) => Err(Skip::Malformed),
-        },
-        113 => link::sll(data).and_then(|(et, rest)| from_ether_type(et, rest, 0)),
-        276 => link::sll2(data).and_then(|(et, rest)| from_ether_type(et, rest, 0)),
-        0 => link::null(data, false).and_then(|rest| from_ip(rest, 0)),
-        108 => link::null(data, true).and_then(|rest| from_ip(rest, 0)),
-        12 | 14 | 101 | 228 | 229 => from_ip(data, 0),
+        1 => ethernet(data, 0),
+        113 => link::sll(data).and_then(|(et, rest)| ether_type(et, rest, 0)),
+        276 => link::sll2(data).and_then(|(et, rest)| ether_type(et, rest, 0)),
+        0 => link::null(data, false).and_then(|rest| ip(rest, 0)),
+        108 => link::null(data, true).and_then(|rest| ip(rest, 0)),
+        12 | 14 | 101 | 228 | 229 => ip(data, 0),
         _ => Err(Skip::LinkType),
     }
 }
@@ -108,20 +103,37 @@ pub fn decode(linktype: u32, data: &[u8]) -> Decoded<'_> {
 /// How many tunnels deep we unwrap before giving up (a loop of GRE in GRE is hostile).
 const MAX_DEPTH: u8 = 3;
 
-fn from_ether_type(et: u16, data: &[u8], depth: u8) -> Decoded<'_> {
-    from_sliced(LaxSlicedPacket::from_ether_type(EtherType(et), data), depth)
+/// An Ethernet II frame: destination, source, EtherType (the FCS, if captured, is beyond the
+/// IP length and ignored).
+fn ethernet(data: &[u8], depth: u8) -> Decoded<'_> {
+    if data.len() < 14 {
+        return Err(Skip::Malformed);
+    }
+    ether_type(u16::from_be_bytes([data[12], data[13]]), &data[14..], depth)
 }
 
-fn from_ip(data: &[u8], depth: u8) -> Decoded<'_> {
-    match LaxSlicedPacket::from_ip(data) {
-        Ok(p) => from_sliced(p, depth),
-        Err(_) => Err(Skip::Malformed),
+/// The payload of an EtherType: IP, or 802.1Q / QinQ tags (each four bytes: tag control,
+/// then the next EtherType) in front of it.
+fn ether_type(et: u16, data: &[u8], depth: u8) -> Decoded<'_> {
+    match EtherType(et) {
+        EtherType::IPV4 | EtherType::IPV6 => ip(data, depth),
+        EtherType::VLAN_TAGGED_FRAME
+        | EtherType::PROVIDER_BRIDGING
+        | EtherType::VLAN_DOUBLE_TAGGED_FRAME => {
+            if data.len() < 4 {
+                return Err(Skip::Malformed);
+            }
+            ether_type(u16::from_be_bytes([data[2], data[3]]), &data[4..], depth)
+        }
+        _ => Err(Skip::NotIp),
     }
 }
 
-fn from_sliced(p: LaxSlicedPacket<'_>, depth: u8) -> Decoded<'_> {
-    let (src, dst, ttl, claimed, payload) = match &p.net {
-        Some(LaxNetSlice::Ipv4(v4)) => {
+/// An IPv4 or IPv6 packet, sliced by `etherparse` (lax: a cut payload is still sliced).
+fn ip(data: &[u8], depth: u8) -> Decoded<'_> {
+    let (slice, _) = LaxIpSlice::from_slice(data).map_err(|_| Skip::Malformed)?;
+    let (src, dst, ttl, claimed, payload) = match &slice {
+        LaxIpSlice::Ipv4(v4) => {
             let h = v4.header();
             let claimed = (h.total_len() as usize).saturating_sub(h.ihl() as usize * 4);
             (
@@ -132,7 +144,7 @@ fn from_sliced(p: LaxSlicedPacket<'_>, depth: u8) -> Decoded<'_> {
                 v4.payload(),
             )
         }
-        Some(LaxNetSlice::Ipv6(v6)) => {
+        LaxIpSlice::Ipv6(v6) => {
             let h = v6.header();
             let claimed =
                 (h.payload_length() as usize).saturating_sub(v6.extensions().slice().len());
@@ -144,13 +156,6 @@ fn from_sliced(p: LaxSlicedPacket<'_>, depth: u8) -> Decoded<'_> {
                 v6.payload(),
             )
         }
-        _ => {
-            return Err(if p.stop_err.is_some() {
-                Skip::Malformed
-            } else {
-                Skip::NotIp
-            })
-        }
     };
     if payload.fragmented {
         return Err(Skip::Fragment);
@@ -158,11 +163,8 @@ fn from_sliced(p: LaxSlicedPacket<'_>, depth: u8) -> Decoded<'_> {
     match payload.ip_number {
         IpNumber::TCP => tcp(src, dst, ttl, claimed, payload),
         IpNumber::GRE if depth < MAX_DEPTH => match link::gre(payload.payload) {
-            Some(link::Inner::EtherType(et, rest)) => from_ether_type(et, rest, depth + 1),
-            Some(link::Inner::Ethernet(rest)) => match LaxSlicedPacket::from_ethernet(rest) {
-                Ok(p) => from_sliced(p, depth + 1),
-                Err(_) => Err(Skip::Malformed),
-            },
+            Some(link::Inner::EtherType(et, rest)) => ether_type(et, rest, depth + 1),
+            Some(link::Inner::Ethernet(rest)) => ethernet(rest, depth + 1),
             None => Err(Skip::NotTcp),
         },
         _ => Err(Skip::NotTcp),
@@ -244,6 +246,27 @@ mod tests {
             decode(1, &frame[..14 + 20 + 8]).unwrap_err(),
             Skip::Malformed
         );
+    }
+
+    #[test]
+    fn vlan_and_qinq_tags() {
+        let frame = tcp_bytes(b"tagged");
+        for tags in [
+            &[0x81, 0x00, 0x00, 0x05][..],
+            &[0x88, 0xa8, 0x00, 0x01, 0x81, 0x00, 0x00, 0x05][..],
+        ] {
+            let mut tagged = frame[..12].to_vec();
+            tagged.extend_from_slice(tags);
+            tagged.extend_from_slice(&frame[12..]);
+            let s = decode(1, &tagged).unwrap();
+            assert_eq!((s.sport, s.payload), (40000, &b"tagged"[..]));
+        }
+        let mut cut = frame[..12].to_vec();
+        cut.extend_from_slice(&[0x81, 0x00, 0x00]);
+        assert_eq!(decode(1, &cut).unwrap_err(), Skip::Malformed);
+        let mut arp = frame.clone();
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(decode(1, &arp).unwrap_err(), Skip::NotIp);
     }
 
     #[test]
