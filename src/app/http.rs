@@ -392,6 +392,15 @@ impl Http {
         }
     }
 
+    /// Stores a request. Most connections carry one or two: grow the list from one, not from
+    /// the usual four (memory per open connection matters on busy captures).
+    fn push_request(&mut self, r: Request) {
+        if self.requests.capacity() == self.requests.len() {
+            self.requests.reserve_exact(self.requests.len().max(1));
+        }
+        self.requests.push(r);
+    }
+
     /// Records what a head cut short still says: the request line's method and the start
     /// of its target, or the status line's code. The rest of the message is lost, so its end
     /// is taken to be the segment that carried the head.
@@ -427,7 +436,7 @@ impl Http {
                     self.requests_dropped += 1;
                     return;
                 }
-                self.requests.push(Request {
+                self.push_request(Request {
                     method: method.into_boxed_str(),
                     target: cut(&target).into_boxed_str(),
                     version: 1,
@@ -527,7 +536,7 @@ impl Http {
             response: None,
         };
         let index = if self.requests.len() < MAX_REQUESTS {
-            self.requests.push(request);
+            self.push_request(request);
             self.awaiting.push_back(self.requests.len() - 1);
             Some(self.requests.len() - 1)
         } else {

@@ -361,6 +361,10 @@ impl Connection {
             self.closes_dropped += 1;
             return;
         }
+        if self.closes.capacity() == self.closes.len() {
+            // Usually two FINs, or one RST: grow from two, not the usual four.
+            self.closes.reserve_exact(self.closes.len().max(2));
+        }
         self.closes.push(CloseEvent {
             side,
             mark,

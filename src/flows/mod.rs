@@ -134,7 +134,9 @@ fn key_of(seg: &TcpSegment<'_>) -> Key {
 /// The live connections.
 pub struct FlowTable {
     config: FlowConfig,
-    flows: FxHashMap<Key, Connection>,
+    /// Boxed: a hash table keeps up to twice as many slots as entries, and a slot holds the
+    /// value; a pointer there keeps empty slots small.
+    flows: FxHashMap<Key, Box<Connection>>,
     /// Closed connections in order of closing: (when, key, id).
     closed: VecDeque<(Timestamp, Key, u64)>,
     /// Recently released closed connections: key → release time.
@@ -212,7 +214,7 @@ impl FlowTable {
                 let id = self.next_id;
                 self.next_id += 1;
                 self.stats.connections += 1;
-                let c = Connection::new(id, seg, mark, self.config.max_buffer);
+                let c = Box::new(Connection::new(id, seg, mark, self.config.max_buffer));
                 self.flows.entry(key).or_insert(c)
             }
         };
@@ -296,7 +298,7 @@ impl FlowTable {
 
     /// Releases every connection (end of capture), in order of first packet.
     pub fn finish(&mut self, done: &mut impl FnMut(Connection, Release)) {
-        let mut all: Vec<Connection> = self.flows.drain().map(|(_, c)| c).collect();
+        let mut all: Vec<Box<Connection>> = self.flows.drain().map(|(_, c)| c).collect();
         all.sort_by_key(|c| c.id);
         self.closed.clear();
         for c in all {
@@ -320,11 +322,11 @@ impl FlowTable {
 
     fn release(
         &mut self,
-        mut c: Connection,
+        mut c: Box<Connection>,
         why: Release,
         done: &mut impl FnMut(Connection, Release),
     ) {
         c.finish();
-        done(c, why);
+        done(*c, why);
     }
 }
