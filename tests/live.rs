@@ -172,9 +172,9 @@ fn live_go_race_reports_exactly_the_failed_requests() {
                 "-n",
                 "100",
                 "-sleep",
-                "300ms",
+                "300.5ms",
                 "-jitter",
-                "10ms",
+                "3ms",
             ])
             .args(["-max", "50s", "-log", log.to_str().unwrap()])
             .stdout(Stdio::null())
