@@ -259,6 +259,8 @@ class Template:
             self.recipe.append((rel, d, orig, ver, ip, ihl, rw_off, csum_off,
                                 slot))
         self.packets = len(self.recipe)
+        self.replays = 0          # filled in while writing
+        self.cut_replays = 0
 
 
 # --------------------------------------------------------------------------
@@ -452,6 +454,9 @@ def main(argv=None):
         nonlocal scheduled, connections
         t = next_template()
         limit = min(t.packets, N - scheduled)
+        t.replays += 1
+        if limit < t.packets:
+            t.cut_replays += 1
         scheduled += limit
         connections += t.connections
         new = [pool.take(a) for a in t.client_addrs]
@@ -526,6 +531,8 @@ def main(argv=None):
         "packets": written,
         "bytes": os.path.getsize(args.out),
         "inputs": [t.path for t in templates],
+        "replays_per_input": {t.path: t.replays for t in templates},
+        "cut_replay": next((t.path for t in templates if t.cut_replays), None),
         "input_packets": sum(t.packets for t in templates),
         "input_connections": sum(t.connections for t in templates),
         "link_type": linktype,

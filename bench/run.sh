@@ -4,18 +4,20 @@
 #
 # Usage: bench/run.sh [options]
 #   -n, --runs N        timed runs per tool and file (default 5)
-#   -p, --packets N     packets in the large capture (default 1200000); a
-#                       second capture with N/2 packets is timed too, to
-#                       compare resetscope's peak memory
+#   -p, --packets N     packets in the large capture (default 1200000)
+#   -m, --mem-packets M packets in the second capture, on which only
+#                       resetscope is timed, to compare its peak memory
+#                       (default N/2; e.g. 4800000 for a 4x larger one)
 #   -c, --cpu N         CPU both tools are pinned to with taskset (default 0)
 #   -f, --file PCAP     benchmark this capture instead of generating one
-#                       (the half-size memory check is then skipped)
+#                       (the memory comparison is then skipped)
+#       --format FMT    resetscope's report format (default json)
 #       --no-build      use the existing target/release/resetscope
 #       --no-tshark     time resetscope only (no ratio)
 #   -h, --help
 #
-# Environment: RESETSCOPE_BIN overrides the binary (implies nothing about
-# --no-build); RESETSCOPE_BENCH_CACHE (default bench/.cache) holds the
+# Environment: RESETSCOPE_BIN times another binary (cargo build still runs
+# unless --no-build); RESETSCOPE_BENCH_CACHE (default bench/.cache) holds the
 # generated captures, per-run logs and results.md.
 #
 # Prints progress on stderr and a Markdown report on stdout (also written to
@@ -30,10 +32,12 @@ cache=${RESETSCOPE_BENCH_CACHE:-$here/.cache}
 
 runs=5
 packets=1200000
+mem_packets=
 cpu=0
 file=
 build=1
 with_tshark=1
+format=json
 
 die() { echo "run.sh: error: $*" >&2; exit 1; }
 log() { echo "run.sh: $*" >&2; }
@@ -42,8 +46,10 @@ while [ $# -gt 0 ]; do
     case $1 in
         -n|--runs) runs=${2:?}; shift 2 ;;
         -p|--packets) packets=${2:?}; shift 2 ;;
+        -m|--mem-packets) mem_packets=${2:?}; shift 2 ;;
         -c|--cpu) cpu=${2:?}; shift 2 ;;
         -f|--file) file=${2:?}; shift 2 ;;
+        --format) format=${2:?}; shift 2 ;;
         --no-build) build=0; shift ;;
         --no-tshark) with_tshark=0; shift ;;
         -h|--help) sed -n '2,/^set -e/{/^set -e/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
@@ -52,6 +58,8 @@ while [ $# -gt 0 ]; do
 done
 [[ $runs =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
 [[ $packets =~ ^[1-9][0-9]*$ ]] || die "--packets must be a positive integer"
+mem_packets=${mem_packets:-$((packets / 2))}
+[[ $mem_packets =~ ^[1-9][0-9]*$ ]] || die "--mem-packets must be a positive integer"
 [[ $cpu =~ ^[0-9]+$ ]] || die "--cpu must be a CPU number"
 
 # ---------------------------------------------------------------- tools
@@ -84,14 +92,14 @@ fi
 if [ -n "$file" ]; then
     [ -r "$file" ] || die "cannot read $file"
     big=$(cd "$(dirname "$file")" && pwd)/$(basename "$file")
-    half=
+    second=
 else
     big=$cache/large-$packets.pcap
-    half=$cache/large-$((packets / 2)).pcap
+    second=$cache/large-$mem_packets.pcap
     log "generating captures in $cache (skipped when up to date)"
     python3 "$here/make-large.py" --out "$big" --packets "$packets" --reuse >&2 \
         || die "make-large.py failed"
-    python3 "$here/make-large.py" --out "$half" --packets $((packets / 2)) --reuse >&2 \
+    python3 "$here/make-large.py" --out "$second" --packets "$mem_packets" --reuse >&2 \
         || die "make-large.py failed"
 fi
 
@@ -105,7 +113,7 @@ file_mb() { awk -v b="$(stat -c %s "$1")" 'BEGIN { printf "%.0f", b / 1e6 }'; }
 # and fails loudly (with the tool's stderr) if the tool exits non-zero.
 tool_cmd() {  # tool pcap -> command words in the global array cmd
     case $1 in
-        resetscope) cmd=("$bin" analyze "$2" --format json) ;;
+        resetscope) cmd=("$bin" analyze "$2" --format "$format") ;;
         tshark) cmd=(tshark -r "$2" -q -z conv,tcp) ;;
     esac
 }
@@ -135,7 +143,7 @@ bench() {
     local tool=$1 pcap=$2 label=$3 i
     : >"$cache/$label.times"
     log "$label: warm-up run"
-    if [ "$tool" = resetscope ]; then
+    if [ "$tool" = resetscope ] && [ "$format" = json ]; then
         run_once "$tool" "$pcap" "$label" "$cache/$label.out.json"
         python3 -c 'import json,sys; json.load(open(sys.argv[1]))' \
             "$cache/$label.out.json" 2>/dev/null \
@@ -171,8 +179,9 @@ add_row() {  # tool file-label pcap npk
     last_pps=$pps
 }
 
-log "warming the page cache"
-cat "$big" ${half:+"$half"} >/dev/null
+load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+log "warming the page cache (load average now: $load_start)"
+cat "$big" ${second:+"$second"} >/dev/null
 
 npk_big=$(count_packets "$big")
 [ -n "$npk_big" ] || die "capinfos could not count packets in $big"
@@ -182,12 +191,12 @@ bench resetscope "$big" resetscope-big
 add_row resetscope "$big_label" "$big" "$npk_big"
 rs_pps=$last_pps; rs_rss_big=$rss_kb; rs_med=$med_s
 
-if [ -n "$half" ]; then
-    npk_half=$(count_packets "$half")
-    half_label="$(basename "$half") ($(file_mb "$half") MB)"
-    bench resetscope "$half" resetscope-half
-    add_row resetscope "$half_label" "$half" "$npk_half"
-    rs_rss_half=$rss_kb
+if [ -n "$second" ]; then
+    npk_second=$(count_packets "$second")
+    second_label="$(basename "$second") ($(file_mb "$second") MB)"
+    bench resetscope "$second" resetscope-second
+    add_row resetscope "$second_label" "$second" "$npk_second"
+    rs_rss_second=$rss_kb
 fi
 
 if [ $with_tshark = 1 ]; then
@@ -220,9 +229,9 @@ cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
             printf "- resetscope / tshark throughput: **%.1f×** (%.0f vs %.0f packets/s; median wall %.3f s vs %.3f s)\n", a / b, a, b, ta, tb
             printf "- peak RSS on the large capture: resetscope %.1f MiB, tshark %.1f MiB\n", ra / 1024, rb / 1024 }'
     fi
-    if [ -n "$half" ]; then
-        awk -v h="$rs_rss_half" -v b="$rs_rss_big" -v nh="$npk_half" -v nb="$npk_big" 'BEGIN {
-            printf "- resetscope peak RSS, %d vs %d packets: %.1f MiB vs %.1f MiB (ratio %.2f for %.1f× the packets)\n", nh, nb, h / 1024, b / 1024, b / h, nb / nh }'
+    if [ -n "$second" ]; then
+        awk -v h="$rs_rss_second" -v b="$rs_rss_big" -v nh="$npk_second" -v nb="$npk_big" 'BEGIN {
+            printf "- resetscope peak RSS, %d vs %d packets: %.1f MiB vs %.1f MiB (%.2f× the memory for %.2f× the packets)\n", nb, nh, b / 1024, h / 1024, h / b, nh / nb }'
     fi
     if [ -n "$file" ] || [ ! -f "$big.meta.json" ]; then :; else
         conv_file=
@@ -254,7 +263,8 @@ print(f"- capture: {m['packets']:,} packets, {m['bytes'] / 1e6:.0f} MB, link typ
 EOF
     fi
     echo "- runs: $runs timed runs per row after one untimed warm-up run, page cache warm, both tools pinned with \`taskset -c $cpu\`"
-    echo "- commands: \`resetscope analyze FILE --format json > /dev/null\`, \`tshark -r FILE -q -z conv,tcp > /dev/null\`"
+    echo "- commands: \`resetscope analyze FILE --format $format > /dev/null\`$([ $with_tshark = 0 ] || echo ', `tshark -r FILE -q -z conv,tcp > /dev/null`')"
+    echo "- load average (1/5/15 min) at start: $load_start, at end: $(cut -d' ' -f1-3 /proc/loadavg) — other work on the machine skews the figures"
     echo "- machine: $(nproc) CPUs, $cpu_model, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, Linux $(uname -r)"
     echo "- versions: $("$bin" --version 2>/dev/null | head -n 1 || echo resetscope ?) (commit $(head_commit)), $(tshark --version 2>/dev/null | head -n 1 | sed 's/ (Git.*//' || echo tshark ?), $(rustc --version 2>/dev/null | awk '{ print $1, $2 }')"
 } | tee "$cache/results.md"
