@@ -423,3 +423,49 @@ fn any_interface_and_until_findings() {
         report["summary"]["findings"]["refused"]
     );
 }
+
+#[test]
+fn count_stops_after_that_many_packets() {
+    if !require_root("count_stops_after_that_many_packets") {
+        return;
+    }
+    let _serial = one_at_a_time();
+    // Each attempt on a closed port is a SYN and a RST: three attempts, six packets.
+    let port = 19_700 + (std::process::id() % 90) as u16;
+    let filter = format!("tcp port {port}");
+    let started = Instant::now();
+    let (live, _stderr) = start_live(&[
+        "-i",
+        "lo",
+        "-c",
+        "4",
+        "--duration",
+        "30s",
+        "--format",
+        "json",
+        &filter,
+    ]);
+    for _ in 0..3 {
+        let _ = std::net::TcpStream::connect(("127.0.0.1", port));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = live.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "stopped at the count, not the duration"
+    );
+    let report: Value = serde_json::from_str(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(report["summary"]["packets"]["frames"], 4);
+}
