@@ -87,6 +87,27 @@ fn start_live(args: &[&str]) -> (Child, mpsc::Receiver<String>) {
     (child, rx)
 }
 
+/// Opens `n` connections to `port` on loopback, where nothing listens: each is a SYN and a
+/// RST (a refused connection).
+fn refused_connections(port: u16, n: usize, pause: Duration) {
+    for _ in 0..n {
+        let _ = std::net::TcpStream::connect(("127.0.0.1", port));
+        std::thread::sleep(pause);
+    }
+}
+
+/// The final report of `live --format json` (its last line).
+fn final_report(stdout: &[u8]) -> Value {
+    let last = String::from_utf8_lossy(stdout)
+        .lines()
+        .last()
+        .expect("a report line")
+        .to_string();
+    let report: Value = serde_json::from_str(&last).expect("JSON report line");
+    assert_eq!(report["type"], "report");
+    report
+}
+
 fn interrupt(child: &Child) {
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -379,10 +400,7 @@ fn any_interface_and_until_findings() {
         pcap.to_str().unwrap(),
         &filter,
     ]);
-    for _ in 0..4 {
-        let _ = std::net::TcpStream::connect(("127.0.0.1", port));
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    refused_connections(port, 4, Duration::from_millis(200));
     let out = live.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -445,10 +463,7 @@ fn count_stops_after_that_many_packets() {
         "json",
         &filter,
     ]);
-    for _ in 0..3 {
-        let _ = std::net::TcpStream::connect(("127.0.0.1", port));
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    refused_connections(port, 3, Duration::from_millis(100));
     let out = live.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -459,13 +474,6 @@ fn count_stops_after_that_many_packets() {
         started.elapsed() < Duration::from_secs(10),
         "stopped at the count, not the duration"
     );
-    let report: Value = serde_json::from_str(
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .last()
-            .unwrap(),
-    )
-    .unwrap();
+    let report = final_report(&out.stdout);
     assert_eq!(report["summary"]["packets"]["frames"], 4);
 }

@@ -122,42 +122,22 @@ impl<W: Write> JsonWriter<W> {
 
     /// Appends one connection record.
     pub fn record(&mut self, r: &ConnectionRecord) {
-        if self.error.is_some() {
-            return;
+        if self.error.is_none() {
+            let first = self.records == 0;
+            self.records += 1;
+            let res = item(&mut self.buf, self.compact, first, r);
+            self.error = res.and_then(|_| self.out.write_all(&self.buf)).err();
         }
-        let sep: &[u8] = match (self.records == 0, self.compact) {
-            (true, true) => b"",
-            (true, false) => b"\n",
-            (false, true) => b",",
-            (false, false) => b",\n",
-        };
-        self.records += 1;
-        self.buf.clear();
-        self.buf.extend_from_slice(sep);
-        let res = serde_json::to_writer(&mut self.buf, r)
-            .map_err(io::Error::from)
-            .and_then(|_| self.out.write_all(&self.buf));
-        self.error = res.err();
     }
 
     /// Appends one finding (they are listed after the connections).
     pub fn finding(&mut self, f: &Finding) {
-        if self.error.is_some() {
-            return;
+        if self.error.is_none() {
+            let first = self.findings == 0;
+            self.findings += 1;
+            let res = item(&mut self.buf, self.compact, first, f);
+            self.error = res.and_then(|_| self.spill.write(&self.buf)).err();
         }
-        let sep: &[u8] = match (self.findings == 0, self.compact) {
-            (true, true) => b"",
-            (true, false) => b"\n",
-            (false, true) => b",",
-            (false, false) => b",\n",
-        };
-        self.findings += 1;
-        self.buf.clear();
-        self.buf.extend_from_slice(sep);
-        let res = serde_json::to_writer(&mut self.buf, f)
-            .map_err(io::Error::from)
-            .and_then(|_| self.spill.write(&self.buf));
-        self.error = res.err();
     }
 
     /// Writes the rest of the document and returns the writer.
@@ -204,6 +184,19 @@ impl<W: Write> crate::pipeline::Sink for JsonWriter<W> {
     fn finding(&mut self, finding: &Finding) {
         JsonWriter::finding(self, finding)
     }
+}
+
+/// One array item, serialized into `buf` with its separator: nothing or a comma before it,
+/// and a newline unless the document is on one line.
+fn item(buf: &mut Vec<u8>, compact: bool, first: bool, value: &impl Serialize) -> io::Result<()> {
+    buf.clear();
+    if !first {
+        buf.push(b',');
+    }
+    if !compact {
+        buf.push(b'\n');
+    }
+    serde_json::to_writer(buf, value).map_err(io::Error::from)
 }
 
 /// Where findings wait: in memory up to [`SPILL_IN_MEMORY`] bytes, then in a scratch file.
