@@ -121,16 +121,6 @@ impl Analyzer {
         self.flows.len()
     }
 
-    /// Findings decided so far.
-    pub fn finding_count(&self) -> u64 {
-        self.diag.finding_count()
-    }
-
-    /// Packet counters so far.
-    pub fn packet_counts(&self) -> &PacketCounts {
-        &self.counts
-    }
-
     /// Takes one frame.
     pub fn packet(&mut self, p: &RawPacket<'_>, sink: RecordSink<'_>) {
         let c = &mut self.counts;

@@ -92,11 +92,6 @@ pub struct Diagnoser {
 }
 
 impl Diagnoser {
-    /// Findings decided so far.
-    pub fn finding_count(&self) -> u64 {
-        self.by_kind.values().sum()
-    }
-
     /// Judges a connection released by the flow table; returns its record.
     pub fn connection_done(
         &mut self,

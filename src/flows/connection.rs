@@ -11,7 +11,6 @@ use super::seq::SeqNumber;
 use super::Side;
 use crate::app::{App, Mark};
 use crate::decode::{flags, TcpSegment};
-use crate::source::FrameRef;
 use crate::time::Timestamp;
 use serde::Serialize;
 use std::net::SocketAddr;
@@ -191,14 +190,6 @@ impl Connection {
             Side::Client
         } else {
             Side::Server
-        }
-    }
-
-    /// The endpoint of `side`.
-    pub fn endpoint(&self, side: Side) -> SocketAddr {
-        match side {
-            Side::Client => self.client,
-            Side::Server => self.server,
         }
     }
 
@@ -397,11 +388,6 @@ impl Connection {
         } else {
             side
         }
-    }
-
-    /// The frame where this connection's first packet sits.
-    pub fn first_frame(&self) -> FrameRef {
-        self.first.frame
     }
 
     /// Time of the last packet.

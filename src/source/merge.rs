@@ -36,11 +36,6 @@ impl CaptureSet {
         }
     }
 
-    /// The input paths, in the order given (index = [`super::FrameRef::file`]).
-    pub fn paths(&self) -> &[PathBuf] {
-        &self.paths
-    }
-
     /// The next frame across all files, earliest timestamp first (ties: earlier file).
     pub fn next_packet(&mut self) -> Option<RawPacket<'_>> {
         let pick = if self.files.len() == 1 {
