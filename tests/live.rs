@@ -477,3 +477,41 @@ fn count_stops_after_that_many_packets() {
     let report = final_report(&out.stdout);
     assert_eq!(report["summary"]["packets"]["frames"], 4);
 }
+
+#[test]
+fn markdown_report_of_a_live_capture_has_ladders_from_the_w_file() {
+    if !require_root("markdown_report_of_a_live_capture_has_ladders_from_the_w_file") {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let port = 19_600 + (std::process::id() % 90) as u16;
+    let dir = common::scratch("live-markdown");
+    let pcap = dir.join("ticket.pcap");
+    let filter = format!("tcp port {port}");
+    let (live, _stderr) = start_live(&[
+        "-i",
+        "lo",
+        "-c",
+        "4",
+        "--duration",
+        "30s",
+        "-f",
+        "markdown",
+        "-w",
+        pcap.to_str().unwrap(),
+        &filter,
+    ]);
+    refused_connections(port, 3, Duration::from_millis(100));
+    let out = live.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = String::from_utf8(out.stdout).unwrap();
+    assert!(md.starts_with("# resetscope report: ticket.pcap"), "{md}");
+    assert!(
+        md.contains("`refused`") && md.contains("~~~text") && md.contains("SYN"),
+        "{md}"
+    );
+}

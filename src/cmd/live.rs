@@ -89,7 +89,8 @@ pub use capture::run;
 
 #[cfg(feature = "live")]
 mod capture {
-    use super::super::{findings_status, open_output, write_terminal, Format};
+    use super::super::report::{finish, Collect, Evidence};
+    use super::super::{findings_status, open_output, Format};
     use super::LiveArgs;
     use anyhow::{Context, Result};
     use resetscope::diagnose::{ConnectionRecord, Finding, Severity};
@@ -99,7 +100,7 @@ mod capture {
     use resetscope::report::FrameNamer;
     use resetscope::source::live::{list_interfaces, LiveCapture, LiveOptions};
     use resetscope::time::Timestamp;
-    use std::io::{self, IsTerminal, Read, Seek, Write};
+    use std::io::{self, IsTerminal, Seek, Write};
     use std::process::ExitCode;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -128,8 +129,11 @@ mod capture {
 
     /// Prints findings as they are decided and feeds the JSON report.
     struct LiveSink {
-        writer: Option<JsonWriter<Box<dyn Write>>>,
+        /// What the report at the end needs.
+        collect: Collect,
         json: bool,
+        /// Print the lines on stderr: stdout carries a Markdown or HTML document.
+        lines_to_stderr: bool,
         names: FrameNamer,
         /// Findings so far, idle closes aside (for `--until-findings`).
         counted: u64,
@@ -137,15 +141,11 @@ mod capture {
 
     impl Sink for LiveSink {
         fn record(&mut self, record: &ConnectionRecord) {
-            if let Some(w) = self.writer.as_mut() {
-                w.record(record);
-            }
+            self.collect.record(record);
         }
 
         fn finding(&mut self, f: &Finding) {
-            if let Some(w) = self.writer.as_mut() {
-                w.finding(f);
-            }
+            self.collect.finding(f);
             if f.severity != Severity::Info {
                 self.counted += 1;
             }
@@ -158,9 +158,13 @@ mod capture {
             } else {
                 finding_line(f, &self.names)
             };
-            let mut out = io::stdout().lock();
-            let _ = writeln!(out, "{line}");
-            let _ = out.flush();
+            if self.lines_to_stderr {
+                eprintln!("{line}");
+            } else {
+                let mut out = io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+                let _ = out.flush();
+            }
         }
     }
 
@@ -221,8 +225,10 @@ mod capture {
             None
         };
         let mut sink = LiveSink {
-            writer,
+            collect: Collect::new(r.format, writer, false),
             json,
+            lines_to_stderr: r.output.is_none()
+                && matches!(r.format, Format::Markdown | Format::Html),
             names: names.clone(),
             counted: 0,
         };
@@ -308,19 +314,24 @@ mod capture {
                 path.display()
             );
         }
-        match sink.writer {
-            Some(w) => {
-                w.finish(&analysis).context("writing the JSON report")?;
-                if let Some(mut f) = scratch {
-                    f.rewind()?;
-                    let mut out = io::stdout().lock();
-                    let mut buf = Vec::new();
-                    f.read_to_end(&mut buf)?;
-                    out.write_all(&buf).context("writing the JSON report")?;
-                    out.flush()?;
-                }
-            }
-            None => write_terminal(&analysis, &names, r)?,
+        // The -w file, if any, is where the second pass finds the packets behind findings.
+        let written: Vec<std::path::PathBuf> = args.write.iter().cloned().collect();
+        finish(
+            sink.collect,
+            &analysis,
+            &names,
+            r,
+            Evidence {
+                files: &written,
+                extract: None,
+            },
+        )?;
+        if let Some(mut f) = scratch {
+            // The one-line JSON report, written to a scratch file while the capture ran.
+            f.rewind()?;
+            let mut out = io::stdout().lock();
+            io::copy(&mut f, &mut out).context("writing the JSON report")?;
+            out.flush()?;
         }
         Ok(findings_status(&analysis, r.fail_on_findings))
     }

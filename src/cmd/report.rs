@@ -1,0 +1,164 @@
+//! What `analyze` and `live` share after the packets: the sink that keeps what a report needs
+//! while they stream by, and the report at the end (with the second pass over the capture
+//! for ladders and `--extract`).
+
+use super::{open_output, write_terminal, Format, ReportArgs};
+use anyhow::{Context, Result};
+use resetscope::diagnose::{ConnectionRecord, Finding, FindingKind};
+use resetscope::pipeline::{Analysis, Sink};
+use resetscope::report::evidence::{self, Target};
+use resetscope::report::json::JsonWriter;
+use resetscope::report::timeline::ResetTimeline;
+use resetscope::report::{html, listed_findings, markdown, FrameNamer, TicketReport};
+use rustc_hash::FxHashMap;
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Keeps what the report needs while packets stream by: the JSON report being written, the
+/// reset timeline, and the connections whose packets the second pass must find.
+pub struct Collect {
+    json: Option<JsonWriter<Box<dyn Write>>>,
+    timeline: Option<ResetTimeline>,
+    targets: Option<Vec<Target>>,
+}
+
+impl Collect {
+    /// For a report in `format` (`json` is its writer when the format is JSON); `extract`
+    /// also keeps the connections to extract.
+    pub fn new(format: Format, json: Option<JsonWriter<Box<dyn Write>>>, extract: bool) -> Collect {
+        let ticket = matches!(format, Format::Markdown | Format::Html);
+        Collect {
+            json,
+            timeline: ticket.then(ResetTimeline::default),
+            targets: (ticket || extract).then(Vec::new),
+        }
+    }
+}
+
+impl Sink for Collect {
+    fn record(&mut self, rec: &ConnectionRecord) {
+        if let Some(w) = self.json.as_mut() {
+            w.record(rec);
+        }
+        if let Some(t) = self.timeline.as_mut() {
+            t.add(rec);
+        }
+        let evidence = rec.findings.iter().any(|k| *k != FindingKind::IdleClose);
+        if let (Some(targets), true) = (self.targets.as_mut(), evidence) {
+            targets.push(Target {
+                id: rec.id,
+                client: rec.client,
+                server: rec.server,
+                start: rec.start,
+                end: rec.end,
+                ladder: false,
+            });
+        }
+    }
+
+    fn finding(&mut self, f: &Finding) {
+        if let Some(w) = self.json.as_mut() {
+            w.finding(f);
+        }
+    }
+}
+
+/// Where the second pass reads the packets back from, and where `--extract` writes them.
+pub struct Evidence<'a> {
+    /// The capture files (for `live`, its `-w` file, if any).
+    pub files: &'a [PathBuf],
+    /// `--extract`.
+    pub extract: Option<&'a Path>,
+}
+
+/// Writes the report: the second pass for ladders and the extract, then the report itself.
+pub fn finish(
+    collect: Collect,
+    a: &Analysis,
+    names: &FrameNamer,
+    r: &ReportArgs,
+    evidence: Evidence<'_>,
+) -> Result<()> {
+    let Collect {
+        json,
+        timeline,
+        targets,
+    } = collect;
+    let mut ladders = FxHashMap::default();
+    if let Some(mut targets) = targets.filter(|_| !evidence.files.is_empty()) {
+        let listed: HashSet<u64> = if matches!(r.format, Format::Markdown | Format::Html) {
+            listed_findings(a, r.limit)
+                .iter()
+                .map(|f| f.connection)
+                .collect()
+        } else {
+            HashSet::new()
+        };
+        for t in &mut targets {
+            t.ladder = listed.contains(&t.id);
+        }
+        let mut linktypes: Vec<u32> = a
+            .inputs
+            .iter()
+            .flat_map(|i| i.linktypes.iter().copied())
+            .collect();
+        linktypes.sort_unstable();
+        linktypes.dedup();
+        ladders = evidence::gather(evidence.files, &linktypes, &targets, evidence.extract)
+            .with_context(|| match evidence.extract {
+                Some(p) => format!("writing {}", p.display()),
+                None => "reading the evidence".to_string(),
+            })?;
+        if let Some(p) = evidence.extract {
+            eprintln!(
+                "resetscope: {} connections with findings written to {}",
+                targets.len(),
+                p.display()
+            );
+        }
+    }
+    match r.format {
+        Format::Json => {
+            json.expect("a JSON writer for a JSON report")
+                .finish(a)
+                .context("writing the JSON report")?;
+        }
+        Format::Terminal => write_terminal(a, names, r)?,
+        Format::Markdown | Format::Html => {
+            let title = if evidence.files.is_empty() {
+                "live capture".to_string()
+            } else {
+                evidence
+                    .files
+                    .iter()
+                    .map(|p| {
+                        p.file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default()
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" + ")
+            };
+            let timeline = timeline.unwrap_or_default();
+            let t = TicketReport {
+                analysis: a,
+                names,
+                ladders: &ladders,
+                timeline: &timeline,
+                title,
+                limit: r.limit,
+            };
+            let text = if r.format == Format::Markdown {
+                markdown::render(&t)
+            } else {
+                html::render(&t)
+            };
+            let mut out = open_output(&r.output)?;
+            out.write_all(text.as_bytes())
+                .context("writing the report")?;
+            out.flush().context("writing the report")?;
+        }
+    }
+    Ok(())
+}
