@@ -125,3 +125,69 @@ fn who_closed_first_agrees_with_every_truth_file() {
         disagreements.join("\n")
     );
 }
+
+/// The idle timeouts the corpus manifest states for its servers (`extra/MANIFEST.tsv`,
+/// written from the captures by others): the estimate must find them, and must find none
+/// where the server only ever closed right after its response.
+#[test]
+fn idle_timeout_estimates_agree_with_the_manifest() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/zeek/extra/Traces");
+    // (capture, server, idle timeout in ms per the manifest, announced Keep-Alive timeout)
+    let cases: [(&str, &str, Option<f64>, &[u32]); 6] = [
+        (
+            "http/bro.org.pcap",
+            "192.150.187.43:80",
+            Some(5_000.0),
+            &[5],
+        ),
+        (
+            "http/206_example_c.pcap",
+            "129.174.93.170:80",
+            Some(15_000.0),
+            &[15],
+        ),
+        (
+            "http/cooper-grill-dvwa.pcapng",
+            "192.168.111.154:80",
+            Some(15_000.0),
+            &[15],
+        ),
+        (
+            "var-services-std-ports.pcap",
+            "172.16.238.131:80",
+            Some(15_000.0),
+            &[15],
+        ),
+        (
+            "http/missing-zlib-header.pcap",
+            "79.218.110.244:80",
+            Some(8_800.0),
+            &[],
+        ),
+        ("http/http-body-match.pcap", "192.88.99.42:80", None, &[5]),
+    ];
+    for (capture, server, timeout, announced) in cases {
+        let path = root.join(capture);
+        let (analysis, _) = analyze_files(
+            std::slice::from_ref(&path),
+            &Options::default(),
+            &mut |_: &ConnectionRecord| {},
+        );
+        let s = analysis
+            .diagnosis
+            .servers
+            .iter()
+            .find(|s| s.server.to_string() == server)
+            .unwrap_or_else(|| panic!("{capture}: no estimate for {server}"));
+        let median = s.idle_timeout.as_ref().map(|e| e.median_ms);
+        match (timeout, median) {
+            (Some(t), Some(m)) => assert!(
+                (m - t).abs() <= t * 0.05,
+                "{capture}: {m} ms, the manifest says ~{t} ms"
+            ),
+            (None, None) => {}
+            (t, m) => panic!("{capture}: manifest {t:?}, estimate {m:?}"),
+        }
+        assert_eq!(s.announced_keep_alive_timeout_s, announced, "{capture}");
+    }
+}

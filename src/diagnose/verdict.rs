@@ -16,7 +16,8 @@
 //!    after it.
 //! 5. `abort`: any other RST.
 //! 6. `idle_close`: the first close was a FIN after at least one finished HTTP exchange (or
-//!    TLS data), with nothing in flight and no `Connection: close` announced.
+//!    TLS data), at least 10 ms after it, with nothing in flight and no `Connection: close`
+//!    announced.
 
 use super::finding::{Finding, FindingKind, RequestRef};
 use super::record::{
@@ -26,6 +27,11 @@ use crate::app::http::Request;
 use crate::app::Mark;
 use crate::flows::{CloseEvent, CloseKind, Connection, Release, Side};
 use crate::time::Nanos;
+
+/// A FIN sooner than this after the last exchange closed the connection because of that
+/// exchange (HTTP/1.0, a request limit, an application decision), not because an idle timer
+/// ran out: it is no idle close and tells nothing of the idle timeout.
+const MIN_IDLE: Nanos = Nanos(10_000_000);
 
 /// A server closed an idle connection after this long.
 #[derive(Copy, Clone, Debug)]
@@ -565,6 +571,10 @@ fn idle_close(c: &Connection, requests: &[Request]) -> Option<(Finding, Option<I
         return None;
     }
     let idle = first.mark.ts.since(last_end.ts);
+    if idle < MIN_IDLE {
+        // Closed as the exchange ended (no idle timer ran): not an idle close.
+        return None;
+    }
     let who = first.side.name();
     let mut f = FindingBase { c }.make(
         FindingKind::IdleClose,
