@@ -233,3 +233,67 @@ fn damaged_files_give_their_expected_verdicts() {
         problems.join("\n")
     );
 }
+
+/// Local ports of the requests the client's own log reports as failed (`event=fail ...
+/// lport=N`), as `127.0.0.1:N`.
+fn failed_clients(log: &Path) -> std::collections::BTreeSet<String> {
+    std::fs::read_to_string(log)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("event=fail"))
+        .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("lport=")))
+        .map(|p| format!("127.0.0.1:{p}"))
+        .collect()
+}
+
+/// The TLS idle race, where requests cannot be read: every request the client's own log says
+/// failed is an `idle_race` on its connection, and nothing else is. Also the two captures
+/// kept beside the TLS fixture: TLS 1.2 requests that reached nginx before its close_notify
+/// (reset unread: frames 50/54 and 496/500, per its tshark review), and TLS 1.3, where the
+/// close_notify is an opaque 19-byte application-data record.
+#[test]
+fn tls_races_match_the_client_log() {
+    let dir = root().join("fixtures/tls-idle-race");
+    for sub in ["", "unclassified", "tls13-sample"] {
+        let d = dir.join(sub);
+        let doc = json(&[&d.join("capture.pcap")]);
+        let findings = doc["findings"].as_array().unwrap();
+        let races: std::collections::BTreeSet<String> = findings
+            .iter()
+            .filter(|f| f["kind"] == "idle_race")
+            .map(|f| f["client"].as_str().unwrap().to_string())
+            .collect();
+        let expected = failed_clients(&d.join("client.log"));
+        assert!(!expected.is_empty(), "{sub}");
+        assert_eq!(
+            races, expected,
+            "{sub}: idle races vs the client's failed requests"
+        );
+        let others: Vec<&Value> = findings
+            .iter()
+            .filter(|f| !["idle_race", "idle_close"].contains(&f["kind"].as_str().unwrap()))
+            .collect();
+        assert!(others.is_empty(), "{sub}: {others:?}");
+        let server = &doc["servers"][0];
+        let median = server["idle_timeout"]["median_ms"].as_f64().unwrap();
+        assert!(
+            (1000.0..1010.0).contains(&median),
+            "{sub}: nginx keepalive_timeout 1s, estimated {median} ms"
+        );
+    }
+    let doc = json(&[&dir.join("unclassified/capture.pcap")]);
+    let mut unread: Vec<(u64, u64)> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["variant"] == "tls_unread")
+        .map(|f| {
+            (
+                f["request"]["frame"]["number"].as_u64().unwrap(),
+                f["close_frame"]["number"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    unread.sort();
+    assert_eq!(unread, vec![(50, 54), (496, 500)]);
+}

@@ -1,48 +1,60 @@
 //! TLS records, followed just far enough to see an idle race through encryption.
 //!
-//! After the handshake every record is opaque, but its 5-byte header is not: content type
-//! 23 is application data (a request or a response), 21 an alert (after an idle timeout,
-//! the server's encrypted `close_notify`). The tracker keeps, per direction, when
-//! application data was last sent and when the first alert was sent, and, for the client,
-//! the first application-data record written after the server's alert: the request that
-//! raced the close.
+//! After the handshake every record is opaque, but its 5-byte header is not. The tracker
+//! follows exchanges: a client application-data record opens a request (several records in
+//! a row are one request), and the server's next application-data record answers it. It
+//! also notes the server's close_notify: an alert record (content type 21, TLS 1.2), or, in
+//! TLS 1.3 where alerts are encrypted as application data, a server record of exactly
+//! [`TLS13_ALERT_LEN`] bytes (a two-byte alert, its inner content type and a 16-byte AEAD
+//! tag). What diagnosis reads: when the server last sent data, the request still waiting for
+//! an answer if any, how many exchanges finished before it, and when the close_notify came.
 
 use super::Mark;
 use crate::flows::reassembly::StreamEvent;
+use crate::flows::seq::SeqNumber;
 use crate::flows::Side;
 
-const HANDSHAKE: u8 = 22;
 const ALERT: u8 = 21;
+const HANDSHAKE: u8 = 22;
 const APPLICATION_DATA: u8 = 23;
+/// Length of a TLS 1.3 record carrying an encrypted alert (AES-GCM or ChaCha20-Poly1305).
+pub const TLS13_ALERT_LEN: u16 = 19;
 
-/// Record marks of one direction.
+/// Header parsing state of one direction.
 #[derive(Clone, Debug, Default)]
-pub struct TlsDirection {
-    /// Records seen.
-    pub records: u64,
-    /// Application-data records seen.
-    pub app_data: u64,
-    /// Start of the last application-data record.
-    pub last_app_data: Option<Mark>,
-    /// The first alert record.
-    pub first_alert: Option<Mark>,
-    /// Start of the first application-data record sent after the peer's first alert.
-    pub app_data_after_peer_alert: Option<Mark>,
-    /// Start of the last application-data record sent before the peer's first alert.
-    pub app_data_before_peer_alert: Option<Mark>,
+struct Records {
     header: [u8; 5],
     header_len: u8,
+    /// Where the record being read starts: frame, sequence number, and the ACK its segment
+    /// carried.
+    start: (Mark, SeqNumber, Option<SeqNumber>),
     body_left: u32,
     lost: bool,
 }
 
-/// TLS state of one connection: `[client, server]`.
-#[derive(Default)]
+/// TLS state of one connection.
+#[derive(Clone, Debug, Default)]
 pub struct Tls {
-    /// Per direction, indexed by [`Side`].
-    pub dirs: [TlsDirection; 2],
     /// A handshake record was seen.
     pub handshake_seen: bool,
+    /// Application-data records per side, `[client, server]`.
+    pub app_data: [u64; 2],
+    /// Start of the last application-data record of each side (the server's close_notify
+    /// excluded).
+    pub last_data: [Option<Mark>; 2],
+    /// Exchanges that finished: a request answered by server data.
+    pub exchanges: u64,
+    /// The request waiting for an answer: the client's first record since the server last
+    /// sent data.
+    pub pending_request: Option<Mark>,
+    /// Sequence number of the pending request's first byte.
+    pub pending_request_seq: Option<SeqNumber>,
+    /// The server's close_notify (the first one).
+    pub server_close_notify: Option<Mark>,
+    /// The acknowledgment number the close_notify's segment carried: how much of the client's
+    /// stream the server had received when it decided to close.
+    pub server_close_notify_ack: Option<SeqNumber>,
+    dirs: [Records; 2],
 }
 
 impl Tls {
@@ -54,6 +66,10 @@ impl Tls {
                 self.dirs[side as usize].lost = true;
                 return;
             }
+        };
+        let mark = Mark {
+            frame: c.frame,
+            ts: c.ts,
         };
         let mut i = 0;
         while i < c.data.len() {
@@ -67,6 +83,9 @@ impl Tls {
                 i += take;
                 continue;
             }
+            if d.header_len == 0 {
+                d.start = (mark, c.seq.plus(i as u32), c.ack);
+            }
             d.header[d.header_len as usize] = c.data[i];
             d.header_len += 1;
             i += 1;
@@ -79,33 +98,51 @@ impl Tls {
                 d.lost = true;
                 return;
             }
-            d.body_left = u16::from_be_bytes([d.header[3], d.header[4]]) as u32;
-            d.records += 1;
-            let mark = Mark {
-                frame: c.frame,
-                ts: c.ts,
-            };
-            match kind {
-                HANDSHAKE => self.handshake_seen = true,
-                ALERT => {
-                    let d = &mut self.dirs[side as usize];
-                    if d.first_alert.is_none() {
-                        d.first_alert = Some(mark);
-                    }
-                }
-                APPLICATION_DATA => {
-                    let peer_alerted = self.dirs[1 - side as usize].first_alert.is_some();
-                    let d = &mut self.dirs[side as usize];
-                    d.app_data += 1;
-                    d.last_app_data = Some(mark);
-                    if peer_alerted {
-                        d.app_data_after_peer_alert.get_or_insert(mark);
-                    } else {
-                        d.app_data_before_peer_alert = Some(mark);
-                    }
-                }
-                _ => {}
-            }
+            let len = u16::from_be_bytes([d.header[3], d.header[4]]);
+            d.body_left = len as u32;
+            let start = d.start;
+            self.record(side, kind, len, start);
         }
+    }
+
+    fn record(
+        &mut self,
+        side: Side,
+        kind: u8,
+        len: u16,
+        start: (Mark, SeqNumber, Option<SeqNumber>),
+    ) {
+        let (mark, seq, ack) = start;
+        let close_notify = kind == ALERT || (kind == APPLICATION_DATA && len == TLS13_ALERT_LEN);
+        match (kind, side) {
+            (HANDSHAKE, _) => self.handshake_seen = true,
+            (_, Side::Server) if close_notify && self.server_close_notify.is_none() => {
+                self.server_close_notify = Some(mark);
+                self.server_close_notify_ack = ack;
+            }
+            // A later alert is not data either.
+            (_, Side::Server) if close_notify => {}
+            (APPLICATION_DATA, Side::Server) => {
+                self.app_data[1] += 1;
+                self.last_data[1] = Some(mark);
+                if self.pending_request.take().is_some() {
+                    self.exchanges += 1;
+                }
+            }
+            (APPLICATION_DATA, Side::Client) => {
+                self.app_data[0] += 1;
+                self.last_data[0] = Some(mark);
+                if self.pending_request.is_none() {
+                    self.pending_request = Some(mark);
+                    self.pending_request_seq = Some(seq);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The last application data of either side.
+    pub fn last_data(&self) -> Option<Mark> {
+        self.last_data[0].max(self.last_data[1])
     }
 }

@@ -283,7 +283,7 @@ fn race(
     server_fin: Option<CloseEvent>,
 ) -> Option<(Finding, Option<IdleObservation>)> {
     if let Some(t) = c.app.tls() {
-        return tls_race(c, t, first_rst);
+        return tls_race(c, t, first_rst, server_fin);
     }
     // The first request with no complete response, on a reused connection.
     let k = requests.iter().position(|r| {
@@ -410,46 +410,110 @@ fn race(
 }
 
 /// The race over TLS: the server's alert (encrypted close_notify) after an idle gap, the
-/// client's application data after it, then the server's RST.
+/// The race over TLS, where requests cannot be read but exchanges can be followed: after at
+/// least one answered request and an idle gap, a request got no answer because the server
+/// was closing. Either it came after the server's close_notify or FIN (`tls_alert`), or it
+/// arrived first and the server reset the connection right after, the request unread
+/// (`tls_unread`, the TLS form of `rst_no_fin`).
 fn tls_race(
     c: &Connection,
     t: &crate::app::tls::Tls,
     first_rst: Option<CloseEvent>,
+    server_fin: Option<CloseEvent>,
 ) -> Option<(Finding, Option<IdleObservation>)> {
-    let server = &t.dirs[Side::Server as usize];
-    let client = &t.dirs[Side::Client as usize];
-    let alert = server.first_alert?;
-    let late = client.app_data_after_peer_alert?;
-    let prev = server.app_data_before_peer_alert?;
-    let rst = first_rst.filter(|e| e.side == Side::Server && before(late, e.mark))?;
-    let idle = alert.ts.since(prev.ts);
-    let req = RequestRef {
+    let req = t.pending_request?;
+    let prev = t.last_data[Side::Server as usize]?;
+    if t.exchanges == 0 || !before(prev, req) {
+        return None;
+    }
+    let idle = req.ts.since(prev.ts);
+    if idle < MIN_IDLE {
+        return None;
+    }
+    let rst = first_rst.filter(|e| e.side == Side::Server && before(req, e.mark));
+    let fin = server_fin.filter(|f| before(prev, f.mark));
+    // The server's first sign of closing after its last answer: close_notify, or FIN.
+    let closing = [
+        t.server_close_notify.filter(|n| before(prev, *n)),
+        fin.map(|f| f.mark),
+    ]
+    .into_iter()
+    .flatten()
+    .min_by(|a, b| {
+        if before(*a, *b) {
+            std::cmp::Ordering::Less
+        } else {
+            std::cmp::Ordering::Greater
+        }
+    });
+    // A close_notify that does not acknowledge the request was sent before the request
+    // arrived, whatever the capture's order: the two crossed.
+    let crossed = match (t.server_close_notify_ack, t.pending_request_seq) {
+        (Some(ack), Some(seq)) => {
+            t.server_close_notify.is_some_and(|n| before(prev, n)) && ack <= seq
+        }
+        _ => false,
+    };
+    let (variant, decided, close) = match closing {
+        Some(cl) if before(cl, req) || crossed => ("tls_alert", cl, rst.or(fin)?),
+        _ => {
+            let rst = rst.filter(|r| r.mark.ts.since(req.ts) <= Nanos(200_000_000))?;
+            ("tls_unread", closing.unwrap_or(rst.mark), rst)
+        }
+    };
+    let request = RequestRef {
         method: "TLS".into(),
         target: "application data".into(),
-        frame: late.frame,
-        time: late.ts,
+        frame: req.frame,
+        time: req.ts,
         idempotent: false,
         idempotency_key: false,
-        index: 0,
+        index: t.exchanges as usize + 1,
+    };
+    let mut frames = vec![prev.frame, req.frame, close.mark.frame];
+    if let Some(n) = t.server_close_notify {
+        frames.push(n.frame);
+    }
+    let how = if variant == "tls_alert" && before(decided, req) {
+        format!(
+            "the server began closing (close_notify or FIN) after {} idle and the client wrote a request {} later",
+            decided.ts.since(prev.ts),
+            req.ts.since(decided.ts)
+        )
+    } else if variant == "tls_alert" {
+        format!(
+            "a request the client wrote after {} idle crossed the server's close_notify in flight (captured {} before it, which does not acknowledge it)",
+            idle,
+            Nanos(-req.ts.since(decided.ts).0)
+        )
+    } else {
+        format!(
+            "the client wrote a request after {} idle and the server reset the connection {} later without answering, closing it with the request unread",
+            idle,
+            close.mark.ts.since(req.ts)
+        )
     };
     let mut f = FindingBase { c }.make(
         FindingKind::IdleRace,
-        rst,
-        vec![prev.frame, alert.frame, late.frame, rst.mark.frame],
-        Some(req),
+        close,
+        frames,
+        Some(request),
         format!(
-            "The server sent a TLS alert (close_notify) after {} idle, the client then wrote application data {} later on the closing connection, and the server answered with RST; the request inside cannot be seen, so treat it as failed and retry only if idempotent.",
-            idle,
-            late.ts.since(alert.ts)
+            "Over TLS, {how}; the request inside cannot be seen, so treat it as failed and retry it only if it is idempotent."
         ),
     );
-    f.time = late.ts;
+    f.time = req.ts;
     f.idle_ms = Some(ms(idle));
-    f.fin_to_request_ms = Some(ms(late.ts.since(alert.ts)));
-    f.variant = Some("tls_alert");
-    f.written_after_close = Some(true);
+    f.fin_to_request_ms = (variant == "tls_alert").then(|| ms(req.ts.since(decided.ts)));
+    f.variant = Some(variant);
+    f.written_after_close = Some(before(decided, req));
     f.retry_safe = Some(false);
-    Some((f, Some(IdleObservation { idle })))
+    Some((
+        f,
+        Some(IdleObservation {
+            idle: decided.ts.since(prev.ts),
+        }),
+    ))
 }
 
 /// A request target as quoted in a sentence: at most 80 characters.
@@ -548,9 +612,10 @@ fn idle_close(c: &Connection, requests: &[Request]) -> Option<(Finding, Option<I
         return None;
     }
     let last_end = if let Some(t) = c.app.tls() {
-        let dirs = &t.dirs;
-        let a = dirs[0].last_app_data.max(dirs[1].last_app_data)?;
-        Some(a)
+        if t.exchanges == 0 || t.pending_request.is_some() {
+            return None;
+        }
+        t.last_data()
     } else {
         if requests.is_empty() {
             return None;
