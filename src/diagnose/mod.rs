@@ -179,7 +179,10 @@ impl Diagnoser {
             let Some(idle) = f.idle_ms else { continue };
             let matches = e.matches(idle);
             f.matches_server_timeout = Some(matches);
-            if matches || e.observations < 3 || f.variant != Some("rst_no_fin") {
+            if matches
+                || e.observations < 3
+                || !matches!(f.variant, Some("rst_no_fin" | "tls_unread"))
+            {
                 continue;
             }
             f.kind = FindingKind::ResetInFlight;
