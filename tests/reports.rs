@@ -243,3 +243,66 @@ fn html_renders_in_chromium_without_console_messages() {
         );
     }
 }
+
+/// The Markdown as a GitHub-flavoured Markdown parser reads it: captured text never becomes
+/// HTML, a link, emphasis or code, and every findings row keeps its nine cells, the request
+/// cell reading exactly the request as sent (GFM drops cells beyond the header's count, so a
+/// stray pipe would show up here as a cut request, not as a tenth cell).
+#[test]
+fn markdown_parses_as_intended_even_with_hostile_text() {
+    use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
+    let hostile_target = "/a|b`c`<script>alert(1)</script>*_[x](y)~~~&amp;#h";
+    for (capture, first_request) in [
+        (race_capture(), "POST /test (#29)".to_string()),
+        (hostile(), format!("GET {hostile_target} (#4)")),
+    ] {
+        let md = report("markdown", &[&capture]);
+        let (mut in_table, mut in_head) = (false, false);
+        let mut rows: Vec<Vec<String>> = Vec::new();
+        for event in Parser::new_ext(&md, Options::ENABLE_TABLES | Options::ENABLE_STRIKETHROUGH) {
+            match event {
+                Event::Html(h) | Event::InlineHtml(h) => {
+                    // Only the anchors resetscope writes itself are HTML.
+                    assert!(
+                        h.starts_with("<a id=\"finding-") || h.as_ref() == "</a>",
+                        "HTML from captured text: {h}"
+                    )
+                }
+                Event::Start(Tag::Link { dest_url, .. }) => {
+                    assert!(
+                        dest_url.starts_with("#finding-"),
+                        "link from captured text: {dest_url}"
+                    )
+                }
+                Event::Start(Tag::Table(_)) => in_table = true,
+                Event::End(TagEnd::Table) => in_table = false,
+                Event::Start(Tag::TableHead) => in_head = true,
+                Event::End(TagEnd::TableHead) => in_head = false,
+                Event::Start(Tag::TableRow) if !in_head => rows.push(Vec::new()),
+                Event::Start(Tag::TableCell) if in_table && !in_head => {
+                    rows.last_mut().unwrap().push(String::new())
+                }
+                Event::Text(t) | Event::Code(t) if in_table && !in_head => {
+                    if let Some(cell) = rows.last_mut().and_then(|r| r.last_mut()) {
+                        cell.push_str(&t);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let findings = md.lines().filter(|l| l.starts_with("| [")).count();
+        assert!(findings > 0);
+        assert!(
+            rows.iter().all(|r| r.len() == 9),
+            "{}: every row has its nine cells: {rows:?}",
+            capture.display()
+        );
+        assert_eq!(rows.len(), findings);
+        assert_eq!(
+            rows[0][4],
+            first_request,
+            "{}: the request cell reads as sent",
+            capture.display()
+        );
+    }
+}
