@@ -398,3 +398,47 @@ fn a_truncated_capture_piped_in_names_the_frame() {
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["summary"]["packets"]["frames"], 300);
 }
+
+/// Colour only on a terminal, and never with NO_COLOR: run under `script`, which gives the
+/// program a pseudo-terminal.
+#[test]
+fn colour_on_a_terminal_unless_no_color() {
+    let has_script = Command::new("sh")
+        .args(["-c", "command -v script"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_script {
+        eprintln!("script (util-linux) not installed: colour not checked");
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_resetscope");
+    let capture = race_capture();
+    let on_tty = |no_color: bool| {
+        let cmd = format!(
+            "{} {bin} analyze {}",
+            if no_color {
+                "NO_COLOR=1"
+            } else {
+                "env -u NO_COLOR"
+            },
+            capture.display()
+        );
+        let out = Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let coloured = on_tty(false);
+    assert!(coloured.contains("\x1b[1mresetscope\x1b[0m"), "{coloured}");
+    assert!(
+        coloured.contains("\x1b[1;31midle_race\x1b[0m"),
+        "{coloured}"
+    );
+    assert!(!on_tty(true).contains('\x1b'));
+}
