@@ -515,3 +515,31 @@ fn markdown_report_of_a_live_capture_has_ladders_from_the_w_file() {
         "{md}"
     );
 }
+
+#[test]
+fn status_line_on_a_terminal() {
+    if !require_root("status_line_on_a_terminal") {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let cmd = format!(
+        "{} live -i lo --duration 2s 'tcp port 9'",
+        env!("CARGO_BIN_EXE_resetscope")
+    );
+    // `script` gives the program a pseudo-terminal for stdout and stderr.
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("0 packets, 0 connections open, 0 findings, 0 dropped"),
+        "{text}"
+    );
+}
