@@ -9,8 +9,10 @@
 //! estimated so far; one at another idle time is a `reset_in_flight`. [`Diagnoser::finish`]
 //! settles the per-server estimates over the whole capture and hands on a [`Diagnosis`].
 
+mod closes;
 pub mod estimate;
 pub mod finding;
+mod race;
 pub mod record;
 pub mod verdict;
 
