@@ -7,6 +7,7 @@
 //! hands on, inside the connection, the list of HTTP exchanges or the TLS record marks that
 //! diagnosis reads.
 
+mod framing;
 pub mod http;
 pub mod tls;
 
