@@ -11,6 +11,7 @@
 //! frames). Anything wrong with a file is a [`SourceError`] that names the file and the frame;
 //! a damaged file ends early but what was read before the damage is still analysed.
 
+mod backend;
 pub mod file;
 #[cfg(feature = "live")]
 pub mod live;
