@@ -249,11 +249,20 @@ impl Connection {
         if seg.has(flags::ACK) {
             self.on_ack(side, SeqNumber(seg.ack), mark);
         }
+        // A keep-alive probe: zero bytes (Linux) or one byte (others) one below the next
+        // sequence number, so that the peer answers with an ACK.
+        let probe = seg.payload_len <= 1 && seg.flags & (flags::SYN | flags::FIN | flags::RST) == 0;
+        if probe
+            && self.dirs[i]
+                .stream
+                .next_seq()
+                .is_some_and(|n| seq.plus(1) == n)
+        {
+            self.dirs[i].keepalives += 1;
+            return;
+        }
         if seg.payload_len > 0 {
             let d = &mut self.dirs[i];
-            if seg.payload_len <= 1 && d.stream.next_seq().is_some_and(|n| seq.plus(1) == n) {
-                d.keepalives += 1;
-            }
             d.last_data = Some(mark);
             let data_seq = if seg.has(flags::SYN) {
                 seq.plus(1)
@@ -409,5 +418,185 @@ pub fn server_by_ports(sport: u16, dport: u16) -> Option<bool> {
         std::cmp::Ordering::Less => Some(true),
         std::cmp::Ordering::Greater => Some(false),
         std::cmp::Ordering::Equal => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::flags::*;
+    use crate::source::FrameRef;
+
+    const CLIENT: &str = "10.0.0.1";
+    const SERVER: &str = "10.0.0.2";
+
+    struct Wire {
+        conn: Option<Connection>,
+        frame: u64,
+    }
+
+    impl Wire {
+        fn new() -> Wire {
+            Wire {
+                conn: None,
+                frame: 0,
+            }
+        }
+        /// Sends one segment from the client (`true`) or the server.
+        fn send(&mut self, from_client: bool, flags: u8, seq: u32, ack: u32, payload: &[u8]) {
+            self.frame += 1;
+            let (src, dst, sport, dport) = if from_client {
+                (CLIENT, SERVER, 40000, 80)
+            } else {
+                (SERVER, CLIENT, 80, 40000)
+            };
+            let seg = TcpSegment {
+                src: src.parse().unwrap(),
+                dst: dst.parse().unwrap(),
+                sport,
+                dport,
+                seq,
+                ack,
+                flags,
+                window: 1000,
+                ttl: 64,
+                payload,
+                payload_len: payload.len() as u32,
+            };
+            let mark = Mark {
+                frame: FrameRef {
+                    file: 0,
+                    number: self.frame,
+                },
+                ts: Timestamp(self.frame as i64),
+            };
+            match self.conn.as_mut() {
+                Some(c) => c.on_segment(&seg, mark),
+                None => {
+                    let mut c = Connection::new(1, &seg, mark, 1 << 20);
+                    c.on_segment(&seg, mark);
+                    self.conn = Some(c);
+                }
+            }
+        }
+        fn handshake(&mut self) {
+            self.send(true, SYN, 100, 0, b"");
+            self.send(false, SYN | ACK, 500, 101, b"");
+            self.send(true, ACK, 101, 501, b"");
+        }
+        fn kinds(&self) -> Vec<(Side, CloseKind)> {
+            self.conn
+                .as_ref()
+                .unwrap()
+                .closes
+                .iter()
+                .map(|c| (c.side, c.kind))
+                .collect()
+        }
+    }
+
+    #[test]
+    fn refused_syn() {
+        let mut w = Wire::new();
+        w.send(true, SYN, 100, 0, b"");
+        w.send(false, RST | ACK, 0, 101, b"");
+        assert_eq!(w.kinds(), vec![(Side::Server, CloseKind::RstRefusal)]);
+    }
+
+    #[test]
+    fn abort_continues_the_senders_sequence() {
+        let mut w = Wire::new();
+        w.handshake();
+        w.send(true, PSH | ACK, 101, 501, b"GET / HTTP/1.1\r\n\r\n");
+        w.send(false, RST | ACK, 501, 119, b"");
+        assert_eq!(w.kinds(), vec![(Side::Server, CloseKind::RstAbort)]);
+    }
+
+    #[test]
+    fn bare_rst_answers_data_after_close() {
+        let mut w = Wire::new();
+        w.handshake();
+        w.send(false, FIN | ACK, 501, 101, b"");
+        w.send(true, PSH | ACK, 101, 502, b"POST / HTTP/1.1\r\n\r\n");
+        // The answer of a socket that is gone: seq = the trigger's ACK, no ACK bit.
+        w.send(false, RST, 502, 0, b"");
+        assert_eq!(
+            w.kinds(),
+            vec![
+                (Side::Server, CloseKind::Fin),
+                (Side::Server, CloseKind::RstAnswer)
+            ]
+        );
+        let c = w.conn.as_ref().unwrap();
+        assert_eq!(c.dirs[Side::Server as usize].fin_seq, Some(SeqNumber(501)));
+        assert!(c.is_closed());
+    }
+
+    #[test]
+    fn keepalive_probes_of_zero_and_one_byte() {
+        let mut w = Wire::new();
+        w.handshake();
+        w.send(true, ACK, 100, 501, b"");
+        w.send(true, ACK, 100, 501, b"x");
+        let c = w.conn.as_ref().unwrap();
+        assert_eq!(c.dirs[Side::Client as usize].keepalives, 2);
+        assert_eq!(
+            c.dirs[Side::Client as usize].stream.stats.retransmissions,
+            0
+        );
+        assert!(
+            c.dirs[Side::Client as usize].last_data.is_none(),
+            "a probe is not data"
+        );
+    }
+
+    #[test]
+    fn roles_inferred_mid_stream_are_corrected_by_the_first_request() {
+        let mut w = Wire::new();
+        // Both ports ephemeral: the first sender (the server here) is guessed as client …
+        w.frame += 1;
+        let seg = TcpSegment {
+            src: SERVER.parse().unwrap(),
+            dst: CLIENT.parse().unwrap(),
+            sport: 40001,
+            dport: 40000,
+            seq: 500,
+            ack: 100,
+            flags: ACK,
+            window: 1000,
+            ttl: 64,
+            payload: b"",
+            payload_len: 0,
+        };
+        let mark = Mark {
+            frame: FrameRef { file: 0, number: 1 },
+            ts: Timestamp(1),
+        };
+        let mut c = Connection::new(1, &seg, mark, 1 << 20);
+        c.on_segment(&seg, mark);
+        assert_eq!(c.roles, RoleSource::FirstSender);
+        // … until the other side sends a request.
+        let req = TcpSegment {
+            src: CLIENT.parse().unwrap(),
+            dst: SERVER.parse().unwrap(),
+            sport: 40000,
+            dport: 40001,
+            seq: 100,
+            ack: 500,
+            payload: b"GET / HTTP/1.1\r\n\r\n",
+            payload_len: 18,
+            flags: PSH | ACK,
+            ..seg
+        };
+        c.on_segment(
+            &req,
+            Mark {
+                frame: FrameRef { file: 0, number: 2 },
+                ts: Timestamp(2),
+            },
+        );
+        assert_eq!(c.roles, RoleSource::Request);
+        assert_eq!(c.client.to_string(), "10.0.0.1:40000");
+        assert_eq!(c.app.http().unwrap().requests.len(), 1);
     }
 }
