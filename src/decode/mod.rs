@@ -270,6 +270,25 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_with_an_extension_header() {
+        let tcp = tcp_bytes(b"v6");
+        let tcp = &tcp[14 + 20..]; // the TCP header and payload of the IPv4 frame
+        let mut ip = vec![0x60, 0, 0, 0];
+        ip.extend_from_slice(&((8 + tcp.len()) as u16).to_be_bytes());
+        ip.extend_from_slice(&[0, 64]); // next header: hop-by-hop options; hop limit
+        ip.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        ip.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        ip.extend_from_slice(&[6, 0, 1, 4, 0, 0, 0, 0]); // hop-by-hop: next TCP, PadN
+        ip.extend_from_slice(tcp);
+        let s = decode(101, &ip).unwrap();
+        assert_eq!(
+            (s.src.to_string().as_str(), s.sport, s.payload),
+            ("fe80::1", 40000, &b"v6"[..])
+        );
+        assert_eq!(s.payload_len, 2);
+    }
+
+    #[test]
     fn unknown_link_type_is_skipped() {
         assert_eq!(decode(147, &[0; 60]).unwrap_err(), Skip::LinkType);
     }

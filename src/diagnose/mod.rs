@@ -63,6 +63,8 @@ pub struct ConnectionCounts {
     pub cut_bytes: u64,
     /// Retransmitted segments.
     pub retransmissions: u64,
+    /// Times a reassembly buffer reached its cap.
+    pub buffer_overflows: u64,
     /// Times an HTTP parser lost message boundaries.
     pub http_desyncs: u64,
 }
@@ -125,6 +127,7 @@ impl Diagnoser {
         n.gap_bytes += r.stream.gap_bytes;
         n.cut_bytes += r.stream.cut_bytes;
         n.retransmissions += r.stream.retransmissions as u64;
+        n.buffer_overflows += r.stream.buffer_overflows as u64;
         n.http_desyncs += r.stream.http_desyncs as u64;
 
         if self.servers.len() < MAX_SERVERS || self.servers.contains_key(&r.server) {

@@ -82,6 +82,9 @@ pub struct StreamCounters {
     pub keepalives: u32,
     /// Zero-window advertisements.
     pub zero_windows: u32,
+    /// Times the out-of-order buffer reached its cap (1 MiB per direction) and the bytes it
+    /// waited for were given up as a gap.
+    pub buffer_overflows: u32,
     /// Times the HTTP parser lost message boundaries.
     pub http_desyncs: u32,
 }
@@ -132,7 +135,8 @@ pub struct ConnectionRecord {
     pub closes: Vec<CloseEvent>,
     /// FIN and RST packets beyond the first 32, not listed.
     pub closes_dropped: u32,
-    /// Idle time before the first close: from the last payload before it (milliseconds).
+    /// Idle time before the first close, in milliseconds: from the end of the last exchange
+    /// that finished before it, or, without one, from the last payload before it.
     pub idle_before_close_ms: Option<f64>,
     /// HTTP requests in order.
     pub requests: Vec<RequestRecord>,

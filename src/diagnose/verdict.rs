@@ -119,10 +119,24 @@ pub fn judge(c: &Connection, released: Release) -> Verdict {
         frame: e.mark.frame,
         time: e.mark.ts,
     });
-    let idle_before_close_ms = match (c.first_close(), c.last_data_before_close) {
-        (Some(e), Some(d)) => Some(ms(e.mark.ts.since(d.ts))),
-        _ => None,
-    };
+    // Idle before the close: from the end of the last exchange that finished before it (the
+    // response's last byte); without one (not HTTP, or nothing answered), from the last
+    // payload either side sent.
+    let idle_before_close_ms = c.first_close().and_then(|e| {
+        let exchange_end = requests
+            .iter()
+            .filter_map(|r| r.response.as_ref()?.end)
+            .filter(|end| before(*end, e.mark))
+            .max_by(|a, b| {
+                if before(*a, *b) {
+                    std::cmp::Ordering::Less
+                } else {
+                    std::cmp::Ordering::Greater
+                }
+            });
+        let from = exchange_end.or(c.last_data_before_close)?;
+        Some(ms(e.mark.ts.since(from.ts)))
+    });
     let (d0, d1) = (&c.dirs[0], &c.dirs[1]);
     let http = c.app.http();
     let record = ConnectionRecord {
@@ -159,6 +173,7 @@ pub fn judge(c: &Connection, released: Release) -> Verdict {
             cut_bytes: d0.stream.stats.cut_bytes + d1.stream.stats.cut_bytes,
             keepalives: d0.keepalives + d1.keepalives,
             zero_windows: d0.zero_windows + d1.zero_windows,
+            buffer_overflows: d0.stream.stats.overflows + d1.stream.stats.overflows,
             http_desyncs: http.map_or(0, |h| h.desyncs),
         },
         findings: findings.iter().map(|f| f.kind).collect(),

@@ -59,6 +59,12 @@ pub fn caveats(a: &Analysis) -> Vec<Caveat> {
     if n.open_at_end > 0 {
         add("open_at_end", format!("{} connections were still open when the capture ended (reported as open, not as failures)", n.open_at_end));
     }
+    if n.buffer_overflows > 0 {
+        add(
+            "buffer_overflow",
+            format!("the out-of-order buffer of a connection (1 MiB per direction) filled up {} times; the bytes it waited for were counted as gaps", n.buffer_overflows),
+        );
+    }
     if p.malformed > 0 {
         add(
             "malformed",
