@@ -25,19 +25,23 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
-/// Live capture needs root (CI runs as root). Elsewhere these tests say so and pass.
-fn require_root(test: &str) -> bool {
+/// Starts a live test: `None` without root (live capture needs it; CI runs as root, and
+/// elsewhere the test says so and passes), else a guard that keeps the live tests from
+/// running at once: they share the loopback interface, and one's flood must not disturb
+/// another's race.
+fn setup(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
     if !is_root() {
         eprintln!("{test}: skipped, live capture needs root (CI runs it as root)");
+        return None;
     }
-    is_root()
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    Some(LOCK.lock().unwrap_or_else(|e| e.into_inner()))
 }
 
-/// The live tests share the loopback interface: one at a time, so that the flood of one
-/// does not disturb the timing of another's race.
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+/// A loopback port for one test: `base` plus a little of the process id, so that two test
+/// runs on one machine do not meet.
+fn test_port(base: u16) -> u16 {
+    base + (std::process::id() % 90) as u16
 }
 
 fn resetscope() -> Command {
@@ -153,10 +157,9 @@ fn race_clients(findings: &[Value]) -> BTreeSet<String> {
 
 #[test]
 fn live_go_race_reports_exactly_the_failed_requests() {
-    if !require_root("live_go_race_reports_exactly_the_failed_requests") {
+    let Some(_serial) = setup("live_go_race_reports_exactly_the_failed_requests") else {
         return;
-    }
-    let _serial = one_at_a_time();
+    };
     let dir = common::scratch("live-race");
     let (server, client) = go_programs(&dir);
     for attempt in 0..4 {
@@ -271,10 +274,9 @@ fn live_go_race_reports_exactly_the_failed_requests() {
 
 #[test]
 fn idle_interface_stops_on_duration() {
-    if !require_root("idle_interface_stops_on_duration") {
+    let Some(_serial) = setup("idle_interface_stops_on_duration") else {
         return;
-    }
-    let _serial = one_at_a_time();
+    };
     let started = Instant::now();
     let out = resetscope()
         .args(["live", "-i", "lo", "--duration", "2s", "tcp port 9"])
@@ -297,12 +299,11 @@ fn idle_interface_stops_on_duration() {
 
 #[test]
 fn kernel_drops_are_shown() {
-    if !require_root("kernel_drops_are_shown") {
+    let Some(_serial) = setup("kernel_drops_are_shown") else {
         return;
-    }
-    let _serial = one_at_a_time();
+    };
     // A 1 KiB capture buffer cannot keep up with a loopback bulk transfer.
-    let port = 19_900 + (std::process::id() % 90) as u16;
+    let port = test_port(19_900);
     let filter = format!("tcp port {port}");
     let (live, _stderr) = start_live(&["-i", "lo", "-B", "1", "--duration", "4s", &filter]);
     let flood = format!(
@@ -332,10 +333,9 @@ fn kernel_drops_are_shown() {
 
 #[test]
 fn without_privileges_the_user_is_told_what_to_do() {
-    if !require_root("without_privileges_the_user_is_told_what_to_do") {
+    let Some(_serial) = setup("without_privileges_the_user_is_told_what_to_do") else {
         return;
-    }
-    let _serial = one_at_a_time();
+    };
     let out = Command::new("setpriv")
         .args([
             "--reuid=65534",
@@ -377,12 +377,11 @@ fn list_interfaces_includes_loopback() {
 
 #[test]
 fn any_interface_and_until_findings() {
-    if !require_root("any_interface_and_until_findings") {
+    let Some(_serial) = setup("any_interface_and_until_findings") else {
         return;
-    }
-    let _serial = one_at_a_time();
+    };
     // Connections to a port where nothing listens: each is refused, one finding each.
-    let port = 19_800 + (std::process::id() % 90) as u16;
+    let port = test_port(19_800);
     let filter = format!("tcp port {port}");
     let started = Instant::now();
     let dir = common::scratch("live-any");
@@ -444,12 +443,11 @@ fn any_interface_and_until_findings() {
 
 #[test]
 fn count_stops_after_that_many_packets() {
-    if !require_root("count_stops_after_that_many_packets") {
+    let Some(_serial) = setup("count_stops_after_that_many_packets") else {
         return;
-    }
-    let _serial = one_at_a_time();
+    };
     // Each attempt on a closed port is a SYN and a RST: three attempts, six packets.
-    let port = 19_700 + (std::process::id() % 90) as u16;
+    let port = test_port(19_700);
     let filter = format!("tcp port {port}");
     let started = Instant::now();
     let (live, _stderr) = start_live(&[
@@ -480,11 +478,11 @@ fn count_stops_after_that_many_packets() {
 
 #[test]
 fn markdown_report_of_a_live_capture_has_ladders_from_the_w_file() {
-    if !require_root("markdown_report_of_a_live_capture_has_ladders_from_the_w_file") {
+    let Some(_serial) = setup("markdown_report_of_a_live_capture_has_ladders_from_the_w_file")
+    else {
         return;
-    }
-    let _serial = one_at_a_time();
-    let port = 19_600 + (std::process::id() % 90) as u16;
+    };
+    let port = test_port(19_600);
     let dir = common::scratch("live-markdown");
     let pcap = dir.join("ticket.pcap");
     let filter = format!("tcp port {port}");
@@ -518,10 +516,9 @@ fn markdown_report_of_a_live_capture_has_ladders_from_the_w_file() {
 
 #[test]
 fn status_line_on_a_terminal() {
-    if !require_root("status_line_on_a_terminal") {
+    let Some(_serial) = setup("status_line_on_a_terminal") else {
         return;
-    }
-    let _serial = one_at_a_time();
+    };
     let cmd = format!(
         "{} live -i lo --duration 2s 'tcp port 9'",
         env!("CARGO_BIN_EXE_resetscope")
