@@ -13,6 +13,8 @@
 //! [`source`] → [`decode`] → [`flows`] → [`app`] → [`diagnose`] → [`report`], driven packet by
 //! packet by [`pipeline::Analyzer`].
 
+#![warn(missing_docs)]
+
 pub mod app;
 pub mod decode;
 pub mod diagnose;

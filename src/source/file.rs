@@ -11,7 +11,7 @@
 //! (the pcap header's link type and resolution; pcapng's sections, interfaces, their
 //! `if_tsresol`/`if_tsoffset` and statistics), numbers frames like Wireshark, and turns
 //! truncation and damage into a [`SourceError`] that names the frame. A reader is a cursor:
-//! [`CaptureFile::peek`] parses the next frame without consuming it, so that
+//! [`CaptureFile::peek_ts`] parses the next frame without consuming it, so that
 //! [`super::merge::CaptureSet`] can merge files by timestamp without copying packet bytes.
 
 use super::backend::Backend;
