@@ -442,3 +442,39 @@ fn colour_on_a_terminal_unless_no_color() {
     );
     assert!(!on_tty(true).contains('\x1b'));
 }
+
+#[test]
+fn all_and_limit_choose_the_rows() {
+    let race = race_capture();
+    let rows = |args: &[&str]| {
+        let mut a = vec!["analyze"];
+        a.extend_from_slice(args);
+        a.push(race.to_str().unwrap());
+        let out = run(&a);
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        // Table rows have the column separator (the kind padded to the widest); the numbered
+        // sentences below the table do not.
+        let count = |kind: &str| {
+            text.lines()
+                .filter(|l| l.contains('┆') && l.contains(kind))
+                .count()
+        };
+        let (races, idle_closes) = (count("┆ idle_race "), count("┆ idle_close "));
+        (races, idle_closes, text)
+    };
+    let (races, idle, text) = rows(&[]);
+    assert_eq!((races, idle), (9, 0));
+    assert!(
+        text.contains("44 idle closes (informational) not listed; --all lists them."),
+        "{text}"
+    );
+    let (races, idle, _) = rows(&["--all", "--limit", "0"]);
+    assert_eq!((races, idle), (9, 44));
+    let (races, _, text) = rows(&["--limit", "3"]);
+    assert_eq!(races, 3);
+    assert!(
+        text.contains("… and 6 more (--limit 0 lists all, --format json has every one)"),
+        "{text}"
+    );
+}
