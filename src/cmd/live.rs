@@ -202,7 +202,10 @@ mod capture {
         // JSON report: a file, or a scratch file copied to stdout at the end, so memory stays
         // bounded however long the capture runs.
         let json = r.format == Format::Json;
-        let names = FrameNamer::new(&args.write.iter().cloned().collect::<Vec<_>>());
+        // The -w file, if any: what frame numbers point into, and where the second pass finds the
+        // packets behind findings.
+        let written: Vec<std::path::PathBuf> = args.write.iter().cloned().collect();
+        let names = FrameNamer::new(&written);
         let mut options = Options::default();
         options.flows.max_flows = r.max_flows.max(1);
         let mut analyzer = Analyzer::new(&options);
@@ -314,8 +317,6 @@ mod capture {
                 path.display()
             );
         }
-        // The -w file, if any, is where the second pass finds the packets behind findings.
-        let written: Vec<std::path::PathBuf> = args.write.iter().cloned().collect();
         finish(
             sink.collect,
             &analysis,

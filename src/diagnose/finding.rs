@@ -138,3 +138,16 @@ pub struct Finding {
     /// One plain-language sentence.
     pub sentence: String,
 }
+
+impl Finding {
+    /// `FIN` or `RST`: what kind of packet `close_frame` is. Idle closes and the FIN-variant
+    /// races are decided by a FIN; every other finding by a RST.
+    pub fn close_how(&self) -> &'static str {
+        if self.kind == FindingKind::IdleClose || self.variant.is_some_and(|v| v.starts_with("fin"))
+        {
+            "FIN"
+        } else {
+            "RST"
+        }
+    }
+}

@@ -2,7 +2,9 @@
 //! closing (rule 2 of [`super::verdict`]), over plain HTTP and over TLS.
 
 use super::finding::{Finding, FindingKind, RequestRef};
-use super::verdict::{before, ms, request_ref, FindingBase, IdleObservation, MIN_IDLE};
+use super::verdict::{
+    before, capture_order, ms, request_ref, FindingBase, IdleObservation, MIN_IDLE,
+};
 use crate::app::http::Request;
 use crate::app::Mark;
 use crate::flows::{CloseEvent, CloseKind, Connection, Side};
@@ -13,13 +15,7 @@ fn previous_exchange_end(requests: &[Request], k: usize) -> Option<Mark> {
     requests[..k]
         .iter()
         .filter_map(|r| r.response.as_ref()?.end)
-        .max_by(|a, b| {
-            if before(*a, *b) {
-                std::cmp::Ordering::Less
-            } else {
-                std::cmp::Ordering::Greater
-            }
-        })
+        .max_by(capture_order)
 }
 
 /// The idle-race rule. Returns the finding and the server's idle observation.
@@ -185,13 +181,7 @@ fn tls_race(
     ]
     .into_iter()
     .flatten()
-    .min_by(|a, b| {
-        if before(*a, *b) {
-            std::cmp::Ordering::Less
-        } else {
-            std::cmp::Ordering::Greater
-        }
-    });
+    .min_by(capture_order);
     // A close_notify that does not acknowledge the request was sent before the request
     // arrived, whatever the capture's order: the two crossed.
     let crossed = match (t.server_close_notify_ack, t.pending_request_seq) {

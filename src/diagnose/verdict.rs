@@ -63,6 +63,15 @@ pub fn before(a: Mark, b: Mark) -> bool {
     }
 }
 
+/// Orders marks in capture order (see [`before`]), for `max_by` and `min_by`.
+pub fn capture_order(a: &Mark, b: &Mark) -> std::cmp::Ordering {
+    if before(*a, *b) {
+        std::cmp::Ordering::Less
+    } else {
+        std::cmp::Ordering::Greater
+    }
+}
+
 pub(super) fn ms(n: Nanos) -> f64 {
     (n.as_millis_f64() * 1000.0).round() / 1000.0
 }
@@ -127,13 +136,7 @@ pub fn judge(c: &Connection, released: Release) -> Verdict {
             .iter()
             .filter_map(|r| r.response.as_ref()?.end)
             .filter(|end| before(*end, e.mark))
-            .max_by(|a, b| {
-                if before(*a, *b) {
-                    std::cmp::Ordering::Less
-                } else {
-                    std::cmp::Ordering::Greater
-                }
-            });
+            .max_by(capture_order);
         let from = exchange_end.or(c.last_data_before_close)?;
         Some(ms(e.mark.ts.since(from.ts)))
     });

@@ -5,7 +5,6 @@
 //! connection's last moments and a Wireshark filter. Captured text is HTML-escaped.
 
 use super::caveats::caveats;
-use super::markdown::close_kind;
 use super::terminal::headline;
 use super::{server_summary, wireshark_filter, TicketReport};
 use crate::diagnose::estimate::human_ms;
@@ -126,7 +125,7 @@ pub fn render(t: &TicketReport<'_>) -> String {
                 h(&f.client.to_string()),
                 h(&f.server.to_string()),
                 f.by.name(),
-                close_kind(f),
+                f.close_how(),
                 h(&t.names.name(f.close_frame)),
                 f.idle_ms.map(human_ms).unwrap_or_else(|| "–".into()),
                 h(&t.names.list(&f.frames)),

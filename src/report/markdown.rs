@@ -77,7 +77,7 @@ pub fn render(t: &TicketReport<'_>) -> String {
                 f.server,
                 request_cell(f, t),
                 f.by.name(),
-                close_kind(f),
+                f.close_how(),
                 t.names.name(f.close_frame),
                 f.idle_ms.map(human_ms).unwrap_or_else(|| "–".into()),
                 retry_cell(f),
@@ -171,13 +171,4 @@ pub fn render(t: &TicketReport<'_>) -> String {
         env!("CARGO_PKG_VERSION")
     );
     out
-}
-
-/// `FIN` or `RST` for the close that decided a finding.
-pub fn close_kind(f: &Finding) -> &'static str {
-    if f.kind == FindingKind::IdleClose || f.variant.is_some_and(|v| v.starts_with("fin")) {
-        "FIN"
-    } else {
-        "RST"
-    }
 }

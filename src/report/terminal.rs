@@ -234,11 +234,7 @@ pub fn finding_line(f: &Finding, names: &FrameNamer) -> String {
         f.server,
         request,
         f.by.name(),
-        if f.kind == FindingKind::IdleClose || f.variant.is_some_and(|v| v.starts_with("fin")) {
-            "FIN"
-        } else {
-            "RST"
-        },
+        f.close_how(),
         names.name(f.close_frame),
         escape::terminal_max(&f.sentence, 1000)
     )
