@@ -1,11 +1,12 @@
 //! Stage 2, decode: from link-layer bytes to a TCP segment.
 //!
-//! Link types handled (pcap `LINKTYPE_*` numbers): Ethernet (1, with 802.1Q and QinQ
-//! VLAN tags), Linux cooked capture SLL (113) and SLL2 (276, what `tcpdump -i any` writes),
-//! raw IP (12, 14, 101, 228 IPv4, 229 IPv6), BSD loopback NULL (0) and LOOP (108). IPv4 and
-//! IPv6 with extension headers are sliced by `etherparse`'s lax parser, so snaplen-cut
-//! packets still yield their TCP header and the captured part of the payload. TCP carried in
-//! GRE (plain, transparent Ethernet, and Aruba's 802.11 encapsulation) is unwrapped.
+//! Link types handled (pcap `LINKTYPE_*` numbers): Ethernet (1, with any number of 802.1Q,
+//! 802.1ad and QinQ VLAN tags, MPLS label stacks and PPPoE sessions), Linux cooked capture
+//! SLL (113) and SLL2 (276, what `tcpdump -i any` writes), raw IP (12, 14, 101, 228 IPv4, 229
+//! IPv6), BSD loopback NULL (0) and LOOP (108). IPv4 and IPv6 with extension headers are
+//! sliced by `etherparse`'s lax parser, so snaplen-cut packets still yield their TCP header
+//! and the captured part of the payload. TCP carried in GRE (plain, transparent Ethernet,
+//! ERSPAN types I–III, and Aruba's 802.11 encapsulation) is unwrapped.
 //!
 //! The stage hands on a [`TcpSegment`] borrowing the frame's bytes, or the reason the frame
 //! carries no TCP segment we can use ([`Skip`]), which the caller counts.
@@ -112,9 +113,29 @@ fn ethernet(data: &[u8], depth: u8) -> Decoded<'_> {
     ether_type(u16::from_be_bytes([data[12], data[13]]), &data[14..], depth)
 }
 
+/// EtherTypes `etherparse` has no name for.
+const MPLS_UNICAST: u16 = 0x8847;
+const MPLS_MULTICAST: u16 = 0x8848;
+const PPPOE_SESSION: u16 = 0x8864;
+
 /// The payload of an EtherType: IP, or 802.1Q / QinQ tags (each four bytes: tag control,
-/// then the next EtherType) in front of it.
+/// then the next EtherType), an MPLS label stack or a PPPoE session header in front of it.
 fn ether_type(et: u16, data: &[u8], depth: u8) -> Decoded<'_> {
+    match et {
+        MPLS_UNICAST | MPLS_MULTICAST => {
+            return match link::mpls(data)? {
+                link::Carried::Ip(rest) => ip(rest, depth),
+                link::Carried::Other => Err(Skip::NotIp),
+            }
+        }
+        PPPOE_SESSION => {
+            return match link::pppoe_session(data)? {
+                link::Carried::Ip(rest) => ip(rest, depth),
+                link::Carried::Other => Err(Skip::NotIp),
+            }
+        }
+        _ => {}
+    }
     match EtherType(et) {
         EtherType::IPV4 | EtherType::IPV6 => ip(data, depth),
         EtherType::VLAN_TAGGED_FRAME
@@ -269,6 +290,138 @@ mod tests {
         assert_eq!(decode(1, &arp).unwrap_err(), Skip::NotIp);
     }
 
+    /// The IPv4 packet of [`tcp_bytes`] behind `shim`, in an Ethernet frame of type `et`.
+    fn wrapped(et: u16, shim: &[u8], payload: &[u8]) -> Vec<u8> {
+        let frame = tcp_bytes(payload);
+        let mut v = frame[..12].to_vec();
+        v.extend_from_slice(&et.to_be_bytes());
+        v.extend_from_slice(shim);
+        v.extend_from_slice(&frame[14..]);
+        v
+    }
+
+    fn ipv6_tcp(payload: &[u8]) -> Vec<u8> {
+        let b = PacketBuilder::ipv6([0x20; 16], [0x21; 16], 64)
+            .tcp(40001, 443, 5, 100)
+            .ack(6);
+        let mut v = Vec::new();
+        b.write(&mut v, payload).unwrap();
+        v
+    }
+
+    #[test]
+    fn mpls_label_stacks() {
+        // One label (bottom of stack), then two labels, unicast and multicast.
+        let one = [0x00, 0x01, 0x01, 0x40];
+        let two = [0x00, 0x01, 0x00, 0x40, 0x00, 0x02, 0x01, 0x3f];
+        for (et, shim) in [(0x8847, &one[..]), (0x8847, &two[..]), (0x8848, &two[..])] {
+            let frame = wrapped(et, shim, b"mpls");
+            let s = decode(1, &frame).unwrap();
+            assert_eq!((s.sport, s.dport, s.payload), (40000, 80, &b"mpls"[..]));
+        }
+        // IPv6 under a label, told by its first nibble.
+        let mut v6 = vec![0; 12];
+        v6.extend_from_slice(&[0x88, 0x47, 0x00, 0x01, 0x01, 0x40]);
+        v6.extend_from_slice(&ipv6_tcp(b"six"));
+        let s = decode(1, &v6).unwrap();
+        assert_eq!((s.dport, s.payload), (443, &b"six"[..]));
+        // Behind a VLAN tag too.
+        let mut tagged = vec![0; 12];
+        tagged.extend_from_slice(&[0x81, 0x00, 0x00, 0x07]);
+        tagged.extend_from_slice(&v6[12..]);
+        assert_eq!(decode(1, &tagged).unwrap().payload, b"six");
+        // A pseudowire (first nibble 0: control word) is not IP.
+        let mut pw = vec![0; 12];
+        pw.extend_from_slice(&[0x88, 0x47, 0x00, 0x01, 0x01, 0x40, 0x00, 0x00, 0x00, 0x00]);
+        pw.extend_from_slice(&tcp_bytes(b"x"));
+        assert_eq!(decode(1, &pw).unwrap_err(), Skip::NotIp);
+        // No bottom of stack before the frame ends, or a stack that never ends.
+        let cut = wrapped(0x8847, &[0x00, 0x01, 0x00, 0x40], b"");
+        assert_eq!(decode(1, &cut[..18]).unwrap_err(), Skip::Malformed);
+        let endless = wrapped(0x8847, &[0x00, 0x01, 0x00, 0x40].repeat(40), b"");
+        assert_eq!(decode(1, &endless).unwrap_err(), Skip::Malformed);
+    }
+
+    #[test]
+    fn pppoe_sessions() {
+        let frame = tcp_bytes(b"ppp");
+        let ip_len = (frame.len() - 14) as u16;
+        let header = |proto: u16, len: u16| {
+            let mut h = vec![0x11, 0x00, 0x12, 0x34];
+            h.extend_from_slice(&len.to_be_bytes());
+            h.extend_from_slice(&proto.to_be_bytes());
+            h
+        };
+        let plain = wrapped(0x8864, &header(0x0021, ip_len + 2), b"ppp");
+        let s = decode(1, &plain).unwrap();
+        assert_eq!((s.sport, s.payload), (40000, &b"ppp"[..]));
+        // Ethernet padding after the PPPoE length is not payload.
+        let mut padded = wrapped(0x8864, &header(0x0021, ip_len + 2), b"ppp");
+        padded.extend_from_slice(&[0; 6]);
+        assert_eq!(decode(1, &padded).unwrap().payload_len, 3);
+        // IPv6 (PPP protocol 0x0057).
+        let v6 = ipv6_tcp(b"v6");
+        let mut f = vec![0; 12];
+        f.extend_from_slice(&[0x88, 0x64]);
+        f.extend_from_slice(&header(0x0057, v6.len() as u16 + 2));
+        f.extend_from_slice(&v6);
+        assert_eq!(decode(1, &f).unwrap().payload, b"v6");
+        // LCP, discovery (code 0x09 PADI), and a cut header are not TCP.
+        let lcp = wrapped(0x8864, &header(0xc021, ip_len + 2), b"");
+        assert_eq!(decode(1, &lcp).unwrap_err(), Skip::NotIp);
+        let mut padi = header(0x0021, ip_len + 2);
+        padi[1] = 0x09;
+        assert_eq!(
+            decode(1, &wrapped(0x8864, &padi, b"")).unwrap_err(),
+            Skip::NotIp
+        );
+        let short = wrapped(0x8864, &[0x11, 0x00, 0x00], b"");
+        assert_eq!(decode(1, &short[..17]).unwrap_err(), Skip::Malformed);
+    }
+
+    /// An outer IPv4 GRE packet around `inner` with the given GRE flags and protocol.
+    fn gre_frame(flags: u8, proto: u16, extra: &[u8], inner: &[u8]) -> Vec<u8> {
+        let mut gre = vec![flags, 0x00];
+        gre.extend_from_slice(&proto.to_be_bytes());
+        gre.extend_from_slice(extra);
+        gre.extend_from_slice(inner);
+        let b = PacketBuilder::ethernet2([3; 6], [4; 6]).ipv4([192, 0, 2, 1], [192, 0, 2, 2], 63);
+        let mut v = Vec::new();
+        b.write(&mut v, IpNumber::GRE, &gre).unwrap();
+        v
+    }
+
+    #[test]
+    fn erspan_types_one_to_three() {
+        let mirrored = tcp_bytes(b"mirrored");
+        // Type I: no GRE sequence number, no ERSPAN header.
+        let t1 = gre_frame(0x00, 0x88BE, &[], &mirrored);
+        assert_eq!(decode(1, &t1).unwrap().payload, b"mirrored");
+        // Type II: sequence number, then an eight-byte header of version 1.
+        let mut ii = vec![0, 0, 0, 1]; // GRE sequence
+        ii.extend_from_slice(&[0x10, 0x05, 0x00, 0x07, 0x00, 0x00, 0x00, 0x00]);
+        let t2 = gre_frame(0x10, 0x88BE, &ii, &mirrored);
+        let s = decode(1, &t2).unwrap();
+        assert_eq!(
+            (s.src.to_string().as_str(), s.payload),
+            ("10.0.0.1", &b"mirrored"[..])
+        );
+        // Type III: twelve bytes of header, eight more with the O bit.
+        let mut iii = vec![0, 0, 0, 1];
+        iii.extend_from_slice(&[0x20, 0x00, 0x00, 0x07, 1, 2, 3, 4, 0, 0, 0, 0]);
+        let t3 = gre_frame(0x10, 0x22EB, &iii, &mirrored);
+        assert_eq!(decode(1, &t3).unwrap().payload, b"mirrored");
+        let mut iii_o = iii.clone();
+        iii_o[15] = 0x01;
+        iii_o.extend_from_slice(&[0; 8]);
+        let t3o = gre_frame(0x10, 0x22EB, &iii_o, &mirrored);
+        assert_eq!(decode(1, &t3o).unwrap().payload, b"mirrored");
+        // A wrong version is not decoded as a frame.
+        ii[4] = 0x20;
+        let bad = gre_frame(0x10, 0x88BE, &ii, &mirrored);
+        assert_eq!(decode(1, &bad).unwrap_err(), Skip::NotTcp);
+    }
+
     #[test]
     fn ipv6_with_an_extension_header() {
         let tcp = tcp_bytes(b"v6");
@@ -318,6 +471,13 @@ mod tests {
                 .collect();
             for lt in [0, 1, 12, 101, 108, 113, 228, 229, 276] {
                 let _ = decode(lt, &bytes);
+            }
+            // The same bytes behind each EtherType we unwrap.
+            for et in [0x8100u16, 0x88a8, 0x8847, 0x8848, 0x8864] {
+                let mut f = vec![0; 12];
+                f.extend_from_slice(&et.to_be_bytes());
+                f.extend_from_slice(&bytes);
+                let _ = decode(1, &f);
             }
         }
     }

@@ -8,9 +8,11 @@
 //! to its length when it was opened.)
 //!
 //! `pcap-parser` parses the records; this module keeps the per-file state the format needs
-//! (the pcap header's link type and resolution; pcapng's sections, interfaces, their
-//! `if_tsresol`/`if_tsoffset` and statistics), numbers frames like Wireshark, and turns
-//! truncation and damage into a [`SourceError`] that names the frame. A reader is a cursor:
+//! (the pcap header's link type and resolution; pcapng's sections, their byte order,
+//! interfaces, their `if_tsresol`/`if_tsoffset` and statistics), numbers frames like
+//! Wireshark (obsolete pcapng Packet Blocks, which old Wireshark versions wrote, count as
+//! frames as they do there), and turns truncation and damage into a [`SourceError`] that
+//! names the frame. A reader is a cursor:
 //! [`CaptureFile::peek_ts`] parses the next frame without consuming it, so that
 //! [`super::merge::CaptureSet`] can merge files by timestamp without copying packet bytes.
 
@@ -68,7 +70,9 @@ enum Step {
         linktype: u32,
         orig_len: u32,
     },
-    Section,
+    Section {
+        big_endian: bool,
+    },
     Interface(Interface),
     Drops {
         if_id: u32,
@@ -90,6 +94,8 @@ pub struct CaptureFile {
     /// Classic pcap: the one interface, its byte order and snaplen.
     legacy: Option<(Interface, bool, u32)>,
     interfaces: Vec<Interface>,
+    /// Byte order of the current pcapng section.
+    big_endian: bool,
     /// Latest drop count per interface of the current section.
     drops: Vec<u64>,
     /// Drops of earlier sections.
@@ -198,6 +204,7 @@ impl CaptureFile {
             reader,
             legacy: None,
             interfaces: Vec::new(),
+            big_endian: false,
             drops: Vec::new(),
             drops_done: 0,
             frames: 0,
@@ -353,7 +360,8 @@ impl CaptureFile {
                     };
                     self.legacy = Some((iface, big_endian, snaplen));
                 }
-                Step::Section => {
+                Step::Section { big_endian } => {
+                    self.big_endian = big_endian;
                     self.drops_done += self.drops.iter().sum::<u64>();
                     self.drops.clear();
                     self.interfaces.clear();
@@ -378,6 +386,7 @@ impl CaptureFile {
     fn step(&mut self) -> (usize, Step) {
         let legacy = self.legacy.map(|l| l.0);
         let interfaces = &self.interfaces;
+        let big_endian = self.big_endian;
         match self.reader.next() {
             Ok((n, block)) => {
                 let step = match block {
@@ -401,31 +410,25 @@ impl CaptureFile {
                         },
                         None => Step::Bad("packet record before the file header".into()),
                     },
-                    PcapBlockOwned::NG(Block::SectionHeader(_)) => Step::Section,
+                    PcapBlockOwned::NG(Block::SectionHeader(shb)) => Step::Section {
+                        big_endian: shb.big_endian(),
+                    },
                     PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
                         Step::Interface(Interface {
                             linktype: idb.linktype.0 as u32,
-                            units_per_sec: idb.ts_resolution().unwrap_or(1_000_000),
+                            units_per_sec: ts_units(idb.if_tsresol),
                             offset_secs: idb.ts_offset(),
                         })
                     }
                     PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
                         match interfaces.get(epb.if_id as usize) {
-                            Some(iface) => {
-                                let raw = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
-                                let units = iface.units_per_sec.max(1);
-                                Step::Packet {
-                                    ptr: epb.data.as_ptr() as usize,
-                                    len: (epb.caplen as usize).min(epb.data.len()),
-                                    ts: Timestamp::from_parts(
-                                        (raw / units) as i64 + iface.offset_secs,
-                                        raw % units,
-                                        units,
-                                    ),
-                                    linktype: iface.linktype,
-                                    orig_len: epb.origlen,
-                                }
-                            }
+                            Some(iface) => Step::Packet {
+                                ptr: epb.data.as_ptr() as usize,
+                                len: (epb.caplen as usize).min(epb.data.len()),
+                                ts: pcapng_ts(epb.ts_high, epb.ts_low, iface),
+                                linktype: iface.linktype,
+                                orig_len: epb.origlen,
+                            },
                             None => Step::Bad(format!(
                                 "packet on interface {} which the section never described",
                                 epb.if_id
@@ -449,6 +452,17 @@ impl CaptureFile {
                         },
                         _ => Step::Skip,
                     },
+                    // `pcap-parser` reads an unknown block's type little-endian whatever
+                    // the section's byte order.
+                    PcapBlockOwned::NG(Block::Unknown(b))
+                        if (if big_endian {
+                            b.block_type.swap_bytes()
+                        } else {
+                            b.block_type
+                        }) == OBSOLETE_PACKET_BLOCK =>
+                    {
+                        obsolete_packet(b.data, big_endian, interfaces)
+                    }
                     PcapBlockOwned::NG(_) => Step::Skip,
                 };
                 (n, step)
@@ -518,6 +532,89 @@ impl CaptureFile {
     }
 }
 
+/// The pcapng block type of the obsolete Packet Block (pcapng draft, written by Wireshark
+/// before 1.2): an Enhanced Packet Block with a 16-bit interface id and a drop count.
+const OBSOLETE_PACKET_BLOCK: u32 = 2;
+
+/// Timestamp units per second from an interface's `if_tsresol`: 10^n, or 2^n when the top
+/// bit is set; the default of microseconds when absent (0 is never written) or
+/// unrepresentable. (`pcap-parser` 0.17 rejects every 2^n resolution, so it is done here.)
+fn ts_units(tsresol: u8) -> u64 {
+    let n = (tsresol & 0x7f) as u32;
+    match tsresol & 0x80 {
+        0 if n <= 19 => 10u64.pow(n),
+        0x80 if n <= 63 => 1u64 << n,
+        _ => 1_000_000,
+    }
+    .max(1)
+}
+
+/// The time of a pcapng packet: 64 bits of `if_tsresol` units since the epoch, plus the
+/// interface's `if_tsoffset` seconds. A count beyond what a [`Timestamp`] holds (the year
+/// 2262) can only come from a writer that stored a time before the epoch as a negative
+/// number, so it is read as one: the packets keep their spacing instead of all being clamped
+/// to the same instant. (Wireshark shows such frames in the year 586524.)
+fn pcapng_ts(ts_high: u32, ts_low: u32, iface: &Interface) -> Timestamp {
+    let raw = ((ts_high as u64) << 32) | ts_low as u64;
+    let units = iface.units_per_sec.max(1);
+    let limit = (i64::MAX / 1_000_000_000) as u64;
+    if raw / units <= limit || units > i64::MAX as u64 {
+        return Timestamp::from_parts((raw / units) as i64 + iface.offset_secs, raw % units, units);
+    }
+    let signed = raw as i64;
+    let units = units as i64;
+    Timestamp::from_parts(
+        signed.div_euclid(units) + iface.offset_secs,
+        signed.rem_euclid(units) as u64,
+        units as u64,
+    )
+}
+
+/// An obsolete Packet Block's body: interface id (16 bits), drop count (16 bits), timestamp
+/// high and low, captured and original length, then the frame.
+fn obsolete_packet(body: &[u8], big_endian: bool, interfaces: &[Interface]) -> Step {
+    let u16_at = |at: usize| {
+        let b = [body[at], body[at + 1]];
+        if big_endian {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        }
+    };
+    let u32_at = |at: usize| {
+        let b = [body[at], body[at + 1], body[at + 2], body[at + 3]];
+        if big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    };
+    if body.len() < 20 {
+        return Step::Bad("packet block shorter than its header".into());
+    }
+    let if_id = u16_at(0);
+    let Some(iface) = interfaces.get(if_id as usize) else {
+        return Step::Bad(format!(
+            "packet on interface {if_id} which the section never described"
+        ));
+    };
+    let caplen = u32_at(12) as usize;
+    let data = &body[20..];
+    if caplen > data.len() {
+        return Step::Bad(format!(
+            "packet block claims {caplen} captured bytes in {} bytes",
+            data.len()
+        ));
+    }
+    Step::Packet {
+        ptr: data.as_ptr() as usize,
+        len: caplen,
+        ts: pcapng_ts(u32_at(4), u32_at(8), iface),
+        linktype: iface.linktype,
+        orig_len: u32_at(16),
+    }
+}
+
 fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
@@ -527,4 +624,136 @@ fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
         }
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pcapng block: type, total length, body padded to 32 bits, total length again.
+    fn block(kind: u32, body: &[u8], be: bool) -> Vec<u8> {
+        let w = |v: u32| if be { v.to_be_bytes() } else { v.to_le_bytes() };
+        let mut body = body.to_vec();
+        body.resize(body.len().div_ceil(4) * 4, 0);
+        let len = 12 + body.len() as u32;
+        let mut b = w(kind).to_vec();
+        b.extend_from_slice(&w(len));
+        b.extend_from_slice(&body);
+        b.extend_from_slice(&w(len));
+        b
+    }
+
+    /// A pcapng file: a section header, one interface (Ethernet, with `tsresol` if given)
+    /// and the packet blocks after them.
+    fn pcapng(be: bool, tsresol: Option<u8>, packets: &[Vec<u8>]) -> Vec<u8> {
+        let w16 = |v: u16| if be { v.to_be_bytes() } else { v.to_le_bytes() };
+        let w32 = |v: u32| if be { v.to_be_bytes() } else { v.to_le_bytes() };
+        let mut shb = w32(0x1A2B3C4D).to_vec();
+        shb.extend_from_slice(&w16(1));
+        shb.extend_from_slice(&w16(0));
+        shb.extend_from_slice(&[0xff; 8]); // section length unknown
+        let mut f = block(0x0A0D0D0A, &shb, be);
+        let mut idb = w16(1).to_vec(); // Ethernet
+        idb.extend_from_slice(&w16(0));
+        idb.extend_from_slice(&w32(0)); // snaplen
+        if let Some(r) = tsresol {
+            idb.extend_from_slice(&w16(9));
+            idb.extend_from_slice(&w16(1));
+            idb.extend_from_slice(&[r, 0, 0, 0]);
+            idb.extend_from_slice(&[0; 4]); // opt_endofopt
+        }
+        f.extend(block(1, &idb, be));
+        for p in packets {
+            f.extend_from_slice(p);
+        }
+        f
+    }
+
+    /// An Enhanced Packet Block (type 6) or obsolete Packet Block (type 2) on interface 0.
+    fn packet(kind: u32, ts: u64, data: &[u8], be: bool) -> Vec<u8> {
+        let w32 = |v: u32| if be { v.to_be_bytes() } else { v.to_le_bytes() };
+        let mut body = if kind == 2 {
+            [0u16.to_be_bytes(), 0u16.to_be_bytes()].concat() // interface 0, 0 drops
+        } else {
+            w32(0).to_vec()
+        };
+        body.extend_from_slice(&w32((ts >> 32) as u32));
+        body.extend_from_slice(&w32(ts as u32));
+        body.extend_from_slice(&w32(data.len() as u32));
+        body.extend_from_slice(&w32(data.len() as u32 + 4));
+        body.extend_from_slice(data);
+        block(kind, &body, be)
+    }
+
+    /// Every frame of `bytes` written to a file and read back: (number, time, length).
+    fn read_all(name: &str, bytes: &[u8]) -> Vec<(u64, i64, usize)> {
+        let path = std::env::temp_dir().join(format!(
+            "resetscope-file-test-{}-{name}.pcapng",
+            std::process::id()
+        ));
+        std::fs::write(&path, bytes).unwrap();
+        let mut f = CaptureFile::open(&path, 0).unwrap();
+        let mut out = Vec::new();
+        while let Some(p) = f.next_packet() {
+            out.push((p.frame.number, p.ts.0, p.data.len()));
+        }
+        assert!(f.take_error().is_none(), "{name}");
+        std::fs::remove_file(&path).unwrap();
+        out
+    }
+
+    #[test]
+    fn power_of_two_resolution() {
+        // if_tsresol 0x94: 2^20 units per second; 3.5 s after the epoch.
+        let ts = 3 * (1u64 << 20) + (1u64 << 19);
+        let file = pcapng(false, Some(0x80 | 20), &[packet(6, ts, &[0; 20], false)]);
+        assert_eq!(read_all("pow2", &file), vec![(1, 3_500_000_000, 20)]);
+        assert_eq!(ts_units(0x80 | 20), 1 << 20);
+        assert_eq!(ts_units(9), 1_000_000_000);
+        assert_eq!(ts_units(0x80 | 100), 1_000_000);
+        assert_eq!(ts_units(50), 1_000_000);
+    }
+
+    #[test]
+    fn times_beyond_2262_keep_their_spacing() {
+        // As in PcapPlusPlus' pcapng-example.pcapng: microsecond counts just below 2^64,
+        // i.e. a time 505 s before the epoch written as a negative number.
+        let a = 0xffff_ffff_e1df_d279u64;
+        let file = pcapng(
+            false,
+            None,
+            &[
+                packet(6, a, &[0; 14], false),
+                packet(6, a + 9, &[0; 14], false),
+            ],
+        );
+        let got = read_all("negative", &file);
+        assert_eq!(got[0].1, (a as i64) * 1_000);
+        assert_eq!(got[1].1 - got[0].1, 9_000);
+        assert!(got[0].1 < 0);
+    }
+
+    #[test]
+    fn obsolete_packet_blocks_are_frames() {
+        for be in [false, true] {
+            let file = pcapng(
+                be,
+                Some(6),
+                &[
+                    packet(6, 1_000_000, &[1; 30], be),
+                    packet(2, 2_000_001, &[2; 31], be),
+                    packet(6, 3_000_000, &[3; 32], be),
+                ],
+            );
+            assert_eq!(
+                read_all(if be { "opb-be" } else { "opb-le" }, &file),
+                vec![
+                    (1, 1_000_000_000, 30),
+                    (2, 2_000_001_000, 31),
+                    (3, 3_000_000_000, 32)
+                ],
+                "big endian {be}"
+            );
+        }
+    }
 }
