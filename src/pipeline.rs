@@ -140,10 +140,7 @@ impl Analyzer {
                     ts: p.ts,
                 };
                 let diag = &mut self.diag;
-                let mut done = |conn, why| {
-                    let record = diag.connection_done(conn, why, &mut *sink);
-                    sink.record(&record)
-                };
+                let mut done = |conn, why| diag.connection_done(conn, why, &mut *sink);
                 self.flows.process(&seg, mark, &mut done);
                 self.flows.sweep(p.ts, &mut done);
             }
@@ -160,24 +157,21 @@ impl Analyzer {
     pub fn tick(&mut self, now: Timestamp, sink: RecordSink<'_>) {
         let diag = &mut self.diag;
         self.flows.sweep(now, &mut |conn, why| {
-            let record = diag.connection_done(conn, why, &mut *sink);
-            sink.record(&record)
+            diag.connection_done(conn, why, &mut *sink)
         });
     }
 
     /// Ends the capture: releases every connection and settles the diagnosis.
     pub fn finish(mut self, sink: RecordSink<'_>) -> Analysis {
         let diag = &mut self.diag;
-        self.flows.finish(&mut |conn, why| {
-            let record = diag.connection_done(conn, why, &mut *sink);
-            sink.record(&record)
-        });
+        self.flows
+            .finish(&mut |conn, why| diag.connection_done(conn, why, &mut *sink));
         Analysis {
             inputs: Vec::new(),
             input_errors: Vec::new(),
             packets: self.counts,
             flows: self.flows.stats.clone(),
-            diagnosis: self.diag.finish(),
+            diagnosis: self.diag.finish(sink),
             kernel: None,
         }
     }

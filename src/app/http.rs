@@ -9,6 +9,7 @@
 //! parser resynchronises at the next segment that starts a message.
 
 use super::framing::{chunked, find_head_end, Chunked, Framing};
+use super::tolerant::{self, Malformed};
 use super::Mark;
 use crate::flows::reassembly::{Chunk, StreamEvent};
 use crate::flows::seq::SeqNumber;
@@ -50,6 +51,8 @@ pub struct Request {
     pub idempotency_key: bool,
     /// Asked for `Connection: close`.
     pub connection_close: bool,
+    /// The strict parser rejected the head and it was read tolerantly: what was wrong.
+    pub malformed: Option<Malformed>,
     /// The response, if one started.
     pub response: Option<Response>,
 }
@@ -85,6 +88,14 @@ pub struct Response {
     /// Announced the connection would close (`Connection: close`, or HTTP/1.0 without
     /// keep-alive).
     pub connection_close: bool,
+    /// The body length it announced (`Content-Length`), if any.
+    pub announced_len: Option<u64>,
+    /// Body bytes seen so far (the capture's gaps counted as seen).
+    pub body_bytes: u64,
+    /// Frame and time of the last byte of it seen so far (head or body).
+    pub last_byte: Mark,
+    /// The strict parser rejected the head and it was read tolerantly.
+    pub malformed: Option<Malformed>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,6 +143,11 @@ pub struct Http {
     pub tunnel: bool,
     /// The client's stream did not parse as HTTP.
     pub not_http: bool,
+    /// Why parsing stopped, when it did: the stream's first bytes were not a request
+    /// line, or a later head was neither HTTP nor readable tolerantly.
+    pub stopped: Option<&'static str>,
+    /// Requests whose head only the tolerant reading accepted.
+    pub malformed_requests: u32,
     /// Heads cut short (snap length, capture loss) and recorded from what was left.
     pub cut_heads: u32,
     client: Parser,
@@ -179,6 +195,22 @@ impl Http {
         }
     }
 
+    /// `n` more body bytes of message `index` were seen (at `mark`, or lost in a gap).
+    fn body_seen(&mut self, side: Side, index: Option<usize>, n: u64, mark: Option<Mark>) {
+        if side != Side::Server {
+            return;
+        }
+        if let Some(r) = index
+            .and_then(|i| self.requests.get_mut(i))
+            .and_then(|r| r.response.as_mut())
+        {
+            r.body_bytes += n;
+            if let Some(m) = mark {
+                r.last_byte = m;
+            }
+        }
+    }
+
     fn parser(&mut self, side: Side) -> &mut Parser {
         match side {
             Side::Client => &mut self.client,
@@ -189,10 +221,15 @@ impl Http {
     fn on_gap(&mut self, side: Side, len: u64, mark: Mark) {
         let p = self.parser(side);
         match p.state {
-            State::Body(remaining) if len < remaining => p.state = State::Body(remaining - len),
+            State::Body(remaining) if len < remaining => {
+                p.state = State::Body(remaining - len);
+                let current = p.message;
+                self.body_seen(side, current, len, None);
+            }
             State::Body(remaining) if len == remaining => {
                 let msg = p.message.take();
                 p.state = State::Head;
+                self.body_seen(side, msg, len, None);
                 self.message_done(side, msg, mark, None);
             }
             State::Head if p.head.is_empty() => p.state = State::Resync,
@@ -220,7 +257,16 @@ impl Http {
             let p = self.parser(side);
             let rest = &c.data[pos..];
             match p.state {
-                State::Off | State::Tunnel | State::UntilClose => return,
+                State::UntilClose => {
+                    let current = p.message;
+                    let mark = Mark {
+                        frame: c.frame,
+                        ts: c.ts,
+                    };
+                    self.body_seen(side, current, rest.len() as u64, Some(mark));
+                    return;
+                }
+                State::Off | State::Tunnel => return,
                 State::Resync => {
                     let starts = match side {
                         Side::Client => looks_like_request(rest),
@@ -236,10 +282,16 @@ impl Http {
                 State::Body(remaining) => {
                     let take = remaining.min(rest.len() as u64);
                     pos += take as usize;
+                    let mark = Mark {
+                        frame: c.frame,
+                        ts: c.ts,
+                    };
+                    let current = p.message;
                     if take == remaining {
                         let msg = p.message.take();
                         p.state = State::Head;
                         let end_seq = c.seq.plus(pos as u32);
+                        self.body_seen(side, current, take, Some(mark));
                         self.message_done(
                             side,
                             msg,
@@ -251,11 +303,19 @@ impl Http {
                         );
                     } else {
                         p.state = State::Body(remaining - take);
+                        self.body_seen(side, current, take, Some(mark));
                     }
                 }
                 State::Chunked(st) => {
                     let (used, next) = chunked(st, rest);
                     pos += used;
+                    let current = p.message;
+                    let mark = Mark {
+                        frame: c.frame,
+                        ts: c.ts,
+                    };
+                    self.body_seen(side, current, used as u64, Some(mark));
+                    let p = self.parser(side);
                     match next {
                         Some(st) => p.state = State::Chunked(st),
                         None => {
@@ -429,6 +489,7 @@ impl Http {
                     end_seq: None,
                     idempotency_key: false,
                     connection_close: false,
+                    malformed: None,
                     response: None,
                 });
                 self.awaiting.push_back(self.requests.len() - 1);
@@ -458,6 +519,10 @@ impl Http {
                             end: Some(mark),
                             keep_alive_timeout: None,
                             connection_close: false,
+                            announced_len: None,
+                            body_bytes: 0,
+                            last_byte: mark,
+                            malformed: None,
                         })
                     }
                     None => self.orphan_responses += 1,
@@ -472,6 +537,7 @@ impl Http {
         p.state = if first { State::Off } else { State::Resync };
         if first {
             self.not_http = true;
+            self.stopped = Some("the client's first message is not an HTTP/1.x request");
         } else {
             self.desyncs += 1;
         }
@@ -495,26 +561,54 @@ impl Http {
             req = httparse::Request::new(&mut more);
             parsed = req.parse(head);
         }
-        if !matches!(parsed, Ok(httparse::Status::Complete(_))) {
-            return self.fail(Side::Client);
-        }
-        let method = req.method.unwrap_or("").to_string();
-        let target = cut(req.path.unwrap_or(""));
-        let fr = Framing::of(req.headers);
+        let loose;
+        let (method, target, version, fields, malformed): (
+            &[u8],
+            &[u8],
+            u8,
+            &[httparse::Header<'_>],
+            _,
+        ) = if matches!(parsed, Ok(httparse::Status::Complete(_))) {
+            (
+                req.method.unwrap_or("").as_bytes(),
+                req.path.unwrap_or("").as_bytes(),
+                req.version.unwrap_or(1),
+                req.headers,
+                None,
+            )
+        } else {
+            // A real server may still have answered it: read it the lenient way.
+            let Some(h) = tolerant::parse(head, true) else {
+                return self.fail(Side::Client);
+            };
+            loose = h;
+            self.malformed_requests += 1;
+            (
+                loose.method,
+                loose.target,
+                loose.version,
+                &loose.headers[..],
+                Some(loose.malformed),
+            )
+        };
+        let method = String::from_utf8_lossy(method);
+        let target = cut(&String::from_utf8_lossy(target));
+        let fr = Framing::of(fields);
         let request = Request {
-            method: method.clone().into_boxed_str(),
+            method: method.into(),
             target: target.into_boxed_str(),
-            version: req.version.unwrap_or(1),
+            version,
             start: start.0,
             seq: start.1,
             ack: start.2,
             end: None,
             end_seq: None,
-            idempotency_key: req.headers.iter().any(|h| {
+            idempotency_key: fields.iter().any(|h| {
                 h.name.eq_ignore_ascii_case("idempotency-key")
                     || h.name.eq_ignore_ascii_case("x-idempotency-key")
             }),
             connection_close: fr.close,
+            malformed,
             response: None,
         };
         let index = if self.requests.len() < MAX_REQUESTS {
@@ -555,12 +649,28 @@ impl Http {
             resp = httparse::Response::new(&mut more);
             parsed = resp.parse(head);
         }
-        if !matches!(parsed, Ok(httparse::Status::Complete(_))) {
-            return self.fail(Side::Server);
-        }
-        let status = resp.code.unwrap_or(0);
-        let version = resp.version.unwrap_or(1);
-        let fr = Framing::of(resp.headers);
+        let loose;
+        let (status, version, fields, malformed): (u16, u8, &[httparse::Header<'_>], _) =
+            if matches!(parsed, Ok(httparse::Status::Complete(_))) {
+                (
+                    resp.code.unwrap_or(0),
+                    resp.version.unwrap_or(1),
+                    resp.headers,
+                    None,
+                )
+            } else {
+                let Some(h) = tolerant::parse(head, false) else {
+                    return self.fail(Side::Server);
+                };
+                loose = h;
+                (
+                    loose.status,
+                    loose.version,
+                    &loose.headers[..],
+                    Some(loose.malformed),
+                )
+            };
+        let fr = Framing::of(fields);
         if (100..200).contains(&status) && status != 101 {
             return; // interim response: the final one follows
         }
@@ -578,6 +688,10 @@ impl Http {
             end: None,
             keep_alive_timeout: fr.keep_alive_timeout,
             connection_close: fr.close || (version == 0 && !fr.keep_alive),
+            announced_len: fr.length.filter(|_| !fr.chunked),
+            body_bytes: 0,
+            last_byte: end,
+            malformed,
         };
         if let Some(i) = index {
             self.requests[i].response = Some(response);

@@ -8,8 +8,10 @@
 //! diagnosis reads.
 
 mod framing;
+mod hello;
 pub mod http;
 pub mod tls;
+pub mod tolerant;
 
 use crate::flows::reassembly::StreamEvent;
 use crate::flows::Side;
@@ -66,6 +68,12 @@ impl App {
         match self {
             App::Unknown => {
                 if let StreamEvent::Data(c) = ev {
+                    // One byte says nothing of the protocol, and a capture that starts
+                    // mid-stream often begins with a 1-byte keep-alive probe (an old byte
+                    // sent again): decide on the next segment instead.
+                    if c.data.len() <= 1 {
+                        return;
+                    }
                     *self = App::detect(side, c.data);
                     self.on_event(side, ev);
                 }

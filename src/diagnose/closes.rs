@@ -1,61 +1,117 @@
-//! Resets that were not races (rules 3–5 of [`super::verdict`]: a reset with a request in
-//! flight, a reset after that side had closed, an abort) and graceful idle closes (rule 6).
+//! Resets that no request explains (rules 5–7 of [`super::verdict`]: a reset after that
+//! side had closed, data lost to a reset, an abort), SYNs never answered (rule 2), and
+//! graceful idle closes (rule 8).
 
 use super::finding::{Finding, FindingKind};
-use super::race::{retry_advice, short};
-use super::verdict::{before, ms, request_ref, FindingBase, IdleObservation, MIN_IDLE};
+use super::verdict::{before, ms, FindingBase, IdleObservation, MIN_IDLE};
 use crate::app::http::Request;
-use crate::flows::{CloseEvent, CloseKind, Connection, Side};
+use crate::app::{App, Mark};
+use crate::flows::{CloseEvent, CloseKind, Connection, Release, RoleSource, Side};
 
-/// RST rules 3–5.
-pub(super) fn reset_finding(c: &Connection, requests: &[Request], rst: CloseEvent) -> Finding {
-    let base = FindingBase { c };
-    let in_flight = requests.iter().enumerate().find(|(_, r)| {
-        before(r.start, rst.mark)
-            && r.response
-                .as_ref()
-                .is_none_or(|x| x.end.is_none_or(|e| before(rst.mark, e)))
-    });
-    let who = rst.side.name();
-    if let Some((k, r)) = in_flight {
-        let req = request_ref(k, r);
-        let mut f = base.make(
-            FindingKind::ResetInFlight,
-            rst,
-            vec![r.start.frame, rst.mark.frame],
-            Some(req.clone()),
-            format!(
-                "The {who} reset the connection while {} {} was waiting for its response ({} after it was sent); it may or may not have been applied. {}",
-                req.method,
-                short(&req.target),
-                rst.mark.ts.since(r.start.ts),
-                retry_advice(&req)
-            ),
-        );
-        f.retry_safe = Some(req.idempotent);
-        return f;
+/// Whether the packets show that no request or data was lost when the connection ended:
+/// `Some(true)`: nothing was in flight; `None`: it cannot be told (HTTP/2 over TLS, or an
+/// unparsed protocol whose bytes were all acknowledged).
+fn nothing_lost(c: &Connection) -> Option<bool> {
+    match &c.app {
+        App::Tls(t) if super::race::h2_over_tls(t) => None,
+        App::Tls(t) => Some(t.unanswered().is_none()),
+        App::Http(h) => Some(
+            !h.requests
+                .iter()
+                .any(|r| r.response.as_ref().is_none_or(|x| x.end.is_none())),
+        ),
+        App::Other => None,
+        App::Unknown => Some(true),
     }
+}
+
+/// True when a RST only answered the peer's TLS close_notify, sent in reply to the
+/// resetting side's own: the end of a graceful TLS close (TLS 1.3 clients answer a server's
+/// close_notify with their own, and the server, already closed, resets). Nothing was lost.
+fn answers_close_notify(c: &Connection, rst: CloseEvent) -> bool {
+    let Some(t) = c.app.tls() else { return false };
+    let (me, peer) = (rst.side as usize, rst.side.peer() as usize);
+    match (t.close_notify[me], t.close_notify[peer]) {
+        (Some(mine), Some(theirs)) => {
+            before(mine.0, theirs.0)
+                && t.unanswered().is_none()
+                && c.dirs[peer].last_data == Some(theirs.0)
+        }
+        _ => false,
+    }
+}
+
+/// RST rules 5–7; `None` for the RST that ends a graceful TLS close (see
+/// [`answers_close_notify`]).
+pub(super) fn reset_finding(c: &Connection, rst: CloseEvent) -> Option<Finding> {
+    if answers_close_notify(c, rst) {
+        return None;
+    }
+    let base = FindingBase { c };
+    let who = rst.side.name();
+    let peer = rst.side.peer();
     let own_fin = c
         .closes
         .iter()
         .find(|e| e.side == rst.side && e.kind == CloseKind::Fin && before(e.mark, rst.mark));
     let peer_data_after = own_fin.and_then(|fin| {
-        let peer = &c.dirs[rst.side.peer() as usize];
-        peer.last_data.filter(|d| before(fin.mark, *d))
+        c.dirs[peer as usize]
+            .last_data
+            .filter(|d| before(fin.mark, *d))
     });
     if let (Some(fin), Some(data)) = (own_fin, peer_data_after) {
-        let peer = rst.side.peer().name();
-        return base.make(
+        let what = match &c.app {
+            App::Tls(t)
+                if t.close_notify[peer as usize].is_some_and(|n| !before(n.0, fin.mark)) =>
+            {
+                format!(
+                    "the {}'s TLS close_notify, its answer to the close: no request was involved",
+                    peer.name()
+                )
+            }
+            _ => format!("the {}'s later data", peer.name()),
+        };
+        return Some(base.make(
             FindingKind::ResetAfterClose,
             rst,
             vec![fin.mark.frame, data.frame, rst.mark.frame],
             None,
+            format!("The {who} had closed its side (FIN) and answered {what} with RST."),
+        ));
+    }
+    // Data of the peer that the resetting side never acknowledged: lost.
+    if let Some((_, at)) = c.dirs[peer as usize]
+        .unacked
+        .filter(|(_, at)| before(*at, rst.mark))
+    {
+        let mut f = base.make(
+            FindingKind::LostData,
+            rst,
+            vec![at.frame, rst.mark.frame],
+            None,
             format!(
-                "The {who} had closed its side (FIN) and answered the {peer}'s later data with RST."
+                "The {who} reset the connection {} after the {} sent data it never acknowledged (from {}): that data was lost{}.",
+                rst.mark.ts.since(at.ts),
+                peer.name(),
+                crate::report::FrameNamer::default().name(at.frame),
+                match c.app {
+                    App::Other => "; the protocol is not one resetscope reads, so what it carried cannot be told",
+                    _ => "",
+                }
             ),
         );
+        f.idle_ms = Some(ms(rst.mark.ts.since(at.ts)));
+        return Some(f);
     }
     let idle = c.last_data_before_close.map(|d| rst.mark.ts.since(d.ts));
+    let lost = match nothing_lost(c) {
+        Some(true) => "; no request was lost to it",
+        Some(false) => "",
+        None if matches!(c.app, App::Tls(_)) => {
+            "; this is HTTP/2 over TLS, where requests cannot be told from records, so whether one was in flight cannot be told"
+        }
+        None => "; every byte either side sent had been acknowledged",
+    };
     let mut f = base.make(
         FindingKind::Abort,
         rst,
@@ -63,16 +119,74 @@ pub(super) fn reset_finding(c: &Connection, requests: &[Request], rst: CloseEven
         None,
         match idle {
             Some(idle) => format!(
-                "The {who} aborted the connection with RST after {idle} idle, with no request in flight (SO_LINGER 0, close with unread data, or an application abort); no request was lost to it."
+                "The {who} aborted the connection with RST after {idle} idle, with nothing in flight (SO_LINGER 0, close with unread data, or an application abort){lost}."
             ),
-            None => format!("The {who} aborted the connection with RST, with no request in flight; no request was lost to it."),
+            None => format!("The {who} aborted the connection with RST, with nothing in flight{lost}."),
         },
     );
     f.idle_ms = idle.map(ms);
-    f
+    Some(f)
 }
 
-/// Rule 6.
+/// Rule 2: SYNs the server never answered, retried by the client's kernel, given up by the
+/// client (RST), or left unanswered until the connection was released for silence.
+pub(super) fn connect_timeout(c: &Connection, released: Release) -> Option<Finding> {
+    let (client, server) = (&c.dirs[0], &c.dirs[1]);
+    if c.roles != RoleSource::Syn || server.packets > 0 || client.payload_bytes > 0 {
+        return None;
+    }
+    let client_rst = c
+        .closes
+        .iter()
+        .find(|e| e.side == Side::Client && e.kind.is_rst());
+    if client.syns < 2 && client_rst.is_none() && released != Release::Idle {
+        return None;
+    }
+    let span = c.last.ts.since(c.first.ts);
+    let ended = match client_rst {
+        Some(r) => format!(
+            ", then the client reset it ({})",
+            crate::report::FrameNamer::default().name(r.mark.frame)
+        ),
+        None => String::new(),
+    };
+    let mut f = FindingBase { c }.make_at(
+        FindingKind::ConnectTimeout,
+        Side::Client,
+        c.first,
+        "SYN",
+        vec![c.first.frame, c.last.frame],
+        None,
+        format!(
+            "The client's SYN to {} was never answered ({} SYN{} over {span}{ended}): a connect timeout. The server is down or unreachable, or a firewall drops the SYN without answering.",
+            c.server,
+            client.syns,
+            if client.syns == 1 { "" } else { "s" },
+        ),
+    );
+    f.idle_ms = Some(ms(span));
+    Some(f)
+}
+
+/// When and by whom the close began: the first FIN, or over TLS the first close_notify if
+/// it came earlier (a close_notify is the decision to close; the FIN may follow late).
+fn close_start(c: &Connection) -> Option<(Side, Mark)> {
+    let first = c.first_close()?;
+    let mut start = (first.side, first.mark);
+    if let Some(t) = c.app.tls() {
+        for (i, n) in t.close_notify.iter().enumerate() {
+            if let Some((m, _)) = n {
+                if before(*m, start.1) {
+                    start = (if i == 0 { Side::Client } else { Side::Server }, *m);
+                }
+            }
+        }
+    }
+    Some(start)
+}
+
+/// Rule 8: a graceful close after the connection had been idle. It is an observation of
+/// the server's idle timeout only when the server started the close.
 pub(super) fn idle_close(
     c: &Connection,
     requests: &[Request],
@@ -81,11 +195,12 @@ pub(super) fn idle_close(
     if first.kind != CloseKind::Fin {
         return None;
     }
+    let (side, started) = close_start(c)?;
     let last_end = if let Some(t) = c.app.tls() {
-        if t.exchanges == 0 || t.pending_request.is_some() {
+        if t.answered() == 0 || t.unanswered().is_some() {
             return None;
         }
-        t.last_data()
+        t.last_exchange_end()
     } else {
         if requests.is_empty() {
             return None;
@@ -102,23 +217,38 @@ pub(super) fn idle_close(
         }
         Some(end)
     }?;
-    if !before(last_end, first.mark) {
+    if !before(last_end, started) {
         return None;
     }
-    let idle = first.mark.ts.since(last_end.ts);
+    let idle = started.ts.since(last_end.ts);
     if idle < MIN_IDLE {
         // Closed as the exchange ended (no idle timer ran): not an idle close.
         return None;
     }
-    let who = first.side.name();
+    let who = side.name();
+    let how = if started == first.mark {
+        "(FIN)"
+    } else {
+        "(close_notify, then FIN)"
+    };
+    let mut frames = vec![last_end.frame, first.mark.frame];
+    frames.push(started.frame);
+    let close = CloseEvent {
+        side,
+        mark: started,
+        ..first
+    };
     let mut f = FindingBase { c }.make(
         FindingKind::IdleClose,
-        first,
-        vec![last_end.frame, first.mark.frame],
+        close,
+        frames,
         None,
-        format!("The {who} closed the keep-alive connection (FIN) after {idle} idle."),
+        format!("The {who} closed the keep-alive connection {how} after {idle} idle."),
     );
+    f.close_how = "FIN";
+    f.close_frame = first.mark.frame;
+    f.by = side;
     f.idle_ms = Some(ms(idle));
-    let obs = (first.side == Side::Server).then_some(IdleObservation { idle });
+    let obs = (side == Side::Server).then_some(IdleObservation { idle });
     Some((f, obs))
 }

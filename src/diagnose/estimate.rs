@@ -11,6 +11,8 @@ use std::net::SocketAddr;
 
 /// Observations kept per server (the median of the first this many is plenty).
 const MAX_OBSERVATIONS: usize = 4096;
+/// An estimate on fewer idle closes than this is tentative.
+const TENTATIVE_BELOW: usize = 3;
 
 /// What was seen of one server.
 #[derive(Clone, Debug, Default)]
@@ -25,8 +27,11 @@ pub struct ServerTally {
     pub connections: u64,
     /// Idle races on connections to this server.
     pub races: u64,
-    /// Of those, requests that were not idempotent.
+    /// Of those, requests that must not be retried blindly (not idempotent, and not
+    /// provably unprocessed).
     pub races_not_idempotent: u64,
+    /// Of those, requests whose retry safety cannot be told (over TLS).
+    pub races_retry_unknown: u64,
     /// HTTP requests sent to it.
     pub requests: u64,
     /// The estimate as last computed, and from how many observations.
@@ -76,6 +81,7 @@ impl ServerTally {
             p75_ms: round3(q(0.75)),
             max_ms: round3(v[v.len() - 1]),
             observations: v.len() as u64 + self.observations_dropped,
+            tentative: v.len() < TENTATIVE_BELOW,
         })
     }
 }
@@ -99,6 +105,21 @@ pub struct Estimate {
     pub max_ms: f64,
     /// How many closes it rests on.
     pub observations: u64,
+    /// Fewer than three closes: a hint, not a measurement.
+    pub tentative: bool,
+}
+
+impl Estimate {
+    /// `tentative: 1 observation` for an estimate on fewer than three closes, else empty.
+    pub fn tentative_note(&self) -> Option<String> {
+        self.tentative.then(|| {
+            format!(
+                "tentative: {} observation{}",
+                self.observations,
+                if self.observations == 1 { "" } else { "s" }
+            )
+        })
+    }
 }
 
 impl Estimate {
@@ -165,10 +186,14 @@ fn recommend(server: SocketAddr, t: &ServerTally, e: Option<&Estimate>) -> Optio
         .iter()
         .min()
         .map(|s| format!(" (it announces Keep-Alive: timeout={s})"));
+    let tentative = e
+        .and_then(Estimate::tentative_note)
+        .map(|n| format!("Tentative ({n}): "))
+        .unwrap_or_default();
     match (t.races, e) {
         (0, None) => None,
         (0, Some(e)) => Some(format!(
-            "{server} closes idle keep-alive connections after ~{}{}; clients that reuse connections should use an idle timeout below that.",
+            "{tentative}{server} closes idle keep-alive connections after ~{}{}; clients that reuse connections should use an idle timeout below that.",
             human_ms(e.median_ms),
             announced.unwrap_or_default()
         )),
@@ -178,16 +203,23 @@ fn recommend(server: SocketAddr, t: &ServerTally, e: Option<&Estimate>) -> Optio
                 Some(ms) => format!("an idle timeout below ~{} (e.g. {})", human_ms(ms), human_ms(ms * 0.8)),
                 None => "an idle timeout shorter than the server's".to_string(),
             };
-            let unsafe_note = if t.races_not_idempotent > 0 {
-                format!(
-                    " {} of the {} failed requests were not idempotent and must not be retried blindly.",
-                    t.races_not_idempotent, n
-                )
-            } else {
-                String::new()
-            };
+            let mut notes = String::new();
+            if t.races_not_idempotent > 0 {
+                notes.push_str(&format!(
+                    " {} of the {} failed requests {} not idempotent and must not be retried blindly.",
+                    t.races_not_idempotent,
+                    n,
+                    if t.races_not_idempotent == 1 { "was" } else { "were" }
+                ));
+            }
+            if t.races_retry_unknown > 0 {
+                notes.push_str(&format!(
+                    " {} of the {} failed requests went over TLS, where the method cannot be seen: retry them only if the application knows they are idempotent.",
+                    t.races_retry_unknown, n
+                ));
+            }
             Some(format!(
-                "Clients reusing connections to {server} must use {limit}{}, or retry idempotent requests only.{unsafe_note}",
+                "{tentative}Clients reusing connections to {server} must use {limit}{}, or retry idempotent requests only.{notes}",
                 announced.unwrap_or_default()
             ))
         }

@@ -15,6 +15,16 @@ pub enum FindingKind {
     IdleRace,
     /// A request was outstanding when a RST ended the connection (not an idle race).
     ResetInFlight,
+    /// A response had begun but was incomplete when a RST ended the connection.
+    ResetMidResponse,
+    /// A request got no response and the connection was closed with a FIN (not an idle
+    /// race).
+    ClosedWithoutResponse,
+    /// Data that the peer never acknowledged before the connection ended (no request
+    /// carried it).
+    LostData,
+    /// A SYN never answered.
+    ConnectTimeout,
     /// A SYN answered by RST.
     Refused,
     /// A RST answering data that arrived after that side had closed.
@@ -31,6 +41,10 @@ impl FindingKind {
         match self {
             FindingKind::IdleRace => "idle_race",
             FindingKind::ResetInFlight => "reset_in_flight",
+            FindingKind::ResetMidResponse => "reset_mid_response",
+            FindingKind::ClosedWithoutResponse => "closed_without_response",
+            FindingKind::LostData => "lost_data",
+            FindingKind::ConnectTimeout => "connect_timeout",
             FindingKind::Refused => "refused",
             FindingKind::ResetAfterClose => "reset_after_close",
             FindingKind::Abort => "abort",
@@ -41,18 +55,27 @@ impl FindingKind {
     /// How much it matters.
     pub fn severity(self) -> Severity {
         match self {
-            FindingKind::IdleRace | FindingKind::ResetInFlight => Severity::Error,
-            FindingKind::Refused | FindingKind::ResetAfterClose | FindingKind::Abort => {
-                Severity::Warning
-            }
+            FindingKind::IdleRace
+            | FindingKind::ResetInFlight
+            | FindingKind::ResetMidResponse
+            | FindingKind::ClosedWithoutResponse
+            | FindingKind::LostData => Severity::Error,
+            FindingKind::Refused
+            | FindingKind::ResetAfterClose
+            | FindingKind::Abort
+            | FindingKind::ConnectTimeout => Severity::Warning,
             FindingKind::IdleClose => Severity::Info,
         }
     }
 
     /// All kinds, in report order.
-    pub const ALL: [FindingKind; 6] = [
+    pub const ALL: [FindingKind; 10] = [
         FindingKind::IdleRace,
         FindingKind::ResetInFlight,
+        FindingKind::ResetMidResponse,
+        FindingKind::ClosedWithoutResponse,
+        FindingKind::LostData,
+        FindingKind::ConnectTimeout,
         FindingKind::Refused,
         FindingKind::ResetAfterClose,
         FindingKind::Abort,
@@ -89,6 +112,8 @@ pub struct RequestRef {
     pub idempotency_key: bool,
     /// Its position on the connection (1 = first request).
     pub index: usize,
+    /// The strict parser rejected its head and it was read tolerantly: what was wrong.
+    pub malformed: Option<crate::app::tolerant::Malformed>,
 }
 
 /// One conclusion about one connection.
@@ -121,7 +146,9 @@ pub struct Finding {
     /// Race, FIN variant: time from the server's FIN to the request (negative when the
     /// request was captured first and crossed the FIN in flight), in milliseconds.
     pub fin_to_request_ms: Option<f64>,
-    /// Race variant: `fin_then_rst`, `fin_no_response`, `rst_no_fin` or `tls_alert`.
+    /// Variant. Races: `fin_then_rst`, `fin_no_response`, `rst_no_fin`, `tls_alert`,
+    /// `tls_unread`. Closed without response: `server_closed`, `client_gave_up`,
+    /// `after_close` (written after the server's FIN), `incomplete_response`.
     pub variant: Option<&'static str>,
     /// The request was written after the server's FIN was on the wire.
     pub written_after_close: Option<bool>,
@@ -132,22 +159,34 @@ pub struct Finding {
     /// The idle time matches the server's estimated idle timeout (set once the estimate is
     /// known; `null` when there is none).
     pub matches_server_timeout: Option<bool>,
-    /// The request may be retried automatically: idempotent by method or idempotency key.
-    /// `false` for a TLS race (the request cannot be seen).
+    /// The request may be retried automatically: it was not processed, or it is idempotent
+    /// by method or idempotency key. `null` when that cannot be told (over TLS the method
+    /// cannot be seen).
     pub retry_safe: Option<bool>,
+    /// Whether the server processed the request: `false` when the packets prove it did not
+    /// (sent behind a `Connection: close` response, or answered by the kernel after the
+    /// socket was closed), `true` when it began answering, `null` when nobody can tell.
+    pub processed: Option<bool>,
+    /// Reset mid-response: body bytes of the response that arrived, and the length it
+    /// announced (`null`: chunked or until close).
+    pub response_bytes: Option<u64>,
+    /// Reset mid-response: the `Content-Length` the response announced.
+    pub response_announced: Option<u64>,
+    /// Reset mid-response or in flight: time from the last byte the server sent to the
+    /// reset, in milliseconds (how long the transfer had stalled).
+    pub stall_ms: Option<f64>,
+    /// Requests on the same connection after this one that also got no response (pipelined
+    /// behind it).
+    pub also_unanswered: u32,
+    /// What the close that decided it was: `FIN`, `RST`, or `SYN` (a connect timeout).
+    pub close_how: &'static str,
     /// One plain-language sentence.
     pub sentence: String,
 }
 
 impl Finding {
-    /// `FIN` or `RST`: what kind of packet `close_frame` is. Idle closes and the FIN-variant
-    /// races are decided by a FIN; every other finding by a RST.
+    /// `FIN`, `RST` or `SYN`: what kind of packet `close_frame` is.
     pub fn close_how(&self) -> &'static str {
-        if self.kind == FindingKind::IdleClose || self.variant.is_some_and(|v| v.starts_with("fin"))
-        {
-            "FIN"
-        } else {
-            "RST"
-        }
+        self.close_how
     }
 }

@@ -11,9 +11,11 @@
 
 mod closes;
 pub mod estimate;
+mod failure;
 pub mod finding;
 mod race;
 pub mod record;
+mod retry;
 pub mod verdict;
 
 pub use finding::{Finding, FindingKind, RequestRef, Severity};
@@ -67,6 +69,12 @@ pub struct ConnectionCounts {
     pub buffer_overflows: u64,
     /// Times an HTTP parser lost message boundaries.
     pub http_desyncs: u64,
+    /// Requests whose head only the tolerant reading accepted (see `requests[].malformed`).
+    pub malformed_requests: u64,
+    /// HTTP connections whose parsing stopped (see `connections[].app_note`).
+    pub http_unparsed: u64,
+    /// Frames that repeated one already seen (same bytes, same time), not analysed again.
+    pub duplicate_frames: u64,
 }
 
 /// Everything diagnosis concluded about a capture.
@@ -84,6 +92,12 @@ pub struct Diagnosis {
     pub connections: ConnectionCounts,
 }
 
+/// Connections held back because a race shown only by a RST waits for its server's
+/// idle-timeout estimate; beyond this many they are decided at once.
+const MAX_HELD: usize = 10_000;
+/// Idle closes of a server that make its estimate firm enough to confirm a RST race.
+const CONFIRM_AFTER: u64 = 3;
+
 /// Accumulates verdicts over a capture.
 #[derive(Default)]
 pub struct Diagnoser {
@@ -93,18 +107,58 @@ pub struct Diagnoser {
     by_kind: BTreeMap<FindingKind, u64>,
     servers: HashMap<SocketAddr, ServerTally>,
     counts: ConnectionCounts,
+    /// Verdicts waiting for their server's estimate (see [`Diagnoser::connection_done`]).
+    held: Vec<verdict::Verdict>,
+}
+
+/// True for a race shown only by a RST right after the request: it is an idle race only if
+/// the idle time is the server's idle timeout, which other connections must show.
+fn needs_estimate(f: &Finding) -> bool {
+    f.kind == FindingKind::IdleRace && matches!(f.variant, Some("rst_no_fin" | "tls_unread"))
 }
 
 impl Diagnoser {
-    /// Judges a connection released by the flow table; returns its record.
+    /// Judges a connection released by the flow table, and hands its findings and record to
+    /// `sink`. A connection whose race is shown only by a RST is held until its server's
+    /// idle-timeout estimate rests on enough idle closes (or the capture ends), so that the
+    /// race is confirmed against it, not guessed.
     pub fn connection_done(
         &mut self,
         c: Connection,
         released: Release,
         sink: &mut dyn crate::pipeline::Sink,
-    ) -> ConnectionRecord {
-        let mut v = verdict::judge(&c, released);
-        self.confirm_rst_races(&mut v);
+    ) {
+        let v = verdict::judge(&c, released);
+        self.count(&v);
+        let server = v.record.server;
+        if v.findings.iter().any(needs_estimate)
+            && self.held.len() < MAX_HELD
+            && !self.firm_estimate(server)
+        {
+            self.held.push(v);
+            return;
+        }
+        self.settle(v, false, sink);
+        if self.firm_estimate(server) && self.held.iter().any(|h| h.record.server == server) {
+            let (ready, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
+                .into_iter()
+                .partition(|h| h.record.server == server);
+            self.held = rest;
+            for h in ready {
+                self.settle(h, false, sink);
+            }
+        }
+    }
+
+    /// True once the server's estimate rests on enough idle closes to confirm a race.
+    fn firm_estimate(&self, server: SocketAddr) -> bool {
+        self.servers
+            .get(&server)
+            .is_some_and(|t| t.observations.len() as u64 + t.observations_dropped >= CONFIRM_AFTER)
+    }
+
+    /// Connection counters, kept the moment a connection is judged.
+    fn count(&mut self, v: &verdict::Verdict) {
         let r = &v.record;
         let n = &mut self.counts;
         n.total += 1;
@@ -114,22 +168,34 @@ impl Diagnoser {
             Some(_) => n.closed_by_rst += 1,
             None => {}
         }
-        n.open_at_end += (!r.closed && released == Release::EndOfCapture) as u64;
+        n.open_at_end += (!r.closed && r.released == Release::EndOfCapture) as u64;
         n.http += (r.protocol == "http") as u64;
         n.tls += (r.protocol == "tls") as u64;
         n.http_requests += r.requests.len() as u64;
-        n.failed_requests += r
-            .requests
-            .iter()
-            .filter(|q| matches!(q.outcome, Outcome::Reset | Outcome::Unanswered))
-            .count() as u64;
+        n.failed_requests +=
+            r.requests.iter().filter(|q| q.outcome.failed()).count() as u64 + v.tls_failed as u64;
+        n.malformed_requests += r.requests.iter().filter(|q| q.malformed.is_some()).count() as u64;
         n.with_gaps += (r.stream.gaps > 0) as u64;
         n.gap_bytes += r.stream.gap_bytes;
         n.cut_bytes += r.stream.cut_bytes;
         n.retransmissions += r.stream.retransmissions as u64;
         n.buffer_overflows += r.stream.buffer_overflows as u64;
         n.http_desyncs += r.stream.http_desyncs as u64;
+        n.duplicate_frames += r.stream.duplicates as u64;
+        n.http_unparsed += r.app_note.is_some() as u64;
+    }
 
+    /// Confirms the verdict's RST races against the server's estimate, feeds the server's
+    /// tallies, and hands on its findings and record. `last`: the capture is over, so the
+    /// estimate is as good as it will get.
+    fn settle(
+        &mut self,
+        mut v: verdict::Verdict,
+        last: bool,
+        sink: &mut dyn crate::pipeline::Sink,
+    ) {
+        self.confirm_rst_races(&mut v, last);
+        let r = &v.record;
         if self.servers.len() < MAX_SERVERS || self.servers.contains_key(&r.server) {
             let t = self.servers.entry(r.server).or_default();
             t.connections += 1;
@@ -148,10 +214,14 @@ impl Diagnoser {
                 .filter(|f| f.kind == FindingKind::IdleRace)
             {
                 t.races += 1;
-                t.races_not_idempotent += f.request.as_ref().is_some_and(|q| !q.idempotent) as u64;
+                match f.retry_safe {
+                    Some(false) => t.races_not_idempotent += 1,
+                    None => t.races_retry_unknown += 1,
+                    Some(true) => {}
+                }
             }
         }
-        for f in v.findings {
+        for f in std::mem::take(&mut v.findings) {
             sink.finding(&f);
             *self.by_kind.entry(f.kind).or_default() += 1;
             let info = f.severity == Severity::Info;
@@ -162,42 +232,60 @@ impl Diagnoser {
                 self.findings_dropped += 1;
             }
         }
-        v.record
+        sink.record(&v.record);
     }
 
-    /// Compares each race's idle time with the server's idle-timeout estimate so far (this
-    /// connection not counted). A RST with no FIN right after a request is the idle race only
-    /// if it came at that timeout: once the server has shown it (three idle closes or more),
-    /// a reset at another idle time is a plain reset in flight.
-    fn confirm_rst_races(&mut self, v: &mut verdict::Verdict) {
+    /// Compares each RST race's idle time with the server's idle-timeout estimate (this
+    /// connection not counted). A RST with no FIN right after a request is the idle race
+    /// only if it came at that timeout. Once the server has shown it (three idle closes or
+    /// more), a reset at another idle time is a plain reset in flight; at the end of the
+    /// capture, a server that showed no idle close at all cannot confirm the race either.
+    fn confirm_rst_races(&mut self, v: &mut verdict::Verdict, last: bool) {
         for f in &mut v.findings {
-            if f.kind != FindingKind::IdleRace {
+            if !needs_estimate(f) {
                 continue;
             }
-            let Some(e) = self
+            let e = self
                 .servers
                 .get_mut(&f.server)
-                .and_then(|t| t.estimate_so_far())
-            else {
-                continue;
-            };
+                .and_then(|t| t.estimate_so_far());
             let Some(idle) = f.idle_ms else { continue };
-            let matches = e.matches(idle);
-            f.matches_server_timeout = Some(matches);
-            if matches
-                || e.observations < 3
-                || !matches!(f.variant, Some("rst_no_fin" | "tls_unread"))
-            {
+            let matches = e.as_ref().map(|e| e.matches(idle));
+            f.matches_server_timeout = matches;
+            let firm = e.as_ref().is_some_and(|e| e.observations >= CONFIRM_AFTER);
+            let keep = match matches {
+                Some(true) => true,
+                Some(false) => !firm && !last,
+                None => !last,
+            };
+            if keep {
                 continue;
             }
+            let what = f.request.as_ref().map_or("a request".to_string(), |r| {
+                if r.method == "TLS" {
+                    "a request over TLS".to_string()
+                } else {
+                    format!("{} {}", r.method, race::short(&r.target))
+                }
+            });
+            let why = match &e {
+                Some(e) => format!(
+                    "which is not this server's idle timeout (~{})",
+                    estimate::human_ms(e.median_ms)
+                ),
+                None => "and the capture shows no idle close of this server that would confirm an idle timeout there".to_string(),
+            };
+            let advice = f
+                .request
+                .as_ref()
+                .map(|r| retry::advice(r, retry::Processed::Unknown, true))
+                .unwrap_or_default();
             f.kind = FindingKind::ResetInFlight;
             f.severity = f.kind.severity();
             f.variant = None;
             f.sentence = format!(
-                "The server reset the connection right after {} was sent, after {} ms idle, which is not this server's idle timeout (~{} ms); the request may or may not have been applied.",
-                f.request.as_ref().map_or("a request".to_string(), |r| format!("{} {}", r.method, r.target)),
-                idle.round(),
-                e.median_ms.round()
+                "The server reset the connection right after {what} was sent (no FIN, no response), after {} idle, {why}; the request may or may not have been applied. {advice}",
+                estimate::human_ms(idle),
             );
             v.server_idle_close = None;
         }
@@ -205,7 +293,10 @@ impl Diagnoser {
     }
 
     /// Settles the estimates and the findings that depend on them.
-    pub fn finish(mut self) -> Diagnosis {
+    pub fn finish(mut self, sink: &mut dyn crate::pipeline::Sink) -> Diagnosis {
+        for h in std::mem::take(&mut self.held) {
+            self.settle(h, true, sink);
+        }
         self.findings
             .sort_by(|a, b| a.time.cmp(&b.time).then(a.connection.cmp(&b.connection)));
         let mut servers: Vec<ServerReport> = self

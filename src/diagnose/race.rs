@@ -1,12 +1,15 @@
 //! The keep-alive idle race: a request written onto a reused connection the server was
 //! closing (rule 2 of [`super::verdict`]), over plain HTTP and over TLS.
 
-use super::finding::{Finding, FindingKind, RequestRef};
+use super::failure::{behind_close, tls_request};
+use super::finding::{Finding, FindingKind};
+use super::retry::{advice, Processed};
 use super::verdict::{
     before, capture_order, ms, request_ref, FindingBase, IdleObservation, MIN_IDLE,
 };
 use crate::app::http::Request;
 use crate::app::Mark;
+use crate::flows::seq::SeqNumber;
 use crate::flows::{CloseEvent, CloseKind, Connection, Side};
 use crate::time::Nanos;
 
@@ -35,7 +38,9 @@ pub(super) fn race(
             .is_none_or(|x| x.end.is_none() && x.status >= 100)
     })?;
     let r = &requests[k];
-    if r.response.is_some() || k == 0 {
+    // The first request of a connection is no reuse; one behind a `Connection: close`
+    // response was not meant to be read (no idle timer was involved).
+    if r.response.is_some() || k == 0 || behind_close(requests, k) {
         return None;
     }
     let prev_end = previous_exchange_end(requests, k)?;
@@ -43,11 +48,18 @@ pub(super) fn race(
         return None;
     }
     let idle = r.start.ts.since(prev_end.ts);
+    if idle < MIN_IDLE {
+        return None;
+    }
     let base = FindingBase { c };
     let req = request_ref(k, r);
     // A FIN from the server that came before the request, or crossed it: the FIN does not
     // acknowledge the request's first byte, so the server sent it before the request arrived.
     let fin_variant = server_fin.filter(|fin| {
+        // The server's idle timer, not the exchange, closed it.
+        if fin.mark.ts.since(prev_end.ts) < MIN_IDLE {
+            return false;
+        }
         let fin_first = before(fin.mark, r.start);
         let crossed = fin
             .ack
@@ -91,6 +103,15 @@ pub(super) fn race(
                 Nanos(-gap.0)
             ),
         };
+        // A bare RST after the server's FIN comes from a socket already closed: no
+        // application read the request.
+        let processed = if rst.is_some_and(|e| e.kind == CloseKind::RstAnswer) {
+            Processed::No(
+                "the server had closed its socket: its kernel answered the request with a bare RST",
+            )
+        } else {
+            Processed::Unknown
+        };
         let mut f = base.make(
             FindingKind::IdleRace,
             fin,
@@ -101,16 +122,17 @@ pub(super) fn race(
                 req.method,
                 short(&req.target),
                 idle,
-                retry_advice(&req)
+                advice(&req, processed, true)
             ),
         );
+        f.processed = processed.known();
         f.client_had_fin = client_had_fin;
         f.time = r.start.ts;
         f.idle_ms = Some(ms(idle));
         f.fin_to_request_ms = Some(ms(gap));
         f.variant = Some(variant);
         f.written_after_close = Some(written_after);
-        f.retry_safe = Some(req.idempotent);
+        f.retry_safe = Some(processed.known() == Some(false) || req.idempotent);
         return Some((f, Some(IdleObservation { idle: server_idle })));
     }
     // RST|ACK from the server, no FIN, right after the request: the server's close() found
@@ -122,7 +144,7 @@ pub(super) fn race(
             && server_fin.is_none_or(|fin| before(e.mark, fin.mark))
     })?;
     let delay = rst.mark.ts.since(r.start.ts);
-    if delay > Nanos(200_000_000) || idle <= Nanos(0) {
+    if delay > Nanos(200_000_000) {
         return None;
     }
     let mut f = base.make(
@@ -131,12 +153,12 @@ pub(super) fn race(
         vec![prev_end.frame, r.start.frame, rst.mark.frame],
         Some(req.clone()),
         format!(
-            "{} {} was sent on a connection idle for {}, and the server reset it {} later without a FIN: it closed the idle connection with the request unread; {}",
+            "{} {} was sent on a connection idle for {}, and the server reset it {} later without a FIN: it closed the idle connection, most likely with the request unread (close() with unread data resets); {}",
             req.method,
             short(&req.target),
             idle,
             delay,
-            retry_advice(&req)
+            advice(&req, Processed::Unknown, true)
         ),
     );
     f.time = r.start.ts;
@@ -152,19 +174,33 @@ pub(super) fn race(
     ))
 }
 
-/// The race over TLS, where requests cannot be read but exchanges can be followed: after at
-/// least one answered request and an idle gap, a request got no answer because the server
-/// was closing. Either it came after the server's close_notify or FIN (`tls_alert`), or it
-/// arrived first and the server reset the connection right after, the request unread
-/// (`tls_unread`, the TLS form of `rst_no_fin`).
+/// True when the connection speaks HTTP/2 over TLS (ALPN `h2` selected, or the only
+/// protocol offered): its records are frames of many streams, not one request each, so
+/// requests cannot be told from them and are not judged.
+pub(super) fn h2_over_tls(t: &crate::app::tls::Tls) -> bool {
+    let h = &t.hello;
+    h.alpn_selected.as_deref() == Some("h2")
+        || (h.alpn_selected.is_none() && h.alpn_offered.len() == 1 && h.alpn_offered[0] == "h2")
+}
+
+/// The race over TLS, where requests cannot be read but exchanges can be followed (see
+/// [`crate::app::tls`]): after at least one answered request and an idle gap, a request got
+/// no answer because the server was closing. Either it came after the server's
+/// close_notify or FIN, or crossed it (`tls_alert`), or it arrived first and the server
+/// reset the connection right after, the request unread (`tls_unread`, the TLS form of
+/// `rst_no_fin`).
 fn tls_race(
     c: &Connection,
     t: &crate::app::tls::Tls,
     first_rst: Option<CloseEvent>,
     server_fin: Option<CloseEvent>,
 ) -> Option<(Finding, Option<IdleObservation>)> {
-    let req = t.pending_request?;
-    let prev = t.last_data[Side::Server as usize]?;
+    if h2_over_tls(t) {
+        return None;
+    }
+    let r = t.unanswered()?;
+    let req = r.start;
+    let prev = t.previous_exchange_end()?;
     if t.exchanges == 0 || !before(prev, req) {
         return None;
     }
@@ -174,41 +210,42 @@ fn tls_race(
     }
     let rst = first_rst.filter(|e| e.side == Side::Server && before(req, e.mark));
     let fin = server_fin.filter(|f| before(prev, f.mark));
+    let notify = t.close_notify[Side::Server as usize].filter(|n| before(prev, n.0));
+    // The client's own close before the request means the client was closing, not the
+    // server.
+    let client_closed_first =
+        t.close_notify[Side::Client as usize].is_some_and(|n| before(n.0, req));
+    if client_closed_first {
+        return None;
+    }
     // The server's first sign of closing after its last answer: close_notify, or FIN.
-    let closing = [
-        t.server_close_notify.filter(|n| before(prev, *n)),
-        fin.map(|f| f.mark),
+    let closing = [notify.map(|n| n.0), fin.map(|f| f.mark)]
+        .into_iter()
+        .flatten()
+        .min_by(capture_order);
+    // A close_notify or FIN that does not acknowledge the request was sent before the
+    // request arrived, whatever the capture's order: the two crossed.
+    let crossed = [
+        notify.and_then(|n| n.1),
+        fin.and_then(|f| f.ack.map(SeqNumber)),
     ]
     .into_iter()
     .flatten()
-    .min_by(capture_order);
-    // A close_notify that does not acknowledge the request was sent before the request
-    // arrived, whatever the capture's order: the two crossed.
-    let crossed = match (t.server_close_notify_ack, t.pending_request_seq) {
-        (Some(ack), Some(seq)) => {
-            t.server_close_notify.is_some_and(|n| before(prev, n)) && ack <= seq
-        }
-        _ => false,
-    };
+    .any(|ack| ack <= r.seq);
     let (variant, decided, close) = match closing {
-        Some(cl) if before(cl, req) || crossed => ("tls_alert", cl, rst.or(fin)?),
+        Some(cl) if cl.ts.since(prev.ts) >= MIN_IDLE && (before(cl, req) || crossed) => {
+            ("tls_alert", cl, rst.or(fin)?)
+        }
+        Some(cl) if cl.ts.since(prev.ts) < MIN_IDLE => return None,
         _ => {
             let rst = rst.filter(|r| r.mark.ts.since(req.ts) <= Nanos(200_000_000))?;
             ("tls_unread", closing.unwrap_or(rst.mark), rst)
         }
     };
-    let request = RequestRef {
-        method: "TLS".into(),
-        target: "application data".into(),
-        frame: req.frame,
-        time: req.ts,
-        idempotent: false,
-        idempotency_key: false,
-        index: t.exchanges as usize + 1,
-    };
+    let request = tls_request(t, r);
     let mut frames = vec![prev.frame, req.frame, close.mark.frame];
-    if let Some(n) = t.server_close_notify {
-        frames.push(n.frame);
+    if let Some(n) = notify {
+        frames.push(n.0.frame);
     }
     let how = if variant == "tls_alert" && before(decided, req) {
         format!(
@@ -233,9 +270,10 @@ fn tls_race(
         FindingKind::IdleRace,
         close,
         frames,
-        Some(request),
+        Some(request.clone()),
         format!(
-            "Over TLS, {how}; the request inside cannot be seen, so treat it as failed and retry it only if it is idempotent."
+            "Over TLS, {how}; {}",
+            advice(&request, Processed::Unknown, true)
         ),
     );
     f.time = req.ts;
@@ -243,7 +281,7 @@ fn tls_race(
     f.fin_to_request_ms = (variant == "tls_alert").then(|| ms(req.ts.since(decided.ts)));
     f.variant = Some(variant);
     f.written_after_close = Some(before(decided, req));
-    f.retry_safe = Some(false);
+    f.retry_safe = None;
     Some((
         f,
         Some(IdleObservation {
@@ -257,21 +295,5 @@ pub(super) fn short(target: &str) -> String {
     match target.char_indices().nth(80) {
         Some((i, _)) => format!("{}…", &target[..i]),
         None => target.to_string(),
-    }
-}
-
-pub(super) fn retry_advice(r: &RequestRef) -> String {
-    if r.idempotency_key {
-        format!(
-            "{} carries an Idempotency-Key, so it can be retried safely.",
-            r.method
-        )
-    } else if r.idempotent {
-        format!("{} is idempotent, so a retry is safe.", r.method)
-    } else {
-        format!(
-            "{} is not idempotent: nobody knows whether it was applied, so it must not be retried blindly (RFC 9110 §9.2.2).",
-            r.method
-        )
     }
 }

@@ -11,14 +11,25 @@ use std::net::SocketAddr;
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
-    /// A response started (see `status`); `complete` says whether it finished.
+    /// The whole response arrived.
     Answered,
-    /// A RST ended the connection before the response was complete.
+    /// A RST ended the connection before any response began.
     Reset,
+    /// A RST ended the connection while the response was arriving.
+    ResetMidResponse,
     /// The connection was closed (FIN) with no response.
     Unanswered,
+    /// The connection was closed (FIN) while the response was arriving.
+    Incomplete,
     /// The capture ended while the request was still waiting.
     Pending,
+}
+
+impl Outcome {
+    /// True for a request that got no complete response because the connection ended.
+    pub fn failed(self) -> bool {
+        !matches!(self, Outcome::Answered | Outcome::Pending)
+    }
 }
 
 /// One request on a connection.
@@ -38,6 +49,8 @@ pub struct RequestRecord {
     pub idempotent: bool,
     /// Carried an `Idempotency-Key` header.
     pub idempotency_key: bool,
+    /// The strict parser rejected its head and it was read tolerantly: what was wrong.
+    pub malformed: Option<crate::app::tolerant::Malformed>,
     /// What became of it.
     pub outcome: Outcome,
     /// Response status, if one came.
@@ -48,6 +61,10 @@ pub struct RequestRecord {
     pub response_time: Option<Timestamp>,
     /// The response was complete.
     pub response_complete: bool,
+    /// Body bytes of the response seen.
+    pub response_bytes: Option<u64>,
+    /// The body length the response announced (`Content-Length`).
+    pub response_announced: Option<u64>,
 }
 
 /// The first FIN or RST of a connection: who closed first, and how.
@@ -87,6 +104,8 @@ pub struct StreamCounters {
     pub buffer_overflows: u32,
     /// Times the HTTP parser lost message boundaries.
     pub http_desyncs: u32,
+    /// Frames that repeated one already seen (same bytes, same time): not analysed again.
+    pub duplicates: u32,
 }
 
 /// Packet or byte counts per side.
@@ -138,6 +157,15 @@ pub struct ConnectionRecord {
     /// Idle time before the first close, in milliseconds: from the end of the last exchange
     /// that finished before it, or, without one, from the last payload before it.
     pub idle_before_close_ms: Option<f64>,
+    /// Why the application protocol was not (or no longer) followed, when it was not:
+    /// `http` whose client stream was not HTTP, a protocol resetscope does not read, or
+    /// HTTP/2 over TLS, whose records are not requests.
+    pub app_note: Option<String>,
+    /// What the TLS hellos said (server name, ALPN, version), for TLS connections.
+    pub tls: Option<crate::app::tls::HelloInfo>,
+    /// TLS: requests built from the records (see `crate::app::tls`), and how many were
+    /// answered.
+    pub tls_requests: Option<PerSide>,
     /// HTTP requests in order.
     pub requests: Vec<RequestRecord>,
     /// What the capture lost or repeated on this connection.

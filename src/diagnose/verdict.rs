@@ -1,30 +1,34 @@
 //! The verdict on one finished connection: its record, its findings, and the idle times at
 //! which its server closed it (observations for the idle-timeout estimate).
 //!
-//! The rules, in order (the first RST decides the reset kind; see
-//! `docs/wire-signatures.md` in the shared notes for the packet shapes):
-//! 1. `refused`: the server's first answer to the SYN was a RST.
-//! 2. `idle_race`: the first request left unanswered went onto a reused connection (an
-//!    earlier exchange had finished) and the server was closing it: its FIN was on the wire
-//!    before the request or crossed it (the FIN does not acknowledge the request), or it
-//!    answered with RST|ACK and no FIN right after the request (close() with the request
-//!    unread), the connection having been idle. The RST variant is confirmed against the
-//!    server's idle-timeout estimate so far when the connection is judged (see
+//! The rules, in order (see `docs/wire-signatures.md` in the shared notes for the packet
+//! shapes). Every request left without a complete response has an outcome, and the first
+//! one that failed gets the finding:
+//! 1. `refused`: the server's first answer to the SYN was a RST (and no SYN-ACK followed).
+//! 2. `connect_timeout`: SYNs the server never answered.
+//! 3. `idle_race`: the first request left unanswered went onto a reused connection (an
+//!    earlier exchange had finished) after an idle gap, and the server was closing it: its
+//!    FIN (or TLS close_notify) was on the wire before the request or crossed it (the FIN
+//!    does not acknowledge the request), or it answered with RST|ACK and no FIN right after
+//!    the request (close() with the request unread). The RST variant is confirmed against
+//!    the server's idle-timeout estimate so far when the connection is judged (see
 //!    [`super::Diagnoser`]).
-//! 3. `reset_in_flight`: a request was outstanding at the first RST.
-//! 4. `reset_after_close`: the side that reset had sent its FIN, and the peer's data came
+//! 4. Other failed requests ([`super::failure`]): `reset_mid_response` (the response had
+//!    begun), `reset_in_flight` (it had not), `closed_without_response` (a FIN and no
+//!    response).
+//! 5. `reset_after_close`: the side that reset had sent its FIN, and the peer's data came
 //!    after it.
-//! 5. `abort`: any other RST.
-//! 6. `idle_close`: the first close was a FIN after at least one finished HTTP exchange (or
-//!    TLS data), at least 10 ms after it, with nothing in flight and no `Connection: close`
+//! 6. `lost_data`: data no request carried that the peer never acknowledged before the end.
+//! 7. `abort`: any other RST.
+//! 8. `idle_close`: the first close was a FIN (or close_notify) after at least one finished
+//!    exchange, at least 10 ms after it, with nothing in flight and no `Connection: close`
 //!    announced.
 
-use super::closes::{idle_close, reset_finding};
+use super::closes::{connect_timeout, idle_close, reset_finding};
+use super::failure::request_failure;
 use super::finding::{Finding, FindingKind, RequestRef};
 use super::race::race;
-use super::record::{
-    ConnectionRecord, FirstClose, Outcome, PerSide, RequestRecord, StreamCounters,
-};
+use super::record::{ConnectionRecord, FirstClose, PerSide, RequestRecord, StreamCounters};
 use crate::app::http::Request;
 use crate::app::Mark;
 use crate::flows::{CloseEvent, CloseKind, Connection, Release, Side};
@@ -52,6 +56,8 @@ pub struct Verdict {
     pub server_idle_close: Option<IdleObservation>,
     /// `Keep-Alive: timeout` values the server announced (seconds).
     pub announced_timeouts: Vec<u32>,
+    /// Requests over TLS that got no answer because the connection ended (0 or 1).
+    pub tls_failed: u32,
 }
 
 /// True if `a` was captured before `b` (frame order within a file, time across files).
@@ -79,7 +85,12 @@ pub(super) fn ms(n: Nanos) -> f64 {
 /// Judges a finished connection.
 pub fn judge(c: &Connection, released: Release) -> Verdict {
     let requests: &[Request] = c.app.http().map(|h| h.requests.as_slice()).unwrap_or(&[]);
-    let first_rst = c.closes.iter().find(|e| e.kind.is_rst()).copied();
+    // A refusal that a retried SYN got past did not end the connection.
+    let first_rst = c
+        .closes
+        .iter()
+        .find(|e| e.kind.is_rst() && !(c.reopened && e.kind == CloseKind::RstRefusal))
+        .copied();
     let server_fin = c
         .closes
         .iter()
@@ -88,14 +99,16 @@ pub fn judge(c: &Connection, released: Release) -> Verdict {
     let records: Vec<RequestRecord> = requests
         .iter()
         .enumerate()
-        .map(|(i, r)| request_record(i, r, c, first_rst))
+        .map(|(i, r)| request_record(i, r, c, first_rst, released))
         .collect();
 
     let mut findings = Vec::new();
     let mut server_idle_close = None;
     let base = FindingBase { c };
 
-    if let Some(rst) = first_rst.filter(|r| r.kind == CloseKind::RstRefusal) {
+    if let Some(f) = connect_timeout(c, released) {
+        findings.push(f);
+    } else if let Some(rst) = first_rst.filter(|r| r.kind == CloseKind::RstRefusal && !c.reopened) {
         findings.push(base.make(
             FindingKind::Refused,
             rst,
@@ -109,8 +122,10 @@ pub fn judge(c: &Connection, released: Release) -> Verdict {
     } else if let Some(f) = race(c, requests, first_rst, server_fin) {
         server_idle_close = f.1;
         findings.push(f.0);
-    } else if let Some(rst) = first_rst {
-        findings.push(reset_finding(c, requests, rst));
+    } else if let Some(f) = request_failure(c, requests, first_rst, released) {
+        findings.push(f);
+    } else if let Some(f) = first_rst.and_then(|rst| reset_finding(c, rst)) {
+        findings.push(f);
     }
     // A graceful idle close is worth its own (informational) finding even when a reset
     // followed it, and it is always an observation of the server's idle timeout.
@@ -167,6 +182,12 @@ pub fn judge(c: &Connection, released: Release) -> Verdict {
         closes: c.closes.clone(),
         closes_dropped: c.closes_dropped,
         idle_before_close_ms,
+        app_note: app_note(c),
+        tls: c.app.tls().map(|t| t.hello.clone()),
+        tls_requests: c.app.tls().map(|t| PerSide {
+            client: t.requests,
+            server: t.answered(),
+        }),
         requests: records,
         stream: StreamCounters {
             retransmissions: d0.stream.stats.retransmissions + d1.stream.stats.retransmissions,
@@ -178,6 +199,7 @@ pub fn judge(c: &Connection, released: Release) -> Verdict {
             zero_windows: d0.zero_windows + d1.zero_windows,
             buffer_overflows: d0.stream.stats.overflows + d1.stream.stats.overflows,
             http_desyncs: http.map_or(0, |h| h.desyncs),
+            duplicates: d0.duplicates + d1.duplicates,
         },
         findings: findings.iter().map(|f| f.kind).collect(),
     };
@@ -186,11 +208,34 @@ pub fn judge(c: &Connection, released: Release) -> Verdict {
         .filter_map(|r| r.response.as_ref()?.keep_alive_timeout)
         .collect();
     announced_timeouts.dedup();
+    let tls_failed = c.app.tls().is_some_and(|t| {
+        t.unanswered().is_some()
+            && findings
+                .iter()
+                .any(|f| f.severity == super::Severity::Error)
+    }) as u32;
     Verdict {
         record,
         findings,
         server_idle_close,
         announced_timeouts,
+        tls_failed,
+    }
+}
+
+/// Why the connection's application protocol was not followed, if it was not.
+fn app_note(c: &Connection) -> Option<String> {
+    use crate::app::App;
+    match &c.app {
+        App::Http(h) if h.not_http => Some(h.stopped.unwrap_or("not HTTP").to_string()),
+        App::Http(h) if h.requests.is_empty() && c.dirs[0].payload_bytes > 0 => Some(
+            "the client sent no request head that could be read (the capture may have started inside one)".to_string(),
+        ),
+        App::Tls(t) if super::race::h2_over_tls(t) => Some(
+            "HTTP/2 over TLS (ALPN h2): its records carry frames of many streams, so requests cannot be told from them and were not judged".to_string(),
+        ),
+        App::Other => Some("not HTTP/1.x or TLS: the bytes were counted, not parsed".to_string()),
+        _ => None,
     }
 }
 
@@ -199,22 +244,9 @@ fn request_record(
     r: &Request,
     c: &Connection,
     first_rst: Option<CloseEvent>,
+    released: Release,
 ) -> RequestRecord {
     let resp = r.response.as_ref();
-    let complete = resp.is_some_and(|x| x.end.is_some());
-    let reset_after = first_rst.is_some_and(|e| before(r.start, e.mark));
-    let outcome = match resp {
-        Some(x) if x.end.is_some() || !reset_after => Outcome::Answered,
-        _ if reset_after => Outcome::Reset,
-        _ if c
-            .closes
-            .iter()
-            .any(|e| before(r.start, e.mark) || e.side == Side::Server) =>
-        {
-            Outcome::Unanswered
-        }
-        _ => Outcome::Pending,
-    };
     RequestRecord {
         index: i + 1,
         method: r.method.to_string(),
@@ -223,11 +255,14 @@ fn request_record(
         time: r.start.ts,
         idempotent: r.idempotent(),
         idempotency_key: r.idempotency_key,
-        outcome,
+        malformed: r.malformed,
+        outcome: super::failure::outcome(r, c, first_rst, released),
         status: resp.map(|x| x.status),
         response_frame: resp.map(|x| x.start.frame),
         response_time: resp.map(|x| x.start.ts),
-        response_complete: complete,
+        response_complete: resp.is_some_and(|x| x.end.is_some()),
+        response_bytes: resp.map(|x| x.body_bytes),
+        response_announced: resp.and_then(|x| x.announced_len),
     }
 }
 
@@ -240,6 +275,7 @@ pub(super) fn request_ref(i: usize, r: &Request) -> RequestRef {
         idempotent: r.idempotent(),
         idempotency_key: r.idempotency_key,
         index: i + 1,
+        malformed: r.malformed,
     }
 }
 
@@ -248,10 +284,35 @@ pub(super) struct FindingBase<'a> {
 }
 
 impl FindingBase<'_> {
+    /// A finding decided by `close` (a FIN or RST).
     pub(super) fn make(
         &self,
         kind: FindingKind,
         close: CloseEvent,
+        frames: Vec<crate::source::FrameRef>,
+        request: Option<RequestRef>,
+        sentence: String,
+    ) -> Finding {
+        self.make_at(
+            kind,
+            close.side,
+            close.mark,
+            close.kind.short(),
+            frames,
+            request,
+            sentence,
+        )
+    }
+
+    /// A finding decided by the packet at `mark`, sent by `by`, of kind `how` (`FIN`,
+    /// `RST`, `SYN`).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn make_at(
+        &self,
+        kind: FindingKind,
+        by: Side,
+        mark: Mark,
+        how: &'static str,
         mut frames: Vec<crate::source::FrameRef>,
         request: Option<RequestRef>,
         sentence: String,
@@ -264,10 +325,10 @@ impl FindingBase<'_> {
             connection: self.c.id,
             client: self.c.client,
             server: self.c.server,
-            time: close.mark.ts,
-            by: close.side,
+            time: mark.ts,
+            by,
             frames,
-            close_frame: close.mark.frame,
+            close_frame: mark.frame,
             request,
             idle_ms: None,
             fin_to_request_ms: None,
@@ -276,6 +337,12 @@ impl FindingBase<'_> {
             client_had_fin: None,
             matches_server_timeout: None,
             retry_safe: None,
+            processed: None,
+            response_bytes: None,
+            response_announced: None,
+            stall_ms: None,
+            also_unanswered: 0,
+            close_how: how,
             sentence,
         }
     }

@@ -114,6 +114,19 @@ pub struct Direction {
     pub keepalives: u32,
     /// Segments advertising a zero window.
     pub zero_windows: u32,
+    /// SYNs sent (more than one: retransmitted).
+    pub syns: u32,
+    /// Frames that repeat one already seen, byte for byte and at the same time (a capture
+    /// that holds packets twice): counted, not analysed again.
+    pub duplicates: u32,
+    /// Just past the highest sequence number this side sent data up to.
+    pub sent_end: Option<SeqNumber>,
+    /// The first byte this side sent that the peer has not acknowledged yet, and the
+    /// segment that carried it.
+    pub unacked: Option<(SeqNumber, Mark)>,
+    /// The previous segment: sequence, acknowledgment, flags, length and time, to recognise
+    /// an exact repeat.
+    last_segment: Option<(u32, u32, u8, u32, Timestamp)>,
 }
 
 /// Most FIN/RST packets recorded per connection (more are only counted).
@@ -141,6 +154,13 @@ pub struct Connection {
     pub closes_dropped: u32,
     /// A SYN-ACK was seen.
     pub synack_seen: bool,
+    /// The acknowledgment number of the SYN-ACK (the client's ISN + 1), when it was seen.
+    pub synack_ack: Option<SeqNumber>,
+    /// A SYN answered by RST was retried and then accepted (the refusal did not end it).
+    pub reopened: bool,
+    /// The connection repeats one already released (its SYN seen again, same ISN, same
+    /// time): a capture holding packets twice.
+    pub replay: bool,
     /// The last packet with payload, either side, before the first FIN or RST.
     pub last_data_before_close: Option<Mark>,
     /// Application protocol state.
@@ -178,6 +198,9 @@ impl Connection {
             closes: Vec::new(),
             closes_dropped: 0,
             synack_seen: false,
+            synack_ack: None,
+            reopened: false,
+            replay: false,
             last_data_before_close: None,
             app: App::Unknown,
             buffer_cap,
@@ -195,15 +218,39 @@ impl Connection {
 
     /// True once a RST was seen or both directions sent a FIN.
     pub fn is_closed(&self) -> bool {
-        self.closes.iter().any(|c| c.kind.is_rst())
+        self.closes
+            .iter()
+            .any(|c| c.kind.is_rst() && !(self.reopened && c.kind == CloseKind::RstRefusal))
             || (self.dirs[0].fin_seq.is_some() && self.dirs[1].fin_seq.is_some())
     }
 
     /// True if a new SYN with this sequence number starts a new connection on the 4-tuple
-    /// (port reuse), rather than retransmitting this one's SYN.
+    /// (port reuse), rather than retransmitting this one's SYN. A SYN captured after its
+    /// own SYN-ACK (multi-queue capture) belongs to the connection the SYN-ACK started.
     pub fn is_reused_by(&self, seg: &TcpSegment<'_>) -> bool {
         let side = self.side_of(seg);
-        side == Side::Server || self.dirs[Side::Client as usize].isn != Some(SeqNumber(seg.seq))
+        let client = &self.dirs[Side::Client as usize];
+        if side == Side::Client
+            && client.isn.is_none()
+            && self.synack_ack == Some(SeqNumber(seg.seq).plus(1))
+        {
+            return false;
+        }
+        side == Side::Server || client.isn != Some(SeqNumber(seg.seq))
+    }
+
+    /// True when `seg` at `mark` repeats, byte for byte and at the same time, what this
+    /// connection already saw: the previous segment of its sender, or a FIN/RST on record.
+    fn is_duplicate(&self, side: Side, seg: &TcpSegment<'_>, mark: Mark) -> bool {
+        let fp = (seg.seq, seg.ack, seg.flags, seg.payload_len, mark.ts);
+        if self.dirs[side as usize].last_segment == Some(fp) {
+            return true;
+        }
+        seg.flags & (flags::FIN | flags::RST) != 0
+            && self
+                .closes
+                .iter()
+                .any(|c| c.side == side && c.seq == seg.seq && c.mark.ts == mark.ts)
     }
 
     /// The first FIN or RST, if any.
@@ -213,6 +260,13 @@ impl Connection {
 
     /// Takes one packet of this connection.
     pub fn on_segment(&mut self, seg: &TcpSegment<'_>, mark: Mark) {
+        let sender = self.side_of(seg);
+        if self.is_duplicate(sender, seg, mark) {
+            self.dirs[sender as usize].duplicates += 1;
+            return;
+        }
+        self.dirs[sender as usize].last_segment =
+            Some((seg.seq, seg.ack, seg.flags, seg.payload_len, mark.ts));
         self.last = mark;
         if self.closes.is_empty() && seg.flags & (flags::FIN | flags::RST) != 0 {
             self.last_data_before_close = self.dirs[0].last_data.max(self.dirs[1].last_data);
@@ -233,10 +287,16 @@ impl Connection {
         }
         if seg.has(flags::SYN) {
             let d = &mut self.dirs[i];
+            d.syns += 1;
             d.isn.get_or_insert(seq);
             d.stream.start_at(seq.plus(1));
             if seg.has(flags::ACK) && side == Side::Server {
                 self.synack_seen = true;
+                self.synack_ack.get_or_insert(SeqNumber(seg.ack));
+                // A refused SYN retried and accepted: the refusal did not end it.
+                if self.closes.iter().any(|c| c.kind == CloseKind::RstRefusal) {
+                    self.reopened = true;
+                }
             }
         } else {
             self.dirs[i].stream.start_at(seq);
@@ -262,13 +322,20 @@ impl Connection {
             return;
         }
         if seg.payload_len > 0 {
-            let d = &mut self.dirs[i];
-            d.last_data = Some(mark);
             let data_seq = if seg.has(flags::SYN) {
                 seq.plus(1)
             } else {
                 seq
             };
+            let end = data_seq.plus(seg.payload_len);
+            let peer_ack = self.dirs[side.peer() as usize].last_ack;
+            let d = &mut self.dirs[i];
+            d.last_data = Some(mark);
+            d.sent_end = Some(d.sent_end.map_or(end, |e| e.max(end)));
+            if d.unacked.is_none() && peer_ack.is_none_or(|a| a < end) {
+                let from = peer_ack.map_or(data_seq, |a| a.max(data_seq));
+                d.unacked = Some((from, mark));
+            }
             let app = &mut self.app;
             let at = Origin {
                 frame: mark.frame,
@@ -310,6 +377,14 @@ impl Connection {
         let peer = side.peer() as usize;
         let d = &mut self.dirs[side as usize];
         d.last_ack = Some(d.last_ack.map_or(ack, |a| a.max(ack)));
+        let p = &mut self.dirs[peer];
+        if let Some((first, at)) = p.unacked {
+            if p.sent_end.is_some_and(|end| ack >= end) {
+                p.unacked = None;
+            } else if ack > first {
+                p.unacked = Some((ack, at));
+            }
+        }
         // Bytes the peer's stream acknowledges but we never captured: the capture lost them.
         let limit = match self.dirs[peer].fin_seq {
             Some(fin) if ack > fin => fin,

@@ -85,12 +85,22 @@ pub fn server_summary(s: &crate::diagnose::estimate::ServerReport) -> ServerSumm
     let (timeout, basis) = match &s.idle_timeout {
         Some(e) => (
             Some(format!("~{}", human_ms(e.median_ms))),
-            format!(
-                "median of {} closes; {}–{}",
-                e.observations,
-                human_ms(e.min_ms),
-                human_ms(e.max_ms)
-            ),
+            match e.tentative_note() {
+                Some(note) => format!(
+                    "{note}; {}",
+                    if e.observations == 1 {
+                        human_ms(e.min_ms)
+                    } else {
+                        format!("{}–{}", human_ms(e.min_ms), human_ms(e.max_ms))
+                    }
+                ),
+                None => format!(
+                    "median of {} closes; {}–{}",
+                    e.observations,
+                    human_ms(e.min_ms),
+                    human_ms(e.max_ms)
+                ),
+            },
         ),
         None => (None, String::new()),
     };

@@ -240,16 +240,23 @@ pub fn finding_line(f: &Finding, names: &FrameNamer) -> String {
     )
 }
 
-/// One sentence that says what matters most.
+/// One sentence that says what matters most: the failed requests first (the idle races
+/// per server, each with that server's own estimate), then the other failures, then the
+/// resets that lost nothing. "No request was lost" is said only when no request failed and
+/// no data was lost.
 pub fn headline(a: &Analysis) -> String {
-    let f = &a.diagnosis.findings;
-    let count = |k: FindingKind| a.diagnosis.counts.get(&k).copied().unwrap_or(0);
-    let races: Vec<&Finding> = f
-        .iter()
-        .filter(|x| x.kind == FindingKind::IdleRace)
-        .collect();
-    if !races.is_empty() {
-        let mut methods: Vec<&str> = races
+    let d = &a.diagnosis;
+    let count = |k: FindingKind| d.counts.get(&k).copied().unwrap_or(0);
+    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let mut parts = Vec::new();
+    let races = count(FindingKind::IdleRace);
+    if races > 0 {
+        let listed: Vec<&Finding> = d
+            .findings
+            .iter()
+            .filter(|x| x.kind == FindingKind::IdleRace)
+            .collect();
+        let mut methods: Vec<&str> = listed
             .iter()
             .filter_map(|r| r.request.as_ref().map(|q| q.method.as_str()))
             .collect();
@@ -260,38 +267,129 @@ pub fn headline(a: &Analysis) -> String {
             .map(|m| escape::terminal_max(m, 16))
             .collect::<Vec<_>>()
             .join("/");
-        let server = races[0].server;
-        let est = a
-            .diagnosis
-            .servers
-            .iter()
-            .find(|s| s.server == server)
-            .and_then(|s| s.idle_timeout.as_ref())
-            .map(|e| format!(" after ~{}", human_ms(e.median_ms)))
-            .unwrap_or_default();
-        let more_servers = races.iter().any(|r| r.server != server);
-        let n = count(FindingKind::IdleRace);
-        return format!(
-            "{} {} request{} failed in keep-alive idle races: the server at {}{} closes idle connections{}, and the client reused connections at that moment.",
-            n,
-            methods,
-            if n == 1 { "" } else { "s" },
-            server,
-            if more_servers { " (and others)" } else { "" },
-            est
-        );
+        let with_races: Vec<&crate::diagnose::estimate::ServerReport> =
+            d.servers.iter().filter(|s| s.idle_races > 0).collect();
+        let what = if methods.is_empty() {
+            if races == 1 {
+                "request".to_string()
+            } else {
+                "requests".to_string()
+            }
+        } else {
+            format!(
+                "{methods} {}",
+                if races == 1 { "request" } else { "requests" }
+            )
+        };
+        let note = |e: &crate::diagnose::estimate::Estimate| {
+            e.tentative_note()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default()
+        };
+        if let [s] = with_races[..] {
+            let est = match &s.idle_timeout {
+                Some(e) => format!(
+                    " closes idle connections after ~{}{}",
+                    human_ms(e.median_ms),
+                    note(e)
+                ),
+                None => " was closing idle connections".to_string(),
+            };
+            parts.push(format!(
+                "{races} {what} failed in keep-alive idle races: the server at {}{est}, and the client reused connections at that moment",
+                s.server
+            ));
+        } else {
+            let mut per: Vec<String> = with_races
+                .iter()
+                .take(3)
+                .map(|s| {
+                    let est = s
+                        .idle_timeout
+                        .as_ref()
+                        .map(|e| format!(" (idle timeout ~{}{})", human_ms(e.median_ms), note(e)))
+                        .unwrap_or_default();
+                    format!("{} with {}{est}", s.idle_races, s.server)
+                })
+                .collect();
+            if with_races.len() > 3 {
+                per.push(format!(
+                    "and {} with {} more servers",
+                    races - with_races.iter().take(3).map(|s| s.idle_races).sum::<u64>(),
+                    with_races.len() - 3
+                ));
+            }
+            parts.push(format!(
+                "{races} {what} failed in keep-alive idle races, reused as each server closed them: {}",
+                per.join(", ")
+            ));
+        }
     }
-    let rif = count(FindingKind::ResetInFlight);
-    if rif > 0 {
-        return format!("{rif} requests were cut by a reset while waiting for their response.");
+    for (k, one, many) in [
+        (
+            FindingKind::ClosedWithoutResponse,
+            "request was closed without a response",
+            "requests were closed without a response",
+        ),
+        (
+            FindingKind::ResetInFlight,
+            "request was reset while waiting for its response",
+            "requests were reset while waiting for their response",
+        ),
+        (
+            FindingKind::ResetMidResponse,
+            "response was reset while it was arriving",
+            "responses were reset while they were arriving",
+        ),
+        (
+            FindingKind::LostData,
+            "connection lost data the peer never acknowledged",
+            "connections lost data the peer never acknowledged",
+        ),
+    ] {
+        let n = count(k);
+        if n > 0 {
+            parts.push(plural(n, one, many));
+        }
     }
-    let (refused, aborts, rac) = (
+    if !parts.is_empty() {
+        let mut s = parts.join("; ");
+        s.push('.');
+        return capitalise(&s);
+    }
+    let (refused, timeouts, aborts, rac) = (
         count(FindingKind::Refused),
+        count(FindingKind::ConnectTimeout),
         count(FindingKind::Abort),
         count(FindingKind::ResetAfterClose),
     );
-    if refused + aborts + rac > 0 {
-        return format!("No request was lost: {refused} refused connections, {aborts} aborts, {rac} resets after close.");
+    if d.connections.failed_requests > 0 {
+        return format!(
+            "{} failed (no complete response) without a finding that explains it; see the connections.",
+            plural(d.connections.failed_requests, "request", "requests")
+        );
+    }
+    if refused + timeouts + aborts + rac > 0 {
+        let mut what = Vec::new();
+        for (n, one, many) in [
+            (refused, "refused connection", "refused connections"),
+            (timeouts, "connect timeout", "connect timeouts"),
+            (aborts, "abort", "aborts"),
+            (rac, "reset after close", "resets after close"),
+        ] {
+            if n > 0 {
+                what.push(plural(n, one, many));
+            }
+        }
+        return format!("No request was lost: {}.", what.join(", "));
     }
     "No resets and no failed requests.".to_string()
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
 }

@@ -1,0 +1,351 @@
+//! What became of each request, and the finding for the first one that failed when it was
+//! not an idle race (rule 4 of [`super::verdict`]):
+//! - `reset_mid_response`: the response had begun when a RST ended the connection. The
+//!   request was processed; the finding says who reset, how much of the response had arrived
+//!   against what it announced, and how long the transfer had stalled.
+//! - `reset_in_flight`: no response had begun when a RST ended the connection.
+//! - `closed_without_response`: a FIN ended it with no (or an incomplete) response: the
+//!   server closed after reading it (HAProxy's silent close of a reused connection, a
+//!   server that drops it), the request was written after the server's FIN, or the client
+//!   gave up waiting.
+//!
+//! Over TLS the same rules apply to the request built from the records (see
+//! [`crate::app::tls`]), whose method cannot be seen.
+
+use super::finding::{Finding, FindingKind, RequestRef};
+use super::race::short;
+use super::record::Outcome;
+use super::retry::{advice, Processed};
+use super::verdict::{before, ms, request_ref, FindingBase};
+use crate::app::http::Request;
+use crate::app::tls::Tls;
+use crate::app::Mark;
+use crate::flows::{CloseEvent, CloseKind, Connection, Release, Side};
+
+/// The first FIN of `side` after `mark`, if any.
+fn fin_after(c: &Connection, side: Side, mark: Mark) -> Option<CloseEvent> {
+    c.closes
+        .iter()
+        .find(|e| e.side == side && e.kind == CloseKind::Fin && before(mark, e.mark))
+        .copied()
+}
+
+/// The first FIN of `side`, if any.
+fn first_fin(c: &Connection, side: Side) -> Option<CloseEvent> {
+    c.closes
+        .iter()
+        .find(|e| e.side == side && e.kind == CloseKind::Fin)
+        .copied()
+}
+
+/// What became of request `r` on connection `c`.
+pub(super) fn outcome(
+    r: &Request,
+    c: &Connection,
+    first_rst: Option<CloseEvent>,
+    released: Release,
+) -> Outcome {
+    let resp = r.response.as_ref();
+    if resp.is_some_and(|x| x.end.is_some()) {
+        return Outcome::Answered;
+    }
+    let rst_after = first_rst.filter(|e| before(r.start, e.mark));
+    match (resp, rst_after) {
+        (Some(_), Some(_)) => return Outcome::ResetMidResponse,
+        (None, Some(_)) => return Outcome::Reset,
+        _ => {}
+    }
+    let server_fin = first_fin(c, Side::Server);
+    let client_gave_up = fin_after(c, Side::Client, r.start)
+        .is_some_and(|_| server_fin.is_some() || released != Release::EndOfCapture);
+    if server_fin.is_some() || client_gave_up {
+        return if resp.is_some() {
+            Outcome::Incomplete
+        } else {
+            Outcome::Unanswered
+        };
+    }
+    Outcome::Pending
+}
+
+/// True if an earlier response on the connection announced `Connection: close`: the
+/// server meant to read nothing after it (RFC 9112 §9.6), so request `k` was not processed.
+pub(super) fn behind_close(requests: &[Request], k: usize) -> bool {
+    requests[..k]
+        .iter()
+        .any(|q| q.response.as_ref().is_some_and(|x| x.connection_close))
+}
+
+/// Rule 4: the first failed request, when it was not an idle race.
+pub(super) fn request_failure(
+    c: &Connection,
+    requests: &[Request],
+    first_rst: Option<CloseEvent>,
+    released: Release,
+) -> Option<Finding> {
+    if let Some(t) = c.app.tls() {
+        return tls_failure(c, t, first_rst, released);
+    }
+    let (k, r, result) = requests.iter().enumerate().find_map(|(k, r)| {
+        let o = outcome(r, c, first_rst, released);
+        o.failed().then_some((k, r, o))
+    })?;
+    let also = requests[k + 1..]
+        .iter()
+        .filter(|q| !matches!(outcome(q, c, first_rst, released), Outcome::Answered))
+        .count() as u32;
+    let req = request_ref(k, r);
+    let base = FindingBase { c };
+    let what = describe(&req);
+    let not_processed = behind_close(requests, k);
+    let processed = if not_processed {
+        Processed::No("it was sent behind a response that announced Connection: close, after which the server reads nothing")
+    } else {
+        Processed::Unknown
+    };
+    let mut f = match result {
+        Outcome::ResetMidResponse => {
+            let rst = first_rst?;
+            let resp = r.response.as_ref()?;
+            let stall = rst.mark.ts.since(resp.last_byte.ts);
+            let got = match resp.announced_len {
+                Some(n) => format!("{} of the {} body bytes it announced", resp.body_bytes, n),
+                None => format!("{} body bytes", resp.body_bytes),
+            };
+            let why = match rst.side {
+                Side::Client => "the client gave up on it (a read timeout or a cancel) and closed with data unread",
+                Side::Server => "the server aborted it mid-transfer",
+            };
+            let mut f = base.make(
+                FindingKind::ResetMidResponse,
+                rst,
+                vec![r.start.frame, resp.start.frame, resp.last_byte.frame, rst.mark.frame],
+                Some(req.clone()),
+                format!(
+                    "The {} reset the connection while the {} response to {what} was arriving: {got} had come, and the transfer had stalled for {stall} since the server's last byte; {why}. The server processed the request (it answered); {}",
+                    rst.side.name(),
+                    resp.status,
+                    advice(&req, Processed::Yes, true)
+                ),
+            );
+            f.response_bytes = Some(resp.body_bytes);
+            f.response_announced = resp.announced_len;
+            f.stall_ms = Some(ms(stall));
+            f.processed = Some(true);
+            f.retry_safe = Some(req.idempotent);
+            f
+        }
+        Outcome::Reset => {
+            let rst = first_rst?;
+            let last_server = c.dirs[Side::Server as usize]
+                .last_data
+                .filter(|d| before(r.start, *d));
+            let stall = rst.mark.ts.since(last_server.unwrap_or(r.start).ts);
+            let mut f = base.make(
+                FindingKind::ResetInFlight,
+                rst,
+                vec![r.start.frame, rst.mark.frame],
+                Some(req.clone()),
+                format!(
+                    "The {} reset the connection while {what} was waiting for its response ({} after it was sent), before any response began; {}",
+                    rst.side.name(),
+                    rst.mark.ts.since(r.start.ts),
+                    advice(&req, processed, true)
+                ),
+            );
+            f.stall_ms = Some(ms(stall));
+            f
+        }
+        Outcome::Unanswered | Outcome::Incomplete => closed_without_response(
+            c,
+            &base,
+            &req,
+            r.start,
+            r.response.as_ref().map(|x| x.start),
+            processed,
+        )?,
+        Outcome::Answered | Outcome::Pending => return None,
+    };
+    if f.processed.is_none() {
+        f.processed = processed.known();
+    }
+    if f.retry_safe.is_none() {
+        f.retry_safe = Some(processed.known() == Some(false) || req.idempotent);
+    }
+    f.also_unanswered = also;
+    if also > 0 {
+        f.sentence.push_str(&format!(
+            " {also} more request{} pipelined behind it got no response either.",
+            if also == 1 { "" } else { "s" }
+        ));
+    }
+    Some(f)
+}
+
+/// A FIN ended the request's wait: who closed, and whether the request came after it.
+fn closed_without_response(
+    c: &Connection,
+    base: &FindingBase<'_>,
+    req: &RequestRef,
+    start: Mark,
+    response: Option<Mark>,
+    processed: Processed,
+) -> Option<Finding> {
+    let what = describe(req);
+    let server_fin = first_fin(c, Side::Server);
+    let client_fin = fin_after(c, Side::Client, start);
+    let (fin, variant, how) = match (server_fin, client_fin) {
+        (Some(fin), _) if before(fin.mark, start) => (
+            fin,
+            "after_close",
+            format!(
+                "{what} was written {} after the server had closed the connection (FIN), and got no response",
+                start.ts.since(fin.mark.ts)
+            ),
+        ),
+        (Some(fin), cf) if cf.is_none_or(|cf| before(fin.mark, cf.mark)) => {
+            let delay = fin.mark.ts.since(start.ts);
+            let read = fin
+                .ack
+                .is_some_and(|a| crate::flows::seq::SeqNumber(a) > req_seq(c, start));
+            match response {
+                Some(_) => (
+                    fin,
+                    "incomplete_response",
+                    format!("the server closed the connection (FIN) {delay} after {what}, before its response was complete"),
+                ),
+                None => (
+                    fin,
+                    "server_closed",
+                    format!(
+                        "the server closed the connection (FIN) {delay} after {what} without answering{}",
+                        if read {
+                            " (its FIN acknowledges the request: it had received it); a client sees EOF, `server closed idle connection` or RemoteDisconnected"
+                        } else {
+                            ""
+                        }
+                    ),
+                ),
+            }
+        }
+        (_, Some(cf)) => (
+            cf,
+            "client_gave_up",
+            format!(
+                "the client closed the connection (FIN) {} after {what} with no complete response: it gave up waiting (a client timeout or cancel)",
+                cf.mark.ts.since(start.ts)
+            ),
+        ),
+        _ => return None,
+    };
+    let mut frames = vec![start.frame, fin.mark.frame];
+    frames.extend(response.map(|m| m.frame));
+    let mut f = base.make(
+        FindingKind::ClosedWithoutResponse,
+        fin,
+        frames,
+        Some(req.clone()),
+        format!("{}; {}", capitalise(&how), advice(req, processed, true)),
+    );
+    f.variant = Some(variant);
+    f.written_after_close = Some(variant == "after_close");
+    Some(f)
+}
+
+/// The sequence number of the request that starts at `start` (HTTP or TLS).
+fn req_seq(c: &Connection, start: Mark) -> crate::flows::seq::SeqNumber {
+    if let Some(h) = c.app.http() {
+        if let Some(r) = h.requests.iter().find(|r| r.start == start) {
+            return r.seq;
+        }
+    }
+    if let Some(r) = c.app.tls().and_then(|t| t.current) {
+        return r.seq;
+    }
+    crate::flows::seq::SeqNumber(0)
+}
+
+/// `POST /test`, or `a request over TLS` when the method cannot be seen.
+pub(super) fn describe(req: &RequestRef) -> String {
+    if req.method == "TLS" {
+        "a request over TLS".to_string()
+    } else {
+        format!("{} {}", req.method, short(&req.target))
+    }
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// The request a TLS finding is about: its method cannot be seen.
+pub(super) fn tls_request(t: &Tls, r: &crate::app::tls::TlsRequest) -> RequestRef {
+    RequestRef {
+        method: "TLS".into(),
+        target: "application data".into(),
+        frame: r.start.frame,
+        time: r.start.ts,
+        idempotent: false,
+        idempotency_key: false,
+        index: t.exchanges as usize + 1,
+        malformed: None,
+    }
+}
+
+/// Rule 4 over TLS: the request built from the records got no answer.
+fn tls_failure(
+    c: &Connection,
+    t: &Tls,
+    first_rst: Option<CloseEvent>,
+    released: Release,
+) -> Option<Finding> {
+    if super::race::h2_over_tls(t) {
+        return None;
+    }
+    let r = t.unanswered()?;
+    let req = tls_request(t, r);
+    let base = FindingBase { c };
+    if let Some(rst) = first_rst.filter(|e| before(r.start, e.mark)) {
+        let mut f = base.make(
+            FindingKind::ResetInFlight,
+            rst,
+            vec![r.start.frame, rst.mark.frame],
+            Some(req.clone()),
+            format!(
+                "The {} reset the connection {} after the client wrote a request over TLS that got no answer; {}",
+                rst.side.name(),
+                rst.mark.ts.since(r.start.ts),
+                advice(&req, Processed::Unknown, false)
+            ),
+        );
+        f.retry_safe = None;
+        return Some(f);
+    }
+    // A close_notify marks the close as well as a FIN.
+    let server_closing = [
+        t.close_notify[Side::Server as usize].map(|n| n.0),
+        first_fin(c, Side::Server).map(|f| f.mark),
+    ]
+    .into_iter()
+    .flatten()
+    .min_by(super::verdict::capture_order);
+    let server_fin = first_fin(c, Side::Server);
+    let client_fin = fin_after(c, Side::Client, r.start);
+    if server_fin.is_none() && (client_fin.is_none() || released == Release::EndOfCapture) {
+        return None;
+    }
+    let mut f = closed_without_response(c, &base, &req, r.start, None, Processed::Unknown)?;
+    if let (Some(closing), Some("after_close")) = (server_closing, f.variant) {
+        f.sentence = format!(
+            "A request over TLS was written {} after the server began closing (close_notify or FIN) and got no answer; {}",
+            r.start.ts.since(closing.ts),
+            advice(&req, Processed::Unknown, false)
+        );
+    }
+    f.retry_safe = None;
+    Some(f)
+}
