@@ -62,6 +62,14 @@ pub struct PacketCounts {
     /// Last frame's time (reported as `summary.last_time`).
     #[serde(skip)]
     pub last_ts: Option<Timestamp>,
+    /// Frames whose time is earlier than the frame before them in the same file.
+    pub time_backwards: u64,
+    /// The first such frame.
+    pub time_backwards_first: Option<crate::source::FrameRef>,
+    /// The largest step back, in milliseconds.
+    pub time_backwards_max_ms: f64,
+    #[serde(skip)]
+    previous: Option<(u16, Timestamp)>,
 }
 
 /// The outcome of analysing a capture.
@@ -128,7 +136,16 @@ impl Analyzer {
         if c.first_ts.is_none() {
             c.first_ts = Some(p.ts);
         }
-        c.last_ts = Some(p.ts);
+        if let Some((file, prev)) = c.previous {
+            if file == p.frame.file && p.ts < prev {
+                let back = prev.since(p.ts);
+                c.time_backwards += 1;
+                c.time_backwards_first.get_or_insert(p.frame);
+                c.time_backwards_max_ms = c.time_backwards_max_ms.max(back.as_millis_f64());
+            }
+        }
+        c.previous = Some((p.frame.file, p.ts));
+        c.last_ts = Some(c.last_ts.map_or(p.ts, |t| t.max(p.ts)));
         if (p.data.len() as u64) < p.orig_len as u64 {
             c.cut += 1;
         }

@@ -125,6 +125,9 @@ fn compare(name: &str, expected: &Value, doc: &Value, files: &[PathBuf]) -> Vec<
                     .is_none_or(|rf| ours(&g["request"]["frame"]) == frame(rf, files))
                 && w.get("close_frame")
                     .is_none_or(|cf| ours(&g["close_frame"]) == frame(cf, files))
+                && w.get("syn_frame").is_none_or(|sf| {
+                    g["close_how"] == "SYN" && ours(&g["close_frame"]) == frame(sf, files)
+                })
                 && w.get("method").is_none_or(|m| g["request"]["method"] == *m)
                 && w.get("variant").is_none_or(|v| g["variant"] == *v)
                 && w.get("by").is_none_or(|b| g["by"] == *b)
@@ -143,6 +146,26 @@ fn compare(name: &str, expected: &Value, doc: &Value, files: &[PathBuf]) -> Vec<
             got_findings.len(),
             want_findings.len()
         ));
+    }
+    // Capture oddities (fixtures/oddities): repeated frames counted once, time running
+    // backwards named by its first frame.
+    if let Some(n) = expected.get("duplicate_frames").and_then(Value::as_u64) {
+        let got = &doc["summary"]["connections"]["duplicate_frames"];
+        if got.as_u64() != Some(n) {
+            problems.push(format!("{name}: {n} duplicate frames expected, got {got}"));
+        }
+    }
+    if let Some(want) = expected.get("time_backwards_frame") {
+        let got = &doc["summary"]["packets"]["time_backwards_first"];
+        let ok = match want.as_u64() {
+            Some(n) => got["number"].as_u64() == Some(n),
+            None => got.is_null(),
+        };
+        if !ok {
+            problems.push(format!(
+                "{name}: time runs backwards first at {want}, got {got}"
+            ));
+        }
     }
     if let Some(t) = expected
         .get("server_idle_timeout_ms")
@@ -163,20 +186,38 @@ fn compare(name: &str, expected: &Value, doc: &Value, files: &[PathBuf]) -> Vec<
     problems
 }
 
+/// Every directory below `dir` with an expected.json (fixtures/oddities/ groups several).
+fn fixture_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            if p.join("expected.json").exists() {
+                out.push(p.clone());
+            }
+            fixture_dirs(&p, out);
+        }
+    }
+}
+
 #[test]
 fn every_fixture_gives_its_expected_verdict() {
     let root = root().join("fixtures");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("expected.json").exists())
-        .collect();
+    let mut dirs = Vec::new();
+    fixture_dirs(&root, &mut dirs);
     dirs.sort();
     assert!(!dirs.is_empty(), "no fixtures with expected.json");
-    assert!(
-        dirs.iter().any(|d| d.ends_with("go-idle-race")),
-        "the race fixture must have an expected verdict"
-    );
+    for name in [
+        "go-idle-race",
+        "tls13-go",
+        "haproxy-node",
+        "odd-http",
+        "duplicated",
+    ] {
+        assert!(
+            dirs.iter().any(|d| d.ends_with(name)),
+            "fixture {name} must have an expected verdict"
+        );
+    }
     let problems: Vec<String> = dirs.iter().flat_map(|d| check(d)).collect();
     assert!(
         problems.is_empty(),

@@ -119,8 +119,10 @@ fn hostile_text_is_inert_in_every_format() {
 }
 
 /// The key of a finding that survives renumbering frames: what, who, which request, when.
+/// The findings other than idle closes, as sorted keys (the JSON lists them in the order
+/// they were decided, which depends on when each server's estimate became firm).
 fn finding_keys(doc: &Value) -> Vec<String> {
-    doc["findings"]
+    let mut keys: Vec<String> = doc["findings"]
         .as_array()
         .unwrap()
         .iter()
@@ -131,7 +133,9 @@ fn finding_keys(doc: &Value) -> Vec<String> {
                 f["kind"], f["client"], f["variant"], f["request"]["method"], f["request"]["time"]
             )
         })
-        .collect()
+        .collect();
+    keys.sort();
+    keys
 }
 
 fn tshark_reads(path: &Path) {

@@ -57,6 +57,9 @@ pub struct TcpSegment<'a> {
     pub payload: &'a [u8],
     /// The payload length on the wire, from the IP length fields.
     pub payload_len: u32,
+    /// The IPv4 identification (0 for IPv6) and the TCP checksum: two copies of one packet
+    /// agree on them, a retransmission does not (a new IP ID, new timestamps).
+    pub ident: u32,
 }
 
 impl TcpSegment<'_> {
@@ -153,7 +156,7 @@ fn ether_type(et: u16, data: &[u8], depth: u8) -> Decoded<'_> {
 /// An IPv4 or IPv6 packet, sliced by `etherparse` (lax: a cut payload is still sliced).
 fn ip(data: &[u8], depth: u8) -> Decoded<'_> {
     let (slice, _) = LaxIpSlice::from_slice(data).map_err(|_| Skip::Malformed)?;
-    let (src, dst, ttl, claimed, payload) = match &slice {
+    let (src, dst, ttl, claimed, payload, ip_id) = match &slice {
         LaxIpSlice::Ipv4(v4) => {
             let h = v4.header();
             let claimed = (h.total_len() as usize).saturating_sub(h.ihl() as usize * 4);
@@ -163,6 +166,7 @@ fn ip(data: &[u8], depth: u8) -> Decoded<'_> {
                 h.ttl(),
                 claimed,
                 v4.payload(),
+                h.identification(),
             )
         }
         LaxIpSlice::Ipv6(v6) => {
@@ -175,6 +179,7 @@ fn ip(data: &[u8], depth: u8) -> Decoded<'_> {
                 h.hop_limit(),
                 claimed,
                 v6.payload(),
+                0,
             )
         }
     };
@@ -182,7 +187,7 @@ fn ip(data: &[u8], depth: u8) -> Decoded<'_> {
         return Err(Skip::Fragment);
     }
     match payload.ip_number {
-        IpNumber::TCP => tcp(src, dst, ttl, claimed, payload),
+        IpNumber::TCP => tcp(src, dst, ttl, ip_id, claimed, payload),
         IpNumber::GRE if depth < MAX_DEPTH => match link::gre(payload.payload) {
             Some(link::Inner::EtherType(et, rest)) => ether_type(et, rest, depth + 1),
             Some(link::Inner::Ethernet(rest)) => ethernet(rest, depth + 1),
@@ -196,6 +201,7 @@ fn tcp<'a>(
     src: IpAddr,
     dst: IpAddr,
     ttl: u8,
+    ip_id: u16,
     claimed_ip_payload: usize,
     payload: &LaxIpPayloadSlice<'a>,
 ) -> Decoded<'a> {
@@ -223,6 +229,7 @@ fn tcp<'a>(
         ttl,
         payload: captured,
         payload_len: on_wire as u32,
+        ident: (ip_id as u32) << 16 | t.checksum() as u32,
     })
 }
 

@@ -7,6 +7,7 @@ use super::verdict::{before, ms, FindingBase, IdleObservation, MIN_IDLE};
 use crate::app::http::Request;
 use crate::app::{App, Mark};
 use crate::flows::{CloseEvent, CloseKind, Connection, Release, RoleSource, Side};
+use crate::time::Nanos;
 
 /// Whether the packets show that no request or data was lost when the connection ended:
 /// `Some(true)`: nothing was in flight; `None`: it cannot be told (HTTP/2 over TLS, or an
@@ -129,17 +130,37 @@ pub(super) fn reset_finding(c: &Connection, rst: CloseEvent) -> Option<Finding> 
 }
 
 /// Rule 2: SYNs the server never answered, retried by the client's kernel, given up by the
-/// client (RST), or left unanswered until the connection was released for silence.
+/// client (RST), or left unanswered until the connection was released for silence. A
+/// SYN-ACK that came only after the client had given up (its kernel resets it) is part of
+/// the same timeout; one answered at once and reset (a half-open scan) is not.
 pub(super) fn connect_timeout(c: &Connection, released: Release) -> Option<Finding> {
     let (client, server) = (&c.dirs[0], &c.dirs[1]);
-    if c.roles != RoleSource::Syn || server.packets > 0 || client.payload_bytes > 0 {
+    if c.roles != RoleSource::Syn || client.payload_bytes > 0 || server.payload_bytes > 0 {
         return None;
     }
+    let client_rsts = c
+        .closes
+        .iter()
+        .filter(|e| e.side == Side::Client && e.kind.is_rst())
+        .count() as u64;
     let client_rst = c
         .closes
         .iter()
         .find(|e| e.side == Side::Client && e.kind.is_rst());
-    if client.syns < 2 && client_rst.is_none() && released != Release::Idle {
+    // The handshake never completed: the client sent only SYNs and resets, the server at
+    // most SYN-ACKs.
+    if client.packets != client.syns as u64 + client_rsts || server.packets != server.syns as u64 {
+        return None;
+    }
+    if server.packets > 0 {
+        let late = c
+            .syn_ts
+            .zip(c.synack_first)
+            .is_some_and(|(syn, ack)| ack.since(syn) >= Nanos(1_000_000_000));
+        if client_rst.is_none() || !(late || client.syns >= 2) {
+            return None;
+        }
+    } else if client.syns < 2 && client_rst.is_none() && released != Release::Idle {
         return None;
     }
     let span = c.last.ts.since(c.first.ts);

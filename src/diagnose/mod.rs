@@ -72,9 +72,12 @@ pub struct ConnectionCounts {
     /// Requests whose head only the tolerant reading accepted (see `requests[].malformed`).
     pub malformed_requests: u64,
     /// HTTP connections whose parsing stopped (see `connections[].app_note`).
-    pub http_unparsed: u64,
+    pub not_followed: u64,
     /// Frames that repeated one already seen (same bytes, same time), not analysed again.
     pub duplicate_frames: u64,
+    /// Connections whose every packet repeated an earlier connection's (not counted in
+    /// `total`).
+    pub replayed_connections: u64,
 }
 
 /// Everything diagnosis concluded about a capture.
@@ -128,6 +131,12 @@ impl Diagnoser {
         released: Release,
         sink: &mut dyn crate::pipeline::Sink,
     ) {
+        if c.dirs.iter().all(|d| d.packets == 0) {
+            // Every packet repeated one already analysed: a replay, not a connection.
+            self.counts.duplicate_frames += c.dirs.iter().map(|d| d.duplicates as u64).sum::<u64>();
+            self.counts.replayed_connections += 1;
+            return;
+        }
         let v = verdict::judge(&c, released);
         self.count(&v);
         let server = v.record.server;
@@ -182,7 +191,7 @@ impl Diagnoser {
         n.buffer_overflows += r.stream.buffer_overflows as u64;
         n.http_desyncs += r.stream.http_desyncs as u64;
         n.duplicate_frames += r.stream.duplicates as u64;
-        n.http_unparsed += r.app_note.is_some() as u64;
+        n.not_followed += r.app_note.is_some() as u64;
     }
 
     /// Confirms the verdict's RST races against the server's estimate, feeds the server's

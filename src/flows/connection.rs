@@ -11,7 +11,7 @@ use super::seq::SeqNumber;
 use super::Side;
 use crate::app::{App, Mark};
 use crate::decode::{flags, TcpSegment};
-use crate::time::Timestamp;
+use crate::time::{Nanos, Timestamp};
 use serde::Serialize;
 use std::net::SocketAddr;
 
@@ -93,6 +93,9 @@ impl RoleSource {
     }
 }
 
+/// What identifies one segment: sequence, acknowledgment, flags, length, IP ID and checksum.
+type Fingerprint = (u32, u32, u8, u32, u32);
+
 /// State of one direction.
 #[derive(Default)]
 pub struct Direction {
@@ -124,10 +127,14 @@ pub struct Direction {
     /// The first byte this side sent that the peer has not acknowledged yet, and the
     /// segment that carried it.
     pub unacked: Option<(SeqNumber, Mark)>,
-    /// The previous segment: sequence, acknowledgment, flags, length and time, to recognise
-    /// an exact repeat.
-    last_segment: Option<(u32, u32, u8, u32, Timestamp)>,
+    /// The previous segment: sequence, acknowledgment, flags, length, IP ID and checksum,
+    /// and time, to recognise a repeat.
+    last_segment: Option<(Fingerprint, Timestamp)>,
 }
+
+/// A repeat of the sender's previous segment this soon is a copy made by the capture, not a
+/// retransmission (Linux waits at least 10 ms to probe, 200 ms to retransmit).
+const DUPLICATE_WITHIN: Nanos = Nanos(1_000_000);
 
 /// Most FIN/RST packets recorded per connection (more are only counted).
 const MAX_CLOSE_EVENTS: usize = 32;
@@ -156,11 +163,18 @@ pub struct Connection {
     pub synack_seen: bool,
     /// The acknowledgment number of the SYN-ACK (the client's ISN + 1), when it was seen.
     pub synack_ack: Option<SeqNumber>,
+    /// Time of the first SYN-ACK.
+    pub synack_first: Option<Timestamp>,
     /// A SYN answered by RST was retried and then accepted (the refusal did not end it).
     pub reopened: bool,
-    /// The connection repeats one already released (its SYN seen again, same ISN, same
-    /// time): a capture holding packets twice.
-    pub replay: bool,
+    /// The capture is replaying this connection's packets (its first SYN seen again, same
+    /// ISN, same time: a capture holding packets twice, such as files joined end to end):
+    /// packets up to this time are repeats, counted and not analysed again.
+    pub replay_until: Option<Timestamp>,
+    /// Time of the client's first SYN.
+    pub syn_ts: Option<Timestamp>,
+    /// The latest timestamp seen on the connection.
+    pub latest: Timestamp,
     /// The last packet with payload, either side, before the first FIN or RST.
     pub last_data_before_close: Option<Mark>,
     /// Application protocol state.
@@ -199,8 +213,11 @@ impl Connection {
             closes_dropped: 0,
             synack_seen: false,
             synack_ack: None,
+            synack_first: None,
             reopened: false,
-            replay: false,
+            replay_until: None,
+            syn_ts: None,
+            latest: mark.ts,
             last_data_before_close: None,
             app: App::Unknown,
             buffer_cap,
@@ -239,12 +256,17 @@ impl Connection {
         side == Side::Server || client.isn != Some(SeqNumber(seg.seq))
     }
 
-    /// True when `seg` at `mark` repeats, byte for byte and at the same time, what this
-    /// connection already saw: the previous segment of its sender, or a FIN/RST on record.
+    /// True when `seg` at `mark` repeats what this connection already saw: the previous
+    /// segment of its sender again (the same numbers, IP ID and checksum) within
+    /// [`DUPLICATE_WITHIN`] (no stack retransmits that fast), or a FIN/RST on record at the
+    /// same time.
     fn is_duplicate(&self, side: Side, seg: &TcpSegment<'_>, mark: Mark) -> bool {
-        let fp = (seg.seq, seg.ack, seg.flags, seg.payload_len, mark.ts);
-        if self.dirs[side as usize].last_segment == Some(fp) {
-            return true;
+        let fp = (seg.seq, seg.ack, seg.flags, seg.payload_len, seg.ident);
+        if let Some((last, at)) = self.dirs[side as usize].last_segment {
+            let dt = mark.ts.since(at);
+            if last == fp && dt >= Nanos(0) && dt <= DUPLICATE_WITHIN {
+                return true;
+            }
         }
         seg.flags & (flags::FIN | flags::RST) != 0
             && self
@@ -255,18 +277,38 @@ impl Connection {
 
     /// The first FIN or RST, if any.
     pub fn first_close(&self) -> Option<&CloseEvent> {
-        self.closes.first()
+        self.closes
+            .iter()
+            .find(|c| !(self.reopened && c.kind == CloseKind::RstRefusal))
     }
 
     /// Takes one packet of this connection.
     pub fn on_segment(&mut self, seg: &TcpSegment<'_>, mark: Mark) {
         let sender = self.side_of(seg);
+        let is_syn = seg.has(flags::SYN) && !seg.has(flags::ACK);
+        if is_syn && self.syn_ts == Some(mark.ts) && self.dirs[0].isn == Some(SeqNumber(seg.seq)) {
+            // The first SYN again, at the same time: the capture replays the connection.
+            self.replay_until = Some(self.latest);
+        }
+        if let Some(until) = self.replay_until {
+            if mark.ts <= until {
+                self.dirs[sender as usize].duplicates += 1;
+                return;
+            }
+            self.replay_until = None;
+        }
         if self.is_duplicate(sender, seg, mark) {
             self.dirs[sender as usize].duplicates += 1;
             return;
         }
-        self.dirs[sender as usize].last_segment =
-            Some((seg.seq, seg.ack, seg.flags, seg.payload_len, mark.ts));
+        if is_syn && sender == Side::Client {
+            self.syn_ts.get_or_insert(mark.ts);
+        }
+        self.latest = self.latest.max(mark.ts);
+        self.dirs[sender as usize].last_segment = Some((
+            (seg.seq, seg.ack, seg.flags, seg.payload_len, seg.ident),
+            mark.ts,
+        ));
         self.last = mark;
         if self.closes.is_empty() && seg.flags & (flags::FIN | flags::RST) != 0 {
             self.last_data_before_close = self.dirs[0].last_data.max(self.dirs[1].last_data);
@@ -293,12 +335,14 @@ impl Connection {
             if seg.has(flags::ACK) && side == Side::Server {
                 self.synack_seen = true;
                 self.synack_ack.get_or_insert(SeqNumber(seg.ack));
+                self.synack_first.get_or_insert(mark.ts);
                 // A refused SYN retried and accepted: the refusal did not end it.
                 if self.closes.iter().any(|c| c.kind == CloseKind::RstRefusal) {
                     self.reopened = true;
                 }
             }
-        } else {
+        } else if !seg.has(flags::RST) {
+            // A RST's sequence number need not be in the stream (a refusal's is 0).
             self.dirs[i].stream.start_at(seq);
         }
         if seg.has(flags::RST) {
@@ -537,6 +581,7 @@ mod tests {
                 ttl: 64,
                 payload,
                 payload_len: payload.len() as u32,
+                ident: self.frame as u32,
             };
             let mark = Mark {
                 frame: FrameRef {
@@ -642,6 +687,7 @@ mod tests {
             ttl: 64,
             payload: b"",
             payload_len: 0,
+            ident: 0,
         };
         let mark = Mark {
             frame: FrameRef { file: 0, number: 1 },

@@ -121,6 +121,16 @@ pub struct FlowStats {
 
 type Key = (IpAddr, u16, IpAddr, u16);
 
+/// What is kept of a released closed connection: when it was released, and its first SYN
+/// (sequence number and time) with its latest packet time, so that a capture replaying it
+/// (the same SYN at the same time) is recognised as repeats, not a new connection.
+#[derive(Copy, Clone, Debug)]
+struct Tombstone {
+    released: Timestamp,
+    syn: Option<(u32, Timestamp)>,
+    latest: Timestamp,
+}
+
 fn key_of(seg: &TcpSegment<'_>) -> Key {
     let a = (seg.src, seg.sport);
     let b = (seg.dst, seg.dport);
@@ -139,8 +149,9 @@ pub struct FlowTable {
     flows: FxHashMap<Key, Box<Connection>>,
     /// Closed connections in order of closing: (when, key, id).
     closed: VecDeque<(Timestamp, Key, u64)>,
-    /// Recently released closed connections: key → release time.
-    tombstones: FxHashMap<Key, Timestamp>,
+    /// Recently released closed connections: key → release time, and what recognises a
+    /// replay of the connection (see [`Tombstone`]).
+    tombstones: FxHashMap<Key, Tombstone>,
     tombstone_queue: VecDeque<(Timestamp, Key)>,
     next_id: u64,
     last_sweep: Timestamp,
@@ -192,9 +203,14 @@ impl FlowTable {
                 }
             }
         }
+        let mut replay = None;
         if !self.flows.contains_key(&key) && !self.tombstones.is_empty() {
             if is_syn {
-                self.tombstones.remove(&key);
+                if let Some(t) = self.tombstones.remove(&key) {
+                    if t.syn == Some((seg.seq, mark.ts)) {
+                        replay = Some(t.latest);
+                    }
+                }
             } else if self.tombstones.contains_key(&key) {
                 self.stats.late_packets += 1;
                 return;
@@ -214,7 +230,8 @@ impl FlowTable {
                 let id = self.next_id;
                 self.next_id += 1;
                 self.stats.connections += 1;
-                let c = Box::new(Connection::new(id, seg, mark, self.config.max_buffer));
+                let mut c = Box::new(Connection::new(id, seg, mark, self.config.max_buffer));
+                c.replay_until = replay;
                 self.flows.entry(key).or_insert(c)
             }
         };
@@ -239,6 +256,8 @@ impl FlowTable {
             }
             self.closed.pop_front();
             let quiet = match self.flows.get(&key) {
+                // A refusal that a retried SYN got past: no longer closed.
+                Some(c) if c.id == id && !c.is_closed() => continue,
                 Some(c) if c.id == id => now.since(c.last_ts()) >= linger,
                 _ => continue,
             };
@@ -246,12 +265,20 @@ impl FlowTable {
                 let c = self.flows.remove(&key).expect("present");
                 if self.tombstone_queue.len() >= MAX_TOMBSTONES {
                     if let Some((at, old)) = self.tombstone_queue.pop_front() {
-                        if self.tombstones.get(&old) == Some(&at) {
+                        if self.tombstones.get(&old).is_some_and(|t| t.released == at) {
                             self.tombstones.remove(&old);
                         }
                     }
                 }
-                self.tombstones.insert(key, now);
+                let syn = c.syn_ts.zip(c.dirs[0].isn).map(|(ts, isn)| (isn.0, ts));
+                self.tombstones.insert(
+                    key,
+                    Tombstone {
+                        released: now,
+                        syn,
+                        latest: c.latest,
+                    },
+                );
                 self.tombstone_queue.push_back((now, key));
                 self.release(c, Release::Closed, done);
             } else {
@@ -264,7 +291,7 @@ impl FlowTable {
                 break;
             }
             self.tombstone_queue.pop_front();
-            if self.tombstones.get(&key) == Some(&at) {
+            if self.tombstones.get(&key).is_some_and(|t| t.released == at) {
                 self.tombstones.remove(&key);
             }
         }

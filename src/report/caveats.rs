@@ -104,6 +104,47 @@ pub fn caveats(a: &Analysis) -> Vec<Caveat> {
             ),
         );
     }
+    if p.time_backwards > 0 {
+        let at = p
+            .time_backwards_first
+            .map(|f| format!("first at frame {}", f.number))
+            .unwrap_or_default();
+        add(
+            "time_backwards",
+            format!(
+                "time runs backwards {} time{} in the capture ({at}; up to {} back): frames are out of time order (multi-queue capture, a clock step, or captures joined end to end); times and idle gaps across such a step are not reliable",
+                p.time_backwards,
+                if p.time_backwards == 1 { "" } else { "s" },
+                crate::diagnose::estimate::human_ms(p.time_backwards_max_ms)
+            ),
+        );
+    }
+    if n.duplicate_frames > 0 {
+        add(
+            "duplicates",
+            format!(
+                "{} frames repeat one already seen (the same packet at the same time) and were counted once{}: the capture holds packets twice (a SPAN port seeing both directions, or a capture joined to itself)",
+                n.duplicate_frames,
+                if n.replayed_connections > 0 {
+                    format!(", {} whole connections among them", n.replayed_connections)
+                } else {
+                    String::new()
+                }
+            ),
+        );
+    }
+    if n.malformed_requests > 0 {
+        add(
+            "malformed_requests",
+            format!("{} HTTP requests broke the message syntax (obs-fold, control bytes, raw bytes in the target, bare LF) and were read tolerantly, as lenient servers read them; see requests[].malformed", n.malformed_requests),
+        );
+    }
+    if n.not_followed > 0 {
+        add(
+            "not_followed",
+            format!("the application protocol of {} connections was not followed (see connections[].app_note: not HTTP/1.x or TLS, or HTTP/2 over TLS); their requests are not counted or judged", n.not_followed),
+        );
+    }
     if n.http_desyncs > 0 {
         add("http_desync", format!("the HTTP parser lost message boundaries {} times (gaps or malformed messages) and resynchronised", n.http_desyncs));
     }

@@ -115,6 +115,7 @@ pub fn render(t: &TicketReport<'_>) -> String {
             let retry = match f.retry_safe {
                 Some(true) => "yes",
                 Some(false) => "<span class=\"error\">no</span>",
+                None if f.request.is_some() => "unknown",
                 None => "–",
             };
             let _ = writeln!(

@@ -36,6 +36,7 @@ fn retry_cell(f: &Finding) -> &'static str {
     match f.retry_safe {
         Some(true) => "yes",
         Some(false) => "**no**",
+        None if f.request.is_some() => "unknown",
         None => "–",
     }
 }
