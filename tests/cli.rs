@@ -80,7 +80,7 @@ fn output_file_gets_the_report() {
     assert!(out.status.success());
     assert!(out.stdout.is_empty());
     let doc: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-    assert_eq!(doc["schema_version"], 1);
+    assert_eq!(doc["schema_version"], 2);
 }
 
 #[test]

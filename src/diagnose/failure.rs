@@ -113,7 +113,7 @@ pub(super) fn request_failure(
                 None => format!("{} body bytes", resp.body_bytes),
             };
             let why = match rst.side {
-                Side::Client => "the client gave up on it (a read timeout or a cancel) and closed with data unread",
+                Side::Client => "the client gave up on it (a read timeout or a cancel; closing a socket with data unread, or with SO_LINGER 0, resets it)",
                 Side::Server => "the server aborted it mid-transfer",
             };
             let mut f = base.make(
@@ -122,7 +122,7 @@ pub(super) fn request_failure(
                 vec![r.start.frame, resp.start.frame, resp.last_byte.frame, rst.mark.frame],
                 Some(req.clone()),
                 format!(
-                    "The {} reset the connection while the {} response to {what} was arriving: {got} had come, and the transfer had stalled for {stall} since the server's last byte; {why}. The server processed the request (it answered); {}",
+                    "The {} reset the connection while the {} response to {what} was arriving: {got} had come, the last of them {stall} before the reset; {why}. The server processed the request (it answered); {}",
                     rst.side.name(),
                     resp.status,
                     advice(&req, Processed::Yes, true)
@@ -286,7 +286,12 @@ fn capitalise(s: &str) -> String {
 pub(super) fn tls_request(t: &Tls, r: &crate::app::tls::TlsRequest) -> RequestRef {
     RequestRef {
         method: "TLS".into(),
-        target: "application data".into(),
+        // The host the client asked for is what a ticket reader recognises.
+        target: t
+            .hello
+            .sni
+            .clone()
+            .unwrap_or_else(|| "application data".into()),
         frame: r.start.frame,
         time: r.start.ts,
         idempotent: false,

@@ -98,9 +98,10 @@ pub enum Severity {
 /// The request a finding is about.
 #[derive(Clone, Debug, Serialize)]
 pub struct RequestRef {
-    /// Method (`POST`); a TLS race has `TLS` here, the request being encrypted.
+    /// Method (`POST`); a request over TLS has `TLS` here, the request being encrypted.
     pub method: String,
-    /// Target as sent (escape before printing).
+    /// Target as sent (escape before printing); over TLS, the server name the client asked
+    /// for (SNI), or `application data`.
     pub target: String,
     /// Frame of its first byte.
     pub frame: FrameRef,
@@ -178,6 +179,8 @@ pub struct Finding {
     /// Requests on the same connection after this one that also got no response (pipelined
     /// behind it).
     pub also_unanswered: u32,
+    /// TLS: the server name the client asked for (SNI), escape before printing.
+    pub server_name: Option<String>,
     /// What the close that decided it was: `FIN`, `RST`, or `SYN` (a connect timeout).
     pub close_how: &'static str,
     /// One plain-language sentence.

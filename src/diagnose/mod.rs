@@ -55,6 +55,8 @@ pub struct ConnectionCounts {
     pub tls: u64,
     /// HTTP requests.
     pub http_requests: u64,
+    /// Requests over TLS, built from the records (see `crate::app::tls`).
+    pub tls_requests: u64,
     /// Requests that got no complete response because of a reset or close.
     pub failed_requests: u64,
     /// Connections with bytes never captured.
@@ -181,6 +183,7 @@ impl Diagnoser {
         n.http += (r.protocol == "http") as u64;
         n.tls += (r.protocol == "tls") as u64;
         n.http_requests += r.requests.len() as u64;
+        n.tls_requests += r.tls_requests.map_or(0, |t| t.client);
         n.failed_requests +=
             r.requests.iter().filter(|q| q.outcome.failed()).count() as u64 + v.tls_failed as u64;
         n.malformed_requests += r.requests.iter().filter(|q| q.malformed.is_some()).count() as u64;

@@ -342,6 +342,7 @@ impl FindingBase<'_> {
             response_announced: None,
             stall_ms: None,
             also_unanswered: 0,
+            server_name: self.c.app.tls().and_then(|t| t.hello.sni.clone()),
             close_how: how,
             sentence,
         }

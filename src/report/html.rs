@@ -75,11 +75,11 @@ pub fn render(t: &TicketReport<'_>) -> String {
     let span = super::capture_span(a);
     let _ = writeln!(
         o,
-        "<p class=\"meta\">{}: {} frames, {} TCP connections, {} HTTP requests{}.</p></header>",
+        "<p class=\"meta\">{}: {} frames, {} TCP connections ({}){}.</p></header>",
         h(&t.title),
         p.frames,
         n.total,
-        n.http_requests,
+        h(&super::protocol_summary(n)),
         h(&span)
     );
 

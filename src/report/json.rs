@@ -19,7 +19,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Seek, Write};
 
 /// Version of the JSON layout; raised on any incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Writes the JSON document incrementally.
 pub struct JsonWriter<W: Write> {

@@ -52,11 +52,11 @@ pub fn render(t: &TicketReport<'_>) -> String {
     let span = super::capture_span(a);
     let _ = writeln!(
         out,
-        "{}: {} frames, {} TCP connections, {} HTTP requests{}.\n",
+        "{}: {} frames, {} TCP connections ({}){}.\n",
         md(&t.title),
         p.frames,
         n.total,
-        n.http_requests,
+        super::protocol_summary(n),
         span
     );
 

@@ -69,6 +69,31 @@ pub fn capture_span(a: &Analysis) -> String {
     }
 }
 
+/// What the connections spoke: `53 HTTP, 99 requests`, `35 TLS, 41 requests over TLS`,
+/// with the connections whose protocol was not followed.
+pub fn protocol_summary(n: &crate::diagnose::ConnectionCounts) -> String {
+    let plural = |x: u64, one: &str, many: &str| format!("{x} {}", if x == 1 { one } else { many });
+    let mut parts = Vec::new();
+    if n.http > 0 || n.tls == 0 {
+        parts.push(format!(
+            "{} HTTP, {}",
+            n.http,
+            plural(n.http_requests, "request", "requests")
+        ));
+    }
+    if n.tls > 0 {
+        parts.push(format!(
+            "{} TLS, {} over TLS",
+            n.tls,
+            plural(n.tls_requests, "request", "requests")
+        ));
+    }
+    if n.not_followed > 0 {
+        parts.push(format!("{} not followed", n.not_followed));
+    }
+    parts.join("; ")
+}
+
 /// What every report says of a server, as plain text for each format to decorate.
 pub struct ServerSummary {
     /// The estimated idle timeout (`~301 ms`), if the server closed idle connections.

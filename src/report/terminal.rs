@@ -67,7 +67,7 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
     let span = super::capture_span(a);
     let _ = writeln!(
         out,
-        "{} {}: {} frames, {} TCP, {} connections ({} HTTP, {} requests){}",
+        "{} {}: {} frames, {} TCP, {} connections ({}){}",
         paint.bold("resetscope"),
         if inputs.is_empty() {
             "live capture".to_string()
@@ -77,8 +77,7 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
         p.frames,
         p.tcp,
         n.total,
-        n.http,
-        n.http_requests,
+        super::protocol_summary(n),
         span
     );
     if let Some(k) = a.kernel {
