@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod community_id;
 pub mod decode;
 pub mod diagnose;
 pub mod escape;

@@ -179,6 +179,8 @@ pub struct Finding {
     /// Requests on the same connection after this one that also got no response (pipelined
     /// behind it).
     pub also_unanswered: u32,
+    /// Community ID v1 of the connection, to join with Zeek, Suricata or Arkime records.
+    pub community_id: crate::community_id::CommunityId,
     /// TLS: the server name the client asked for (SNI), escape before printing.
     pub server_name: Option<String>,
     /// What the close that decided it was: `FIN`, `RST`, or `SYN` (a connect timeout).

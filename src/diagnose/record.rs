@@ -122,6 +122,8 @@ pub struct PerSide {
 pub struct ConnectionRecord {
     /// Sequential id, in order of first packet.
     pub id: u64,
+    /// Community ID v1 of the connection (joins with Zeek, Suricata, Arkime records).
+    pub community_id: crate::community_id::CommunityId,
     /// Client endpoint (`ip:port`).
     pub client: SocketAddr,
     /// Server endpoint.

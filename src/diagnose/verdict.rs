@@ -13,7 +13,7 @@
 //!    the request (close() with the request unread). The RST variant is confirmed against
 //!    the server's idle-timeout estimate so far when the connection is judged (see
 //!    [`super::Diagnoser`]).
-//! 4. Other failed requests ([`super::failure`]): `reset_mid_response` (the response had
+//! 4. Other failed requests (see `failure.rs`): `reset_mid_response` (the response had
 //!    begun), `reset_in_flight` (it had not), `closed_without_response` (a FIN and no
 //!    response).
 //! 5. `reset_after_close`: the side that reset had sent its FIN, and the peer's data came
@@ -159,6 +159,7 @@ pub fn judge(c: &Connection, released: Release) -> Verdict {
     let http = c.app.http();
     let record = ConnectionRecord {
         id: c.id,
+        community_id: crate::community_id::CommunityId(c.client, c.server),
         client: c.client,
         server: c.server,
         roles: c.roles,
@@ -343,6 +344,7 @@ impl FindingBase<'_> {
             stall_ms: None,
             also_unanswered: 0,
             server_name: self.c.app.tls().and_then(|t| t.hello.sni.clone()),
+            community_id: crate::community_id::CommunityId(self.c.client, self.c.server),
             close_how: how,
             sentence,
         }
