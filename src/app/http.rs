@@ -96,6 +96,9 @@ pub struct Response {
     pub last_byte: Mark,
     /// The strict parser rejected the head and it was read tolerantly.
     pub malformed: Option<Malformed>,
+    /// Sequence number just past its last byte, once complete: whether the client
+    /// acknowledged it says whether it was delivered.
+    pub end_seq: Option<SeqNumber>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -523,6 +526,7 @@ impl Http {
                             body_bytes: 0,
                             last_byte: mark,
                             malformed: None,
+                            end_seq: None,
                         })
                     }
                     None => self.orphan_responses += 1,
@@ -692,6 +696,7 @@ impl Http {
             body_bytes: 0,
             last_byte: end,
             malformed,
+            end_seq: None,
         };
         if let Some(i) = index {
             self.requests[i].response = Some(response);
@@ -746,6 +751,7 @@ impl Http {
             Side::Server => {
                 if let Some(resp) = r.response.as_mut() {
                     resp.end = Some(end);
+                    resp.end_seq = end_seq;
                 }
             }
         }

@@ -42,6 +42,9 @@ fn answers_close_notify(c: &Connection, rst: CloseEvent) -> bool {
     }
 }
 
+/// Unacknowledged this long before a reset, data was waited for: lost, not in flight.
+const LOST_AFTER: Nanos = Nanos(200_000_000);
+
 /// RST rules 5–7; `None` for the RST that ends a graceful TLS close (see
 /// [`answers_close_notify`]).
 pub(super) fn reset_finding(c: &Connection, rst: CloseEvent) -> Option<Finding> {
@@ -51,10 +54,37 @@ pub(super) fn reset_finding(c: &Connection, rst: CloseEvent) -> Option<Finding> 
     let base = FindingBase { c };
     let who = rst.side.name();
     let peer = rst.side.peer();
+    let name = |m: Mark| crate::report::FrameNamer::default().name(m.frame);
+    // Only one direction captured: what was in flight cannot be told.
+    if let Some(silent) = [Side::Client, Side::Server]
+        .into_iter()
+        .find(|s| c.dirs[*s as usize].packets == 0)
+    {
+        return Some(base.make(
+            FindingKind::Abort,
+            rst,
+            vec![rst.mark.frame],
+            None,
+            format!(
+                "The {who} reset the connection; the capture holds no packet of the {}, so what was in flight cannot be told.",
+                silent.name()
+            ),
+        ));
+    }
     let own_fin = c
         .closes
         .iter()
-        .find(|e| e.side == rst.side && e.kind == CloseKind::Fin && before(e.mark, rst.mark));
+        .find(|e| e.side == rst.side && e.kind == CloseKind::Fin && before(e.mark, rst.mark))
+        .copied();
+    let peer_fin = c
+        .closes
+        .iter()
+        .find(|e| e.side == peer && e.kind == CloseKind::Fin && before(e.mark, rst.mark))
+        .copied();
+    // What the RST answered: the peer's last packet before it.
+    let answered = c.dirs[peer as usize]
+        .last_packet
+        .filter(|(_, m)| before(*m, rst.mark));
     let peer_data_after = own_fin.and_then(|fin| {
         c.dirs[peer as usize]
             .last_data
@@ -77,14 +107,25 @@ pub(super) fn reset_finding(c: &Connection, rst: CloseEvent) -> Option<Finding> 
             rst,
             vec![fin.mark.frame, data.frame, rst.mark.frame],
             None,
-            format!("The {who} had closed its side (FIN) and answered {what} with RST."),
+            format!(
+                "The {who} had closed its side (FIN {}) and answered {what} with RST.",
+                name(fin.mark)
+            ),
         ));
     }
-    // Data of the peer that the resetting side never acknowledged: lost.
-    if let Some((_, at)) = c.dirs[peer as usize]
-        .unacked
-        .filter(|(_, at)| before(*at, rst.mark))
-    {
+    // Data of the peer that the resetting side never acknowledged (the RST's own ACK
+    // counts): lost.
+    let peer_dir = &c.dirs[peer as usize];
+    let acked_by_rst = |end: Option<crate::flows::seq::SeqNumber>| {
+        rst.ack
+            .zip(end)
+            .is_some_and(|(a, e)| crate::flows::seq::SeqNumber(a) >= e)
+    };
+    if let Some((_, at)) = peer_dir.unacked.filter(|(_, at)| {
+        before(*at, rst.mark)
+            && !acked_by_rst(peer_dir.sent_end)
+            && (rst.kind == CloseKind::RstAnswer || rst.mark.ts.since(at.ts) >= LOST_AFTER)
+    }) {
         let mut f = base.make(
             FindingKind::LostData,
             rst,
@@ -94,7 +135,7 @@ pub(super) fn reset_finding(c: &Connection, rst: CloseEvent) -> Option<Finding> 
                 "The {who} reset the connection {} after the {} sent data it never acknowledged (from {}): that data was lost{}.",
                 rst.mark.ts.since(at.ts),
                 peer.name(),
-                crate::report::FrameNamer::default().name(at.frame),
+                name(at),
                 match c.app {
                     App::Other => "; the protocol is not one resetscope reads, so what it carried cannot be told",
                     _ => "",
@@ -103,6 +144,75 @@ pub(super) fn reset_finding(c: &Connection, rst: CloseEvent) -> Option<Finding> 
         );
         f.idle_ms = Some(ms(rst.mark.ts.since(at.ts)));
         return Some(f);
+    }
+    // The resetting side's own data that the peer never acknowledged: it gave up on a peer
+    // that had stopped answering.
+    let own = &c.dirs[rst.side as usize];
+    if let Some((from, at)) = own
+        .unacked
+        .filter(|(_, at)| rst.mark.ts.since(at.ts) >= LOST_AFTER)
+    {
+        let bytes = own.sent_end.map_or(0, |e| e.0.wrapping_sub(from.0));
+        let mut f = base.make(
+            FindingKind::LostData,
+            rst,
+            vec![at.frame, rst.mark.frame],
+            None,
+            format!(
+                "The {who} reset the connection after {bytes} bytes it had sent (from {}) went unacknowledged for {}{}: the {} had stopped acknowledging (it vanished, or the path failed), and that data was never delivered.",
+                name(at),
+                rst.mark.ts.since(at.ts),
+                if own.retransmitted > 0 {
+                    format!(", {} segments retransmitted", own.retransmitted)
+                } else {
+                    String::new()
+                },
+                peer.name()
+            ),
+        );
+        f.idle_ms = Some(ms(rst.mark.ts.since(at.ts)));
+        return Some(f);
+    }
+    let from_path = super::verdict::ttl_mismatch(c, rst).is_some();
+    if let (true, Some((kind, m))) = (from_path, answered) {
+        // Not the endpoint's answer: say what it answered, claim nothing of the socket.
+        let idle = c.last_data_before_close.map(|d| m.ts.since(d.ts));
+        let mut f = base.make(
+            FindingKind::Abort,
+            rst,
+            vec![m.frame, rst.mark.frame],
+            None,
+            format!(
+                "A RST claiming to come from the {who} answered the {}'s {} ({}){}; nothing was in flight.",
+                peer.name(),
+                kind.name(),
+                name(m),
+                idle.map(|i| format!(" after {i} idle")).unwrap_or_default()
+            ),
+        );
+        f.idle_ms = idle.map(ms);
+        return Some(f);
+    }
+    // A bare RST answers a segment that reached no socket.
+    if rst.kind == CloseKind::RstAnswer {
+        if let Some((kind, m)) = answered {
+            let closed = match own_fin {
+                Some(fin) => format!("had closed its side (FIN {})", name(fin.mark)),
+                None => "no longer had a socket for this connection (closed without a FIN on the wire, or restarted)".to_string(),
+            };
+            return Some(base.make(
+                FindingKind::ResetAfterClose,
+                rst,
+                vec![m.frame, rst.mark.frame],
+                None,
+                format!(
+                    "The {who} {closed} and answered the {}'s {} ({}) with a bare RST; nothing was in flight.",
+                    peer.name(),
+                    kind.name(),
+                    name(m)
+                ),
+            ));
+        }
     }
     let idle = c.last_data_before_close.map(|d| rst.mark.ts.since(d.ts));
     let lost = match nothing_lost(c) {
@@ -113,6 +223,14 @@ pub(super) fn reset_finding(c: &Connection, rst: CloseEvent) -> Option<Finding> 
         }
         None => "; every byte either side sent had been acknowledged",
     };
+    let after_peer = match peer_fin {
+        Some(fin) => format!(
+            "The {} had closed its side (FIN {}); the {who} then reset the connection instead of closing gracefully",
+            peer.name(),
+            name(fin.mark)
+        ),
+        None => format!("The {who} aborted the connection with RST"),
+    };
     let mut f = base.make(
         FindingKind::Abort,
         rst,
@@ -120,9 +238,9 @@ pub(super) fn reset_finding(c: &Connection, rst: CloseEvent) -> Option<Finding> 
         None,
         match idle {
             Some(idle) => format!(
-                "The {who} aborted the connection with RST after {idle} idle, with nothing in flight (SO_LINGER 0, close with unread data, or an application abort){lost}."
+                "{after_peer} after {idle} idle, with nothing in flight (SO_LINGER 0, close with unread data, or an application abort){lost}."
             ),
-            None => format!("The {who} aborted the connection with RST, with nothing in flight{lost}."),
+            None => format!("{after_peer}, with nothing in flight{lost}."),
         },
     );
     f.idle_ms = idle.map(ms);
@@ -179,10 +297,15 @@ pub(super) fn connect_timeout(c: &Connection, released: Release) -> Option<Findi
         vec![c.first.frame, c.last.frame],
         None,
         format!(
-            "The client's SYN to {} was never answered ({} SYN{} over {span}{ended}): a connect timeout. The server is down or unreachable, or a firewall drops the SYN without answering.",
+            "The client's SYN to {} was never answered ({} SYN{} over {span}{ended}){}. The server is down or unreachable, or a firewall drops the SYN without answering.",
             c.server,
             client.syns,
             if client.syns == 1 { "" } else { "s" },
+            if client_rst.is_none() && server.packets == 0 && released == Release::EndOfCapture {
+                "; the capture ends before the client got an answer or gave up, so whether it then gave up cannot be told"
+            } else {
+                ": a connect timeout"
+            }
         ),
     );
     f.idle_ms = Some(ms(span));
@@ -223,7 +346,8 @@ pub(super) fn idle_close(
         }
         t.last_exchange_end()
     } else {
-        if requests.is_empty() {
+        // A tunnel is no keep-alive connection; nothing else is an exchange to idle after.
+        if requests.is_empty() || c.app.http().is_some_and(|h| h.tunnel) {
             return None;
         }
         let done: Vec<&Request> = requests

@@ -21,6 +21,11 @@ use crate::app::http::Request;
 use crate::app::tls::Tls;
 use crate::app::Mark;
 use crate::flows::{CloseEvent, CloseKind, Connection, Release, Side};
+use crate::time::Nanos;
+
+/// A client that closes sooner than this after its request did not wait for an answer (it
+/// closed as it wrote), so it did not give up waiting.
+const GAVE_UP_AFTER: Nanos = Nanos(1_000_000_000);
 
 /// The first FIN of `side` after `mark`, if any.
 fn fin_after(c: &Connection, side: Side, mark: Mark) -> Option<CloseEvent> {
@@ -46,18 +51,29 @@ pub(super) fn outcome(
     released: Release,
 ) -> Outcome {
     let resp = r.response.as_ref();
-    if resp.is_some_and(|x| x.end.is_some()) {
-        return Outcome::Answered;
-    }
     let rst_after = first_rst.filter(|e| before(r.start, e.mark));
+    if let Some(x) = resp.filter(|x| x.end.is_some()) {
+        // Complete on the wire; delivered only if the client acknowledged its last byte.
+        let undelivered = rst_after.is_some()
+            && x.end_seq
+                .zip(c.dirs[Side::Client as usize].last_ack)
+                .is_some_and(|(end, ack)| ack < end);
+        return if undelivered {
+            Outcome::ResetMidResponse
+        } else {
+            Outcome::Answered
+        };
+    }
     match (resp, rst_after) {
         (Some(_), Some(_)) => return Outcome::ResetMidResponse,
         (None, Some(_)) => return Outcome::Reset,
         _ => {}
     }
     let server_fin = first_fin(c, Side::Server);
-    let client_gave_up = fin_after(c, Side::Client, r.start)
-        .is_some_and(|_| server_fin.is_some() || released != Release::EndOfCapture);
+    let client_gave_up = fin_after(c, Side::Client, r.start).is_some_and(|f| {
+        f.mark.ts.since(r.start.ts) >= GAVE_UP_AFTER
+            && (server_fin.is_some() || released != Release::EndOfCapture)
+    });
     if server_fin.is_some() || client_gave_up {
         return if resp.is_some() {
             Outcome::Incomplete
@@ -83,6 +99,10 @@ pub(super) fn request_failure(
     first_rst: Option<CloseEvent>,
     released: Release,
 ) -> Option<Finding> {
+    // With one direction missing from the capture, whether a response came cannot be told.
+    if c.dirs.iter().any(|d| d.packets == 0) {
+        return None;
+    }
     if let Some(t) = c.app.tls() {
         return tls_failure(c, t, first_rst, released);
     }
@@ -108,25 +128,44 @@ pub(super) fn request_failure(
             let rst = first_rst?;
             let resp = r.response.as_ref()?;
             let stall = rst.mark.ts.since(resp.last_byte.ts);
+            let unacked = resp
+                .end_seq
+                .zip(c.dirs[Side::Client as usize].last_ack)
+                .map(|(end, ack)| end.0.wrapping_sub(ack.0));
             let got = match resp.announced_len {
                 Some(n) => format!("{} of the {} body bytes it announced", resp.body_bytes, n),
                 None => format!("{} body bytes", resp.body_bytes),
             };
-            let why = match rst.side {
-                Side::Client => "the client gave up on it (a read timeout or a cancel; closing a socket with data unread, or with SO_LINGER 0, resets it)",
-                Side::Server => "the server aborted it mid-transfer",
+            let sentence = match (resp.end, unacked) {
+                (Some(_), Some(n)) => format!(
+                    "The {} reset the connection {} after the server had sent the whole {} response to {what}, of which the client never acknowledged the last {n} bytes (it had stopped acknowledging: it vanished, or the path failed), so the response was not delivered. The server processed the request; {}",
+                    rst.side.name(),
+                    stall,
+                    resp.status,
+                    advice(&req, Processed::Yes, true)
+                ),
+                _ => format!(
+                    "The {} reset the connection while the {} response to {what} was arriving: {got} had come, the last of them {stall} before the reset; {}. The server processed the request (it answered); {}",
+                    rst.side.name(),
+                    resp.status,
+                    match rst.side {
+                        Side::Client => "the client gave up on it (a read timeout or a cancel; closing a socket with data unread, or with SO_LINGER 0, resets it)",
+                        Side::Server => "the server aborted it mid-transfer",
+                    },
+                    advice(&req, Processed::Yes, true)
+                ),
             };
             let mut f = base.make(
                 FindingKind::ResetMidResponse,
                 rst,
-                vec![r.start.frame, resp.start.frame, resp.last_byte.frame, rst.mark.frame],
+                vec![
+                    r.start.frame,
+                    resp.start.frame,
+                    resp.last_byte.frame,
+                    rst.mark.frame,
+                ],
                 Some(req.clone()),
-                format!(
-                    "The {} reset the connection while the {} response to {what} was arriving: {got} had come, the last of them {stall} before the reset; {why}. The server processed the request (it answered); {}",
-                    rst.side.name(),
-                    resp.status,
-                    advice(&req, Processed::Yes, true)
-                ),
+                sentence,
             );
             f.response_bytes = Some(resp.body_bytes);
             f.response_announced = resp.announced_len;
@@ -228,7 +267,7 @@ fn closed_without_response(
                 ),
             }
         }
-        (_, Some(cf)) => (
+        (_, Some(cf)) if cf.mark.ts.since(start.ts) >= GAVE_UP_AFTER => (
             cf,
             "client_gave_up",
             format!(

@@ -179,6 +179,10 @@ pub struct Finding {
     /// Requests on the same connection after this one that also got no response (pipelined
     /// behind it).
     pub also_unanswered: u32,
+    /// The deciding RST's TTL fits no other packet of its claimed sender: it most likely came
+    /// from a device on the path. `null`: nothing says so (which does not prove the
+    /// endpoint sent it).
+    pub rst_from_path: Option<bool>,
     /// Community ID v1 of the connection, to join with Zeek, Suricata or Arkime records.
     pub community_id: crate::community_id::CommunityId,
     /// TLS: the server name the client asked for (SNI), escape before printing.

@@ -254,7 +254,7 @@ impl Diagnoser {
     /// capture, a server that showed no idle close at all cannot confirm the race either.
     fn confirm_rst_races(&mut self, v: &mut verdict::Verdict, last: bool) {
         for f in &mut v.findings {
-            if !needs_estimate(f) {
+            if f.kind != FindingKind::IdleRace {
                 continue;
             }
             let e = self
@@ -264,6 +264,9 @@ impl Diagnoser {
             let Some(idle) = f.idle_ms else { continue };
             let matches = e.as_ref().map(|e| e.matches(idle));
             f.matches_server_timeout = matches;
+            if !needs_estimate(f) {
+                continue;
+            }
             let firm = e.as_ref().is_some_and(|e| e.observations >= CONFIRM_AFTER);
             let keep = match matches {
                 Some(true) => true,

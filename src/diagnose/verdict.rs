@@ -152,7 +152,13 @@ pub fn judge(c: &Connection, released: Release) -> Verdict {
             .filter_map(|r| r.response.as_ref()?.end)
             .filter(|end| before(*end, e.mark))
             .max_by(capture_order);
-        let from = exchange_end.or(c.last_data_before_close)?;
+        // A tunnel (CONNECT, Upgrade) carries data after its last exchange.
+        let tunnel = c.app.http().is_some_and(|h| h.tunnel);
+        let from = if tunnel {
+            c.last_data_before_close.or(exchange_end)?
+        } else {
+            exchange_end.or(c.last_data_before_close)?
+        };
         Some(ms(e.mark.ts.since(from.ts)))
     });
     let (d0, d1) = (&c.dirs[0], &c.dirs[1]);
@@ -280,6 +286,17 @@ pub(super) fn request_ref(i: usize, r: &Request) -> RequestRef {
     }
 }
 
+/// The TTL range of the claimed sender's other packets, when `close` is a RST whose TTL
+/// falls outside it: a different hop distance, so most likely another device sent it
+/// (Weaver, Sommer and Paxson, NDSS 2009). Two packets of the sender at least, or it
+/// cannot be told.
+pub(super) fn ttl_mismatch(c: &Connection, close: CloseEvent) -> Option<(u8, u8)> {
+    let claimed = &c.dirs[close.side as usize];
+    let (lo, hi) = claimed.ttl_range?;
+    let others = claimed.packets.saturating_sub(1);
+    (close.kind.is_rst() && others >= 2 && (close.ttl < lo || close.ttl > hi)).then_some((lo, hi))
+}
+
 pub(super) struct FindingBase<'a> {
     pub(super) c: &'a Connection,
 }
@@ -294,7 +311,7 @@ impl FindingBase<'_> {
         request: Option<RequestRef>,
         sentence: String,
     ) -> Finding {
-        self.make_at(
+        let mut f = self.make_at(
             kind,
             close.side,
             close.mark,
@@ -302,7 +319,30 @@ impl FindingBase<'_> {
             frames,
             request,
             sentence,
-        )
+        );
+        if let Some((lo, hi)) = ttl_mismatch(self.c, close) {
+            {
+                f.rst_from_path = Some(true);
+                let side = close.side.name();
+                f.sentence = f.sentence.replacen(
+                    &format!("The {side} reset the connection"),
+                    &format!("A RST claiming to come from the {side} ended the connection"),
+                    1,
+                );
+                let seen = if lo == hi {
+                    lo.to_string()
+                } else {
+                    format!("{lo}–{hi}")
+                };
+                f.sentence.push_str(&format!(
+                    " The RST's TTL ({}) fits no other packet of the {} (TTL {seen}): it most likely came from a device on the path (a firewall, NAT or load balancer), not the {} itself.",
+                    close.ttl,
+                    close.side.name(),
+                    close.side.name()
+                ));
+            }
+        }
+        f
     }
 
     /// A finding decided by the packet at `mark`, sent by `by`, of kind `how` (`FIN`,
@@ -343,6 +383,7 @@ impl FindingBase<'_> {
             response_announced: None,
             stall_ms: None,
             also_unanswered: 0,
+            rst_from_path: None,
             server_name: self.c.app.tls().and_then(|t| t.hello.sni.clone()),
             community_id: crate::community_id::CommunityId(self.c.client, self.c.server),
             close_how: how,

@@ -93,6 +93,37 @@ impl RoleSource {
     }
 }
 
+/// What a packet carried, for saying what a RST answered.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum PacketKind {
+    /// A SYN or SYN-ACK.
+    Syn,
+    /// Payload.
+    Data,
+    /// A FIN (maybe with payload).
+    Fin,
+    /// A keep-alive probe.
+    Probe,
+    /// A bare acknowledgment.
+    Ack,
+    /// A RST.
+    Rst,
+}
+
+impl PacketKind {
+    /// How a sentence names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            PacketKind::Syn => "SYN",
+            PacketKind::Data => "data",
+            PacketKind::Fin => "FIN",
+            PacketKind::Probe => "keep-alive probe",
+            PacketKind::Ack => "ACK",
+            PacketKind::Rst => "RST",
+        }
+    }
+}
+
 /// What identifies one segment: sequence, acknowledgment, flags, length, IP ID and checksum.
 type Fingerprint = (u32, u32, u8, u32, u32);
 
@@ -127,6 +158,13 @@ pub struct Direction {
     /// The first byte this side sent that the peer has not acknowledged yet, and the
     /// segment that carried it.
     pub unacked: Option<(SeqNumber, Mark)>,
+    /// Lowest and highest IP TTL of its packets other than RSTs: a RST outside that range
+    /// did not come from the same hop distance.
+    pub ttl_range: Option<(u8, u8)>,
+    /// What its last packet was, and where.
+    pub last_packet: Option<(PacketKind, Mark)>,
+    /// Segments that repeated data already sent (retransmissions).
+    pub retransmitted: u32,
     /// The previous segment: sequence, acknowledgment, flags, length, IP ID and checksum,
     /// and time, to recognise a repeat.
     last_segment: Option<(Fingerprint, Timestamp)>,
@@ -321,6 +359,30 @@ impl Connection {
         let seq = SeqNumber(seg.seq);
         {
             let d = &mut self.dirs[i];
+            if !seg.has(flags::RST) {
+                d.ttl_range = Some(d.ttl_range.map_or((seg.ttl, seg.ttl), |(lo, hi)| {
+                    (lo.min(seg.ttl), hi.max(seg.ttl))
+                }));
+            }
+            let kind = if seg.has(flags::RST) {
+                PacketKind::Rst
+            } else if seg.has(flags::SYN) {
+                PacketKind::Syn
+            } else if seg.has(flags::FIN) {
+                PacketKind::Fin
+            } else if seg.payload_len > 1 {
+                PacketKind::Data
+            } else if d.stream.next_seq().is_some_and(|n| seq.plus(1) == n) {
+                PacketKind::Probe
+            } else if seg.payload_len == 1 {
+                PacketKind::Data
+            } else {
+                PacketKind::Ack
+            };
+            d.last_packet = Some((kind, mark));
+            if seg.payload_len > 0 && d.sent_end.is_some_and(|e| seq.plus(seg.payload_len) <= e) {
+                d.retransmitted += 1;
+            }
             d.packets += 1;
             d.payload_bytes += seg.payload_len as u64;
             if seg.window == 0 && !seg.has(flags::RST) {

@@ -17,7 +17,7 @@ pub mod connection;
 pub mod reassembly;
 pub mod seq;
 
-pub use connection::{CloseEvent, CloseKind, Connection, RoleSource};
+pub use connection::{CloseEvent, CloseKind, Connection, PacketKind, RoleSource};
 
 use crate::app::Mark;
 use crate::decode::{flags, TcpSegment};

@@ -180,7 +180,7 @@ impl Reassembler {
         }
         let data = data.get(skip..).unwrap_or(&[]);
         self.deliver(data, wire_len - skip as u32, at, out);
-        self.drain(out);
+        self.drain(Some(at), out);
     }
 
     /// The peer acknowledged everything before `ack` (bounded by the FIN's number if one
@@ -205,11 +205,11 @@ impl Reassembler {
                 break;
             }
             self.skip_to(abs, frame, ts, out);
-            self.drain(out);
+            self.drain(None, out);
         }
         if self.next_abs < target {
             self.skip_to(target, frame, ts, out);
-            self.drain(out);
+            self.drain(None, out);
         }
     }
 
@@ -217,7 +217,7 @@ impl Reassembler {
     pub fn flush(&mut self, frame: FrameRef, ts: Timestamp, out: &mut impl FnMut(StreamEvent<'_>)) {
         while let Some((&abs, _)) = self.pending.first_key_value() {
             self.skip_to(abs, frame, ts, out);
-            self.drain(out);
+            self.drain(None, out);
         }
     }
 
@@ -280,8 +280,11 @@ impl Reassembler {
         }
     }
 
-    /// Delivers buffered segments that have become contiguous.
-    fn drain(&mut self, out: &mut impl FnMut(StreamEvent<'_>)) {
+    /// Delivers buffered segments that have become contiguous. When `filled` (the segment
+    /// that filled the hole before them) came later, they are handed on with its frame and
+    /// time: that is when the receiver could first read them (a response is complete when
+    /// its last hole is filled, not when its last segment was first captured).
+    fn drain(&mut self, filled: Option<Origin>, out: &mut impl FnMut(StreamEvent<'_>)) {
         while let Some(entry) = self.pending.first_entry() {
             let abs = *entry.key();
             if abs > self.next_abs {
@@ -295,7 +298,11 @@ impl Reassembler {
                 continue;
             }
             let data = b.data.get(skip..).unwrap_or(&[]);
-            self.deliver(data, b.wire_len - skip as u32, b.at, out);
+            let at = match filled {
+                Some(f) if f.ts > b.at.ts => Origin { ack: b.at.ack, ..f },
+                _ => b.at,
+            };
+            self.deliver(data, b.wire_len - skip as u32, at, out);
         }
     }
 }

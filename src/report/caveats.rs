@@ -95,6 +95,15 @@ pub fn caveats(a: &Analysis) -> Vec<Caveat> {
             ),
         );
     }
+    if a.flows.late_packets > 0 {
+        add(
+            "late_packets",
+            format!(
+                "{} packets arrived for connections already closed and released (late retransmissions, resets or data on a dead 4-tuple); they were counted, not analysed",
+                a.flows.late_packets
+            ),
+        );
+    }
     if a.diagnosis.findings_dropped > 0 {
         add(
             "findings_dropped",
