@@ -105,6 +105,10 @@ pub struct KernelStats {
 pub struct Options {
     /// Flow-table limits.
     pub flows: FlowConfig,
+    /// Decide findings that depend on a server's idle-timeout estimate as they come, once
+    /// the estimate is firm (live capture), instead of at the end of the capture (offline:
+    /// then they do not depend on the order connections leave the flow table).
+    pub decide_early: bool,
 }
 
 /// The packet-by-packet driver.
@@ -119,7 +123,7 @@ impl Analyzer {
     pub fn new(options: &Options) -> Analyzer {
         Analyzer {
             flows: FlowTable::new(options.flows.clone()),
-            diag: Diagnoser::default(),
+            diag: Diagnoser::new(!options.decide_early),
             counts: PacketCounts::default(),
         }
     }

@@ -206,7 +206,10 @@ mod capture {
         // packets behind findings.
         let written: Vec<std::path::PathBuf> = args.write.iter().cloned().collect();
         let names = FrameNamer::new(&written);
-        let mut options = Options::default();
+        let mut options = Options {
+            decide_early: true,
+            ..Options::default()
+        };
         options.flows.max_flows = r.max_flows.max(1);
         let mut analyzer = Analyzer::new(&options);
         let mut scratch: Option<std::fs::File> = None;

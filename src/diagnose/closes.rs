@@ -6,7 +6,7 @@ use super::finding::{Finding, FindingKind};
 use super::verdict::{before, ms, FindingBase, IdleObservation, MIN_IDLE};
 use crate::app::http::Request;
 use crate::app::{App, Mark};
-use crate::flows::{CloseEvent, CloseKind, Connection, Release, RoleSource, Side};
+use crate::flows::{CloseEvent, CloseKind, Connection, PacketKind, Release, RoleSource, Side};
 use crate::time::Nanos;
 
 /// Whether the packets show that no request or data was lost when the connection ended:
@@ -41,6 +41,9 @@ fn answers_close_notify(c: &Connection, rst: CloseEvent) -> bool {
         _ => false,
     }
 }
+
+/// A RST this soon after the peer's packet answers it; a later one answers nothing seen.
+const ANSWER_WITHIN: Nanos = Nanos(1_000_000_000);
 
 /// Unacknowledged this long before a reset, data was waited for: lost, not in flight.
 const LOST_AFTER: Nanos = Nanos(200_000_000);
@@ -81,10 +84,10 @@ pub(super) fn reset_finding(c: &Connection, rst: CloseEvent) -> Option<Finding> 
         .iter()
         .find(|e| e.side == peer && e.kind == CloseKind::Fin && before(e.mark, rst.mark))
         .copied();
-    // What the RST answered: the peer's last packet before it.
+    // What the RST answered: the peer's last packet, if it came just before.
     let answered = c.dirs[peer as usize]
         .last_packet
-        .filter(|(_, m)| before(*m, rst.mark));
+        .filter(|(_, m)| before(*m, rst.mark) && rst.mark.ts.since(m.ts) < ANSWER_WITHIN);
     let peer_data_after = own_fin.and_then(|fin| {
         c.dirs[peer as usize]
             .last_data
@@ -174,6 +177,22 @@ pub(super) fn reset_finding(c: &Connection, rst: CloseEvent) -> Option<Finding> 
         return Some(f);
     }
     let from_path = super::verdict::ttl_mismatch(c, rst).is_some();
+    if from_path && answered.is_none() {
+        let last = c.last_data_before_close.or(Some(c.first));
+        let idle = last.map(|d| rst.mark.ts.since(d.ts));
+        let mut f = base.make(
+            FindingKind::Abort,
+            rst,
+            vec![rst.mark.frame],
+            None,
+            format!(
+                "A RST claiming to come from the {who} arrived{}, answering no packet seen just before it; nothing was in flight.",
+                idle.map(|i| format!(" {i} after the last data")).unwrap_or_default()
+            ),
+        );
+        f.idle_ms = idle.map(ms);
+        return Some(f);
+    }
     if let (true, Some((kind, m))) = (from_path, answered) {
         // Not the endpoint's answer: say what it answered, claim nothing of the socket.
         let idle = c.last_data_before_close.map(|d| m.ts.since(d.ts));
@@ -195,6 +214,19 @@ pub(super) fn reset_finding(c: &Connection, rst: CloseEvent) -> Option<Finding> 
     }
     // A bare RST answers a segment that reached no socket.
     if rst.kind == CloseKind::RstAnswer {
+        if let Some((PacketKind::Syn, m)) = answered {
+            return Some(base.make(
+                FindingKind::Abort,
+                rst,
+                vec![m.frame, rst.mark.frame],
+                None,
+                format!(
+                    "The {who} answered the {}'s SYN-ACK ({}) with a bare RST: the handshake was never completed (a half-open scan, or a {who} that had already given up); nothing was in flight.",
+                    peer.name(),
+                    name(m)
+                ),
+            ));
+        }
         if let Some((kind, m)) = answered {
             let closed = match own_fin {
                 Some(fin) => format!("had closed its side (FIN {})", name(fin.mark)),

@@ -7,9 +7,34 @@
 //! into a recommendation for the clients.
 
 use serde::Serialize;
+use std::collections::BinaryHeap;
 use std::net::SocketAddr;
 
-/// Observations kept per server (the median of the first this many is plenty).
+/// One kept observation: its sampling hash and the idle time.
+#[derive(Clone, Copy, Debug)]
+pub struct Sampled {
+    hash: u64,
+    ms: f64,
+}
+
+impl PartialEq for Sampled {
+    fn eq(&self, o: &Self) -> bool {
+        self.hash == o.hash
+    }
+}
+impl Eq for Sampled {}
+impl PartialOrd for Sampled {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Sampled {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.hash.cmp(&o.hash)
+    }
+}
+
+/// Observations kept per server (the median of this many is plenty).
 const MAX_OBSERVATIONS: usize = 4096;
 /// An estimate on fewer idle closes than this is tentative.
 const TENTATIVE_BELOW: usize = 3;
@@ -17,8 +42,10 @@ const TENTATIVE_BELOW: usize = 3;
 /// What was seen of one server.
 #[derive(Clone, Debug, Default)]
 pub struct ServerTally {
-    /// Idle times at the server's idle closes, in milliseconds.
-    pub observations: Vec<f64>,
+    /// Idle times at the server's idle closes, in milliseconds: all of them up to
+    /// [`MAX_OBSERVATIONS`], then the sample whose keys hash lowest (bottom-k sampling), so
+    /// that which ones are kept does not depend on the order they come in.
+    pub observations: BinaryHeap<Sampled>,
     /// Observations beyond the cap.
     pub observations_dropped: u64,
     /// `Keep-Alive: timeout` values announced (seconds).
@@ -39,12 +66,18 @@ pub struct ServerTally {
 }
 
 impl ServerTally {
-    /// Adds an idle-close observation.
-    pub fn observe(&mut self, idle_ms: f64) {
+    /// Adds an idle-close observation; `key` names it (the connection's id), for sampling.
+    pub fn observe(&mut self, idle_ms: f64, key: u64) {
+        let hash = key.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(29) ^ key;
+        let s = Sampled { hash, ms: idle_ms };
         if self.observations.len() < MAX_OBSERVATIONS {
-            self.observations.push(idle_ms);
-        } else {
-            self.observations_dropped += 1;
+            self.observations.push(s);
+            return;
+        }
+        self.observations_dropped += 1;
+        if self.observations.peek().is_some_and(|top| hash < top.hash) {
+            self.observations.pop();
+            self.observations.push(s);
         }
     }
 
@@ -67,7 +100,7 @@ impl ServerTally {
         if self.observations.is_empty() {
             return None;
         }
-        let mut v = self.observations.clone();
+        let mut v: Vec<f64> = self.observations.iter().map(|s| s.ms).collect();
         v.sort_by(f64::total_cmp);
         let q = |p: f64| {
             let pos = p * (v.len() - 1) as f64;
@@ -234,7 +267,7 @@ mod tests {
     fn median_and_spread() {
         let mut t = ServerTally::default();
         for x in [301.0, 300.5, 302.0, 299.9, 350.0] {
-            t.observe(x);
+            t.observe(x, x as u64);
         }
         let e = t.estimate().unwrap();
         assert_eq!(e.median_ms, 301.0);
@@ -250,7 +283,7 @@ mod tests {
             races_not_idempotent: 3,
             ..Default::default()
         };
-        t.observe(300.0);
+        t.observe(300.0, 1);
         let r = server_report("127.0.0.1:9000".parse().unwrap(), &t)
             .recommendation
             .unwrap();

@@ -27,6 +27,20 @@ use crate::time::Nanos;
 /// closed as it wrote), so it did not give up waiting.
 const GAVE_UP_AFTER: Nanos = Nanos(1_000_000_000);
 
+/// The first RST after `mark` (a RST before it, say one that ended a half-open attempt on
+/// the same 4-tuple, did not end this request's wait).
+fn rst_after(c: &Connection, mark: Mark, first_rst: Option<CloseEvent>) -> Option<CloseEvent> {
+    first_rst?;
+    c.closes
+        .iter()
+        .find(|e| {
+            e.kind.is_rst()
+                && before(mark, e.mark)
+                && !(c.reopened && e.kind == CloseKind::RstRefusal)
+        })
+        .copied()
+}
+
 /// The first FIN of `side` after `mark`, if any.
 fn fin_after(c: &Connection, side: Side, mark: Mark) -> Option<CloseEvent> {
     c.closes
@@ -50,8 +64,12 @@ pub(super) fn outcome(
     first_rst: Option<CloseEvent>,
     released: Release,
 ) -> Outcome {
+    // Whether a response came cannot be told with one direction missing from the capture.
+    if c.dirs.iter().any(|d| d.packets == 0) {
+        return Outcome::Pending;
+    }
     let resp = r.response.as_ref();
-    let rst_after = first_rst.filter(|e| before(r.start, e.mark));
+    let rst_after = rst_after(c, r.start, first_rst);
     if let Some(x) = resp.filter(|x| x.end.is_some()) {
         // Complete on the wire; delivered only if the client acknowledged its last byte.
         let undelivered = rst_after.is_some()
@@ -125,7 +143,7 @@ pub(super) fn request_failure(
     };
     let mut f = match result {
         Outcome::ResetMidResponse => {
-            let rst = first_rst?;
+            let rst = rst_after(c, r.start, first_rst)?;
             let resp = r.response.as_ref()?;
             let stall = rst.mark.ts.since(resp.last_byte.ts);
             let unacked = resp
@@ -175,7 +193,7 @@ pub(super) fn request_failure(
             f
         }
         Outcome::Reset => {
-            let rst = first_rst?;
+            let rst = rst_after(c, r.start, first_rst)?;
             let last_server = c.dirs[Side::Server as usize]
                 .last_data
                 .filter(|d| before(r.start, *d));

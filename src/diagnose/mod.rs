@@ -80,6 +80,11 @@ pub struct ConnectionCounts {
     /// Connections whose every packet repeated an earlier connection's (not counted in
     /// `total`).
     pub replayed_connections: u64,
+    /// Connections with payload whose packets were captured in one direction only.
+    pub one_sided: u64,
+    /// Connections whose races were judged before the end of the capture because too many
+    /// waited (their verdict may depend on the order connections were released).
+    pub decided_early: u64,
 }
 
 /// Everything diagnosis concluded about a capture.
@@ -114,6 +119,10 @@ pub struct Diagnoser {
     counts: ConnectionCounts,
     /// Verdicts waiting for their server's estimate (see [`Diagnoser::connection_done`]).
     held: Vec<verdict::Verdict>,
+    /// Hold every verdict whose findings depend on an estimate until the capture ends.
+    hold_until_end: bool,
+    /// Verdicts decided before the end because the hold was full.
+    decided_early: u64,
 }
 
 /// True for a race shown only by a RST right after the request: it is an idle race only if
@@ -123,6 +132,16 @@ fn needs_estimate(f: &Finding) -> bool {
 }
 
 impl Diagnoser {
+    /// A diagnoser. `hold_until_end`: judge races against the estimates of the whole
+    /// capture (offline), so that findings do not depend on the order connections are
+    /// released; otherwise as soon as each server's estimate is firm (live).
+    pub fn new(hold_until_end: bool) -> Diagnoser {
+        Diagnoser {
+            hold_until_end,
+            ..Diagnoser::default()
+        }
+    }
+
     /// Judges a connection released by the flow table, and hands its findings and record to
     /// `sink`. A connection whose race is shown only by a RST is held until its server's
     /// idle-timeout estimate rests on enough idle closes (or the capture ends), so that the
@@ -142,14 +161,22 @@ impl Diagnoser {
         let v = verdict::judge(&c, released);
         self.count(&v);
         let server = v.record.server;
-        if v.findings.iter().any(needs_estimate)
-            && self.held.len() < MAX_HELD
-            && !self.firm_estimate(server)
-        {
-            self.held.push(v);
-            return;
+        let depends = if self.hold_until_end {
+            v.findings.iter().any(|f| f.kind == FindingKind::IdleRace)
+        } else {
+            v.findings.iter().any(needs_estimate) && !self.firm_estimate(server)
+        };
+        if depends {
+            if self.held.len() < MAX_HELD {
+                self.held.push(v);
+                return;
+            }
+            self.decided_early += 1;
         }
         self.settle(v, false, sink);
+        if self.hold_until_end {
+            return;
+        }
         if self.firm_estimate(server) && self.held.iter().any(|h| h.record.server == server) {
             let (ready, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.held)
                 .into_iter()
@@ -194,6 +221,8 @@ impl Diagnoser {
         n.buffer_overflows += r.stream.buffer_overflows as u64;
         n.http_desyncs += r.stream.http_desyncs as u64;
         n.duplicate_frames += r.stream.duplicates as u64;
+        n.one_sided += (r.packets.client == 0 || r.packets.server == 0) as u64
+            * (r.payload_bytes.client + r.payload_bytes.server > 0) as u64;
         n.not_followed += r.app_note.is_some() as u64;
     }
 
@@ -206,7 +235,16 @@ impl Diagnoser {
         last: bool,
         sink: &mut dyn crate::pipeline::Sink,
     ) {
-        self.confirm_rst_races(&mut v, last);
+        let e = |d: &mut Diagnoser, server: SocketAddr| {
+            d.servers.get_mut(&server).and_then(|t| t.estimate_so_far())
+        };
+        confirm_rst_races(&mut v, last, |server| e(self, server));
+        self.emit(v, sink);
+    }
+
+    /// Feeds the server's tallies with a confirmed verdict and hands on its findings and
+    /// record.
+    fn emit(&mut self, mut v: verdict::Verdict, sink: &mut dyn crate::pipeline::Sink) {
         let r = &v.record;
         if self.servers.len() < MAX_SERVERS || self.servers.contains_key(&r.server) {
             let t = self.servers.entry(r.server).or_default();
@@ -218,7 +256,7 @@ impl Diagnoser {
                 }
             }
             if let Some(o) = v.server_idle_close {
-                t.observe(o.idle.as_millis_f64());
+                t.observe(o.idle.as_millis_f64(), r.id);
             }
             for f in v
                 .findings
@@ -247,71 +285,34 @@ impl Diagnoser {
         sink.record(&v.record);
     }
 
-    /// Compares each RST race's idle time with the server's idle-timeout estimate (this
-    /// connection not counted). A RST with no FIN right after a request is the idle race
-    /// only if it came at that timeout. Once the server has shown it (three idle closes or
-    /// more), a reset at another idle time is a plain reset in flight; at the end of the
-    /// capture, a server that showed no idle close at all cannot confirm the race either.
-    fn confirm_rst_races(&mut self, v: &mut verdict::Verdict, last: bool) {
-        for f in &mut v.findings {
-            if f.kind != FindingKind::IdleRace {
-                continue;
-            }
-            let e = self
-                .servers
-                .get_mut(&f.server)
-                .and_then(|t| t.estimate_so_far());
-            let Some(idle) = f.idle_ms else { continue };
-            let matches = e.as_ref().map(|e| e.matches(idle));
-            f.matches_server_timeout = matches;
-            if !needs_estimate(f) {
-                continue;
-            }
-            let firm = e.as_ref().is_some_and(|e| e.observations >= CONFIRM_AFTER);
-            let keep = match matches {
-                Some(true) => true,
-                Some(false) => !firm && !last,
-                None => !last,
-            };
-            if keep {
-                continue;
-            }
-            let what = f.request.as_ref().map_or("a request".to_string(), |r| {
-                if r.method == "TLS" {
-                    "a request over TLS".to_string()
-                } else {
-                    format!("{} {}", r.method, race::short(&r.target))
-                }
-            });
-            let why = match &e {
-                Some(e) => format!(
-                    "which is not this server's idle timeout (~{})",
-                    estimate::human_ms(e.median_ms)
-                ),
-                None => "and the capture shows no idle close of this server that would confirm an idle timeout there".to_string(),
-            };
-            let advice = f
-                .request
-                .as_ref()
-                .map(|r| retry::advice(r, retry::Processed::Unknown, true))
-                .unwrap_or_default();
-            f.kind = FindingKind::ResetInFlight;
-            f.severity = f.kind.severity();
-            f.variant = None;
-            f.sentence = format!(
-                "The server reset the connection right after {what} was sent (no FIN, no response), after {} idle, {why}; the request may or may not have been applied. {advice}",
-                estimate::human_ms(idle),
-            );
-            v.server_idle_close = None;
-        }
-        v.record.findings = v.findings.iter().map(|f| f.kind).collect();
-    }
-
     /// Settles the estimates and the findings that depend on them.
     pub fn finish(mut self, sink: &mut dyn crate::pipeline::Sink) -> Diagnosis {
-        for h in std::mem::take(&mut self.held) {
-            self.settle(h, true, sink);
+        // Decided against the whole capture's estimates, fed first by every held verdict's
+        // own idle close, in connection order: nothing depends on the release order.
+        let mut held = std::mem::take(&mut self.held);
+        held.sort_by_key(|h| h.record.id);
+        // The idle closes that need no confirmation count first; then every held race is
+        // confirmed against the same estimates.
+        for h in &mut held {
+            if !h.findings.iter().any(needs_estimate) {
+                if let Some(o) = h.server_idle_close.take() {
+                    self.servers
+                        .entry(h.record.server)
+                        .or_default()
+                        .observe(o.idle.as_millis_f64(), h.record.id);
+                }
+            }
         }
+        let estimates: HashMap<SocketAddr, estimate::Estimate> = self
+            .servers
+            .iter()
+            .filter_map(|(s, t)| Some((*s, t.estimate()?)))
+            .collect();
+        for mut h in held {
+            confirm_rst_races(&mut h, true, |s| estimates.get(&s).cloned());
+            self.emit(h, sink);
+        }
+        self.counts.decided_early = self.decided_early;
         self.findings
             .sort_by(|a, b| a.time.cmp(&b.time).then(a.connection.cmp(&b.connection)));
         let mut servers: Vec<ServerReport> = self
@@ -334,4 +335,65 @@ impl Diagnoser {
             connections: self.counts,
         }
     }
+}
+
+/// Compares each RST race's idle time with the server's idle-timeout estimate (this
+/// connection not counted). A RST with no FIN right after a request is the idle race
+/// only if it came at that timeout. Once the server has shown it (three idle closes or
+/// more), a reset at another idle time is a plain reset in flight; at the end of the
+/// capture, a server that showed no idle close at all cannot confirm the race either.
+fn confirm_rst_races(
+    v: &mut verdict::Verdict,
+    last: bool,
+    mut estimate: impl FnMut(SocketAddr) -> Option<estimate::Estimate>,
+) {
+    for f in &mut v.findings {
+        if f.kind != FindingKind::IdleRace {
+            continue;
+        }
+        let e = estimate(f.server);
+        let Some(idle) = f.idle_ms else { continue };
+        let matches = e.as_ref().map(|e| e.matches(idle));
+        f.matches_server_timeout = matches;
+        if !needs_estimate(f) {
+            continue;
+        }
+        let firm = e.as_ref().is_some_and(|e| e.observations >= CONFIRM_AFTER);
+        let keep = match matches {
+            Some(true) => true,
+            Some(false) => !firm && !last,
+            None => !last,
+        };
+        if keep {
+            continue;
+        }
+        let what = f.request.as_ref().map_or("a request".to_string(), |r| {
+            if r.method == "TLS" {
+                "a request over TLS".to_string()
+            } else {
+                format!("{} {}", r.method, race::short(&r.target))
+            }
+        });
+        let why = match &e {
+                Some(e) => format!(
+                    "which is not this server's idle timeout (~{})",
+                    estimate::human_ms(e.median_ms)
+                ),
+                None => "and the capture shows no idle close of this server that would confirm an idle timeout there".to_string(),
+            };
+        let advice = f
+            .request
+            .as_ref()
+            .map(|r| retry::advice(r, retry::Processed::Unknown, true))
+            .unwrap_or_default();
+        f.kind = FindingKind::ResetInFlight;
+        f.severity = f.kind.severity();
+        f.variant = None;
+        f.sentence = format!(
+                "The server reset the connection right after {what} was sent (no FIN, no response), after {} idle, {why}; the request may or may not have been applied. {advice}",
+                estimate::human_ms(idle),
+            );
+        v.server_idle_close = None;
+    }
+    v.record.findings = v.findings.iter().map(|f| f.kind).collect();
 }

@@ -150,7 +150,7 @@ pub fn judge(c: &Connection, released: Release) -> Verdict {
         let exchange_end = requests
             .iter()
             .filter_map(|r| r.response.as_ref()?.end)
-            .filter(|end| before(*end, e.mark))
+            .filter(|end| before(*end, e.mark) || *end == e.mark)
             .max_by(capture_order);
         // A tunnel (CONNECT, Upgrade) carries data after its last exchange.
         let tunnel = c.app.http().is_some_and(|h| h.tunnel);

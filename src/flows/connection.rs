@@ -349,7 +349,12 @@ impl Connection {
         ));
         self.last = mark;
         if self.closes.is_empty() && seg.flags & (flags::FIN | flags::RST) != 0 {
-            self.last_data_before_close = self.dirs[0].last_data.max(self.dirs[1].last_data);
+            // The closing segment's own payload is the last data before the close.
+            self.last_data_before_close = if seg.payload_len > 0 {
+                Some(mark)
+            } else {
+                self.dirs[0].last_data.max(self.dirs[1].last_data)
+            };
         }
         let mut side = self.side_of(seg);
         if seg.payload_len > 0 && matches!(self.app, App::Unknown) && self.roles.inferred() {

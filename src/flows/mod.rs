@@ -217,7 +217,7 @@ impl FlowTable {
             }
         }
         if !self.flows.contains_key(&key) && self.flows.len() >= self.config.max_flows {
-            self.evict(done);
+            self.evict(mark.ts, done);
         }
         let was_closed;
         let conn = match self.flows.get_mut(&key) {
@@ -263,23 +263,7 @@ impl FlowTable {
             };
             if quiet {
                 let c = self.flows.remove(&key).expect("present");
-                if self.tombstone_queue.len() >= MAX_TOMBSTONES {
-                    if let Some((at, old)) = self.tombstone_queue.pop_front() {
-                        if self.tombstones.get(&old).is_some_and(|t| t.released == at) {
-                            self.tombstones.remove(&old);
-                        }
-                    }
-                }
-                let syn = c.syn_ts.zip(c.dirs[0].isn).map(|(ts, isn)| (isn.0, ts));
-                self.tombstones.insert(
-                    key,
-                    Tombstone {
-                        released: now,
-                        syn,
-                        latest: c.latest,
-                    },
-                );
-                self.tombstone_queue.push_back((now, key));
+                self.bury(key, &c, now);
                 self.release(c, Release::Closed, done);
             } else {
                 let last = self.flows[&key].last_ts();
@@ -333,18 +317,52 @@ impl FlowTable {
         }
     }
 
-    /// Makes room: releases the least recently active tenth of a full table.
-    fn evict(&mut self, done: &mut impl FnMut(Connection, Release)) {
-        let mut by_age: Vec<(Timestamp, Key)> =
-            self.flows.iter().map(|(k, c)| (c.last_ts(), *k)).collect();
+    /// Makes room: releases a tenth of a full table, connections already closed (only
+    /// lingering for late packets; they leave tombstones as usual) before open ones, and
+    /// among each the least recently active first. So a cap above the number of open
+    /// connections changes nothing but how long closed ones linger.
+    fn evict(&mut self, now: Timestamp, done: &mut impl FnMut(Connection, Release)) {
+        let mut by_age: Vec<(bool, Timestamp, Key)> = self
+            .flows
+            .iter()
+            .map(|(k, c)| (!c.is_closed(), c.last_ts(), *k))
+            .collect();
         let n = (by_age.len() / 10).max(1);
         by_age.select_nth_unstable(n - 1);
-        for (_, key) in by_age.into_iter().take(n) {
+        by_age.truncate(n);
+        by_age.sort_unstable();
+        for (open, _, key) in by_age {
             if let Some(c) = self.flows.remove(&key) {
-                self.stats.evicted += 1;
-                self.release(c, Release::Evicted, done);
+                if open {
+                    self.stats.evicted += 1;
+                    self.release(c, Release::Evicted, done);
+                } else {
+                    self.bury(key, &c, now);
+                    self.release(c, Release::Closed, done);
+                }
             }
         }
+    }
+
+    /// Leaves a tombstone for a closed connection released at `now`.
+    fn bury(&mut self, key: Key, c: &Connection, now: Timestamp) {
+        if self.tombstone_queue.len() >= MAX_TOMBSTONES {
+            if let Some((at, old)) = self.tombstone_queue.pop_front() {
+                if self.tombstones.get(&old).is_some_and(|t| t.released == at) {
+                    self.tombstones.remove(&old);
+                }
+            }
+        }
+        let syn = c.syn_ts.zip(c.dirs[0].isn).map(|(ts, isn)| (isn.0, ts));
+        self.tombstones.insert(
+            key,
+            Tombstone {
+                released: now,
+                syn,
+                latest: c.latest,
+            },
+        );
+        self.tombstone_queue.push_back((now, key));
     }
 
     fn release(

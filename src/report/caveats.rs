@@ -142,6 +142,18 @@ pub fn caveats(a: &Analysis) -> Vec<Caveat> {
             ),
         );
     }
+    if n.one_sided > 0 {
+        add(
+            "one_sided",
+            format!("{} connections were captured in one direction only (asymmetric routing, or a tap that sees one side): whether their requests were answered cannot be told, and they are not judged", n.one_sided),
+        );
+    }
+    if n.decided_early > 0 {
+        add(
+            "decided_early",
+            format!("{} connections' races were judged before the capture ended because too many waited for their server's estimate; those verdicts may depend on the order connections were released", n.decided_early),
+        );
+    }
     if n.malformed_requests > 0 {
         add(
             "malformed_requests",

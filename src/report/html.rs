@@ -92,7 +92,7 @@ pub fn render(t: &TicketReport<'_>) -> String {
     if shown.is_empty() {
         let _ = writeln!(o, "<p>No resets and no failed requests.</p>");
     } else {
-        let _ = writeln!(o, "<div class=\"scroll\"><table><thead><tr><th>#</th><th>time</th><th>kind</th><th>client → server</th><th>request</th><th>closed by</th><th>idle</th><th>retry safe</th><th>frames</th></tr></thead><tbody>");
+        let _ = writeln!(o, "<div class=\"scroll\"><table><thead><tr><th>#</th><th>time</th><th>kind</th><th>client → server</th><th>request</th><th>decided by</th><th>idle</th><th>retry safe</th><th>frames</th></tr></thead><tbody>");
         let first = p.first_ts.unwrap_or_default();
         for (i, f) in shown.iter().enumerate() {
             let sev = match f.severity {

@@ -65,7 +65,7 @@ pub fn render(t: &TicketReport<'_>) -> String {
     if shown.is_empty() {
         let _ = writeln!(out, "No resets and no failed requests.\n");
     } else {
-        let _ = writeln!(out, "| # | time | kind | client → server | request | closed by | idle | retry safe | frames |");
+        let _ = writeln!(out, "| # | time | kind | client → server | request | decided by | idle | retry safe | frames |");
         let _ = writeln!(out, "|--:|---|---|---|---|---|---|---|---|");
         let first = p.first_ts.unwrap_or_default();
         for (i, f) in shown.iter().enumerate() {

@@ -114,7 +114,7 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
                 "kind",
                 "client → server",
                 "request",
-                "closed by",
+                "decided by",
                 "idle",
                 "frames",
             ]);
@@ -337,8 +337,8 @@ pub fn headline(a: &Analysis) -> String {
         ),
         (
             FindingKind::ResetMidResponse,
-            "response was reset while it was arriving",
-            "responses were reset while they were arriving",
+            "response was cut short by a reset",
+            "responses were cut short by a reset",
         ),
         (
             FindingKind::LostData,
@@ -366,6 +366,12 @@ pub fn headline(a: &Analysis) -> String {
         return format!(
             "{} failed (no complete response) without a finding that explains it; see the connections.",
             plural(d.connections.failed_requests, "request", "requests")
+        );
+    }
+    if a.flows.late_packets > 0 && refused + timeouts + aborts + rac > 0 {
+        return format!(
+            "No finding of a lost request, but {} packets came after their connections were closed and released and were not analysed (see the caveats).",
+            a.flows.late_packets
         );
     }
     if refused + timeouts + aborts + rac > 0 {
