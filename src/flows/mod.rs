@@ -111,6 +111,9 @@ pub struct FlowStats {
     pub connections: u64,
     /// Most connections held at once.
     pub peak_flows: usize,
+    /// Most connections open (not yet closed) at once: a flow cap above this only changes
+    /// how long closed connections linger, never a verdict.
+    pub peak_open: usize,
     /// Connections released because the table was full.
     pub evicted: u64,
     /// Connections released after a long silence while still open.
@@ -154,6 +157,8 @@ pub struct FlowTable {
     tombstones: FxHashMap<Key, Tombstone>,
     tombstone_queue: VecDeque<(Timestamp, Key)>,
     next_id: u64,
+    /// Connections in the table not yet closed.
+    open: usize,
     last_sweep: Timestamp,
     last_idle_sweep: Timestamp,
     /// Counters.
@@ -170,6 +175,7 @@ impl FlowTable {
             tombstones: FxHashMap::default(),
             tombstone_queue: VecDeque::new(),
             next_id: 1,
+            open: 0,
             last_sweep: Timestamp(i64::MIN),
             last_idle_sweep: Timestamp(i64::MIN),
             stats: FlowStats::default(),
@@ -235,10 +241,20 @@ impl FlowTable {
                 self.flows.entry(key).or_insert(c)
             }
         };
+        let is_new = conn.dirs.iter().all(|d| d.packets == 0) && conn.first == mark;
         conn.on_segment(seg, mark);
-        if !was_closed && conn.is_closed() {
+        let closed = conn.is_closed();
+        if !was_closed && closed {
             self.closed.push_back((mark.ts, key, conn.id));
         }
+        // Open connections: new ones, minus those that closed, plus refusals retried.
+        match (is_new, was_closed, closed) {
+            (true, _, false) => self.open += 1,
+            (false, false, true) => self.open = self.open.saturating_sub(1),
+            (false, true, false) => self.open += 1,
+            _ => {}
+        }
+        self.stats.peak_open = self.stats.peak_open.max(self.open);
         self.stats.peak_flows = self.stats.peak_flows.max(self.flows.len());
     }
 
@@ -325,9 +341,18 @@ impl FlowTable {
         let mut by_age: Vec<(bool, Timestamp, Key)> = self
             .flows
             .iter()
-            .map(|(k, c)| (!c.is_closed(), c.last_ts(), *k))
+            // A replay (every packet a repeat) holds nothing to judge: it goes first too.
+            .map(|(k, c)| {
+                let replay = c.dirs.iter().all(|d| d.packets == 0);
+                (!c.is_closed() && !replay, c.last_ts(), *k)
+            })
             .collect();
-        let n = (by_age.len() / 10).max(1);
+        // Closed connections only, while there are any; open ones only when none is.
+        let closed = by_age.iter().filter(|(open, ..)| !open).count();
+        let n = match closed {
+            0 => (by_age.len() / 10).max(1),
+            c => c.min((by_age.len() / 10).max(1)),
+        };
         by_age.select_nth_unstable(n - 1);
         by_age.truncate(n);
         by_age.sort_unstable();
@@ -371,6 +396,9 @@ impl FlowTable {
         why: Release,
         done: &mut impl FnMut(Connection, Release),
     ) {
+        if !c.is_closed() {
+            self.open = self.open.saturating_sub(1);
+        }
         c.finish();
         done(*c, why);
     }
