@@ -51,6 +51,8 @@ pub struct Request {
     pub idempotency_key: bool,
     /// Asked for `Connection: close`.
     pub connection_close: bool,
+    /// Asked to switch to HTTP/2 (`Upgrade: h2c`).
+    pub upgrade_h2c: bool,
     /// The strict parser rejected the head and it was read tolerantly: what was wrong.
     pub malformed: Option<Malformed>,
     /// The response, if one started.
@@ -153,6 +155,10 @@ pub struct Http {
     pub malformed_requests: u32,
     /// Heads cut short (snap length, capture loss) and recorded from what was left.
     pub cut_heads: u32,
+    /// The connection switched to HTTP/2 after `Upgrade: h2c` and a 101: its frames.
+    pub h2: Option<Box<super::h2::H2>>,
+    /// The decoded `HTTP2-Settings` of an `Upgrade: h2c` request, until the 101 comes.
+    h2_settings: Vec<u8>,
     client: Parser,
     server: Parser,
     awaiting: VecDeque<usize>,
@@ -243,7 +249,19 @@ impl Http {
                 p.state = State::Resync;
                 self.cut_head(side, &head, start, mark);
             }
-            State::UntilClose | State::Tunnel | State::Off | State::Resync => {}
+            State::Tunnel => {
+                if let Some(h2) = self.h2.as_mut() {
+                    h2.on_event(
+                        side,
+                        StreamEvent::Gap {
+                            len,
+                            frame: mark.frame,
+                            ts: mark.ts,
+                        },
+                    );
+                }
+            }
+            State::UntilClose | State::Off | State::Resync => {}
             _ => {
                 p.state = State::Resync;
                 p.head.clear();
@@ -269,7 +287,21 @@ impl Http {
                     self.body_seen(side, current, rest.len() as u64, Some(mark));
                     return;
                 }
-                State::Off | State::Tunnel => return,
+                State::Tunnel => {
+                    // After `Upgrade: h2c` and its 101, the rest is HTTP/2.
+                    if let Some(h2) = self.h2.as_mut() {
+                        h2.on_event(
+                            side,
+                            StreamEvent::Data(Chunk {
+                                data: rest,
+                                seq: c.seq.plus(pos as u32),
+                                ..c
+                            }),
+                        );
+                    }
+                    return;
+                }
+                State::Off => return,
                 State::Resync => {
                     let starts = match side {
                         Side::Client => looks_like_request(rest),
@@ -492,6 +524,7 @@ impl Http {
                     end_seq: None,
                     idempotency_key: false,
                     connection_close: false,
+                    upgrade_h2c: false,
                     malformed: None,
                     response: None,
                 });
@@ -612,9 +645,25 @@ impl Http {
                     || h.name.eq_ignore_ascii_case("x-idempotency-key")
             }),
             connection_close: fr.close,
+            upgrade_h2c: fields.iter().any(|h| {
+                h.name.eq_ignore_ascii_case("upgrade")
+                    && std::str::from_utf8(h.value)
+                        .is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("h2c")))
+            }),
             malformed,
             response: None,
         };
+        if request.upgrade_h2c {
+            use base64::Engine;
+            let settings = fields
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("http2-settings"))
+                .map(|h| h.value.trim_ascii())
+                .unwrap_or_default();
+            self.h2_settings = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(&settings[..settings.len().min(1024)])
+                .unwrap_or_default();
+        }
         let index = if self.requests.len() < MAX_REQUESTS {
             self.push_request(request);
             self.awaiting.push_back(self.requests.len() - 1);
@@ -726,6 +775,27 @@ impl Http {
         if tunnel {
             self.tunnel = true;
             self.client.state = State::Tunnel;
+            let upgraded = index.filter(|_| status == 101).map(|i| &self.requests[i]);
+            if let Some(r) = upgraded.filter(|r| r.upgrade_h2c) {
+                let mut h2 = Box::<super::h2::H2>::default();
+                h2.on_upgrade(
+                    super::h2::Stream {
+                        id: 1,
+                        method: Some(r.method.to_string()),
+                        path: Some(r.target.to_string()),
+                        headers_frame: r.start,
+                        seq: r.seq,
+                        ack: r.ack,
+                        end_stream_sent: r.end,
+                        response: None,
+                        status: None,
+                        response_end: None,
+                        reset: None,
+                    },
+                    &std::mem::take(&mut self.h2_settings),
+                );
+                self.h2 = Some(h2);
+            }
         }
         if state == State::Head || tunnel {
             let msg = self.server.message.take();

@@ -8,6 +8,7 @@
 //! diagnosis reads.
 
 mod framing;
+pub mod h2;
 mod hello;
 pub mod http;
 pub mod tls;
@@ -38,6 +39,8 @@ pub enum App {
     Http(Box<http::Http>),
     /// TLS records.
     Tls(Box<tls::Tls>),
+    /// HTTP/2 by prior knowledge (the client's preface).
+    H2(Box<h2::H2>),
     /// Something else: bytes are counted, not parsed.
     Other,
 }
@@ -51,6 +54,11 @@ impl App {
             && data[2] <= 0x04
         {
             return App::Tls(Box::default());
+        }
+        if side == Side::Client
+            && data.starts_with(&h2::PREFACE[..data.len().min(h2::PREFACE.len())])
+        {
+            return App::H2(Box::default());
         }
         let http = match side {
             Side::Client => http::looks_like_request(data),
@@ -80,6 +88,7 @@ impl App {
             }
             App::Http(h) => h.on_event(side, ev),
             App::Tls(t) => t.on_event(side, ev),
+            App::H2(h) => h.on_event(side, ev),
             App::Other => {}
         }
     }
@@ -99,6 +108,15 @@ impl App {
         }
     }
 
+    /// The HTTP/2 frames, by prior knowledge or after `Upgrade: h2c`.
+    pub fn h2(&self) -> Option<&h2::H2> {
+        match self {
+            App::H2(h) => Some(h),
+            App::Http(h) => h.h2.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The TLS record marks, if this is TLS.
     pub fn tls(&self) -> Option<&tls::Tls> {
         match self {
@@ -111,7 +129,9 @@ impl App {
     pub fn name(&self) -> &'static str {
         match self {
             App::Unknown => "none",
+            App::Http(h) if h.h2.is_some() => "http2",
             App::Http(_) => "http",
+            App::H2(_) => "http2",
             App::Tls(_) => "tls",
             App::Other => "other",
         }

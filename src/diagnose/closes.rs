@@ -21,6 +21,11 @@ fn nothing_lost(c: &Connection) -> Option<bool> {
                 .iter()
                 .any(|r| r.response.as_ref().is_none_or(|x| x.end.is_none())),
         ),
+        App::H2(h) => Some(
+            h.streams()
+                .iter()
+                .all(|s| s.response_end.is_some() || s.reset.is_some()),
+        ),
         App::Other => None,
         App::Unknown => Some(true),
     }

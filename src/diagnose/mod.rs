@@ -13,6 +13,7 @@ mod closes;
 pub mod estimate;
 mod failure;
 pub mod finding;
+mod h2;
 mod race;
 pub mod record;
 mod retry;
@@ -57,6 +58,10 @@ pub struct ConnectionCounts {
     pub http_requests: u64,
     /// Requests over TLS, built from the records (see `crate::app::tls`).
     pub tls_requests: u64,
+    /// HTTP/2 connections (prior knowledge or `Upgrade: h2c`).
+    pub http2: u64,
+    /// Streams the clients opened on them.
+    pub http2_streams: u64,
     /// Requests that got no complete response because of a reset or close.
     pub failed_requests: u64,
     /// Connections with bytes never captured.
@@ -209,6 +214,8 @@ impl Diagnoser {
         n.open_at_end += (!r.closed && r.released == Release::EndOfCapture) as u64;
         n.http += (r.protocol == "http") as u64;
         n.tls += (r.protocol == "tls") as u64;
+        n.http2 += (r.protocol == "http2") as u64;
+        n.http2_streams += r.http2.as_ref().map_or(0, |h| h.streams);
         n.http_requests += r.requests.len() as u64;
         n.tls_requests += r.tls_requests.map_or(0, |t| t.client);
         n.failed_requests +=

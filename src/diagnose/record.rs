@@ -108,6 +108,17 @@ pub struct StreamCounters {
     pub duplicates: u32,
 }
 
+/// What an HTTP/2 connection's frames said.
+#[derive(Clone, Debug, Serialize)]
+pub struct Http2Summary {
+    /// Streams the client opened.
+    pub streams: u64,
+    /// The server's GOAWAY: its last-stream-id, error code name and frame.
+    pub goaway: Option<(u32, &'static str, FrameRef)>,
+    /// The framing of a side was lost (a gap, or bytes that are not HTTP/2).
+    pub framing_lost: bool,
+}
+
 /// Packet or byte counts per side.
 #[derive(Copy, Clone, Debug, Default, Serialize)]
 pub struct PerSide {
@@ -168,6 +179,8 @@ pub struct ConnectionRecord {
     /// TLS: requests built from the records (see `crate::app::tls`), and how many were
     /// answered.
     pub tls_requests: Option<PerSide>,
+    /// HTTP/2: what the frames said (streams, the server's GOAWAY).
+    pub http2: Option<Http2Summary>,
     /// HTTP requests in order.
     pub requests: Vec<RequestRecord>,
     /// What the capture lost or repeated on this connection.

@@ -106,7 +106,16 @@ pub fn judge(c: &Connection, released: Release) -> Verdict {
     let mut server_idle_close = None;
     let base = FindingBase { c };
 
-    if let Some(f) = connect_timeout(c, released) {
+    if let Some(h) = c.app.h2() {
+        let (fs, obs) = super::h2::judge(c, h);
+        findings.extend(fs);
+        server_idle_close = obs;
+        if findings.iter().all(|f| f.severity == super::Severity::Info) {
+            if let Some(f) = first_rst.and_then(|rst| reset_finding(c, rst)) {
+                findings.push(f);
+            }
+        }
+    } else if let Some(f) = connect_timeout(c, released) {
         findings.push(f);
     } else if let Some(rst) = first_rst.filter(|r| r.kind == CloseKind::RstRefusal && !c.reopened) {
         findings.push(base.make(
@@ -129,7 +138,7 @@ pub fn judge(c: &Connection, released: Release) -> Verdict {
     }
     // A graceful idle close is worth its own (informational) finding even when a reset
     // followed it, and it is always an observation of the server's idle timeout.
-    if server_idle_close.is_none() || findings.is_empty() {
+    if c.app.h2().is_none() && (server_idle_close.is_none() || findings.is_empty()) {
         if let Some((f, obs)) = idle_close(c, requests) {
             server_idle_close = server_idle_close.or(obs);
             findings.push(f);
@@ -190,6 +199,17 @@ pub fn judge(c: &Connection, released: Release) -> Verdict {
         closes_dropped: c.closes_dropped,
         idle_before_close_ms,
         app_note: app_note(c),
+        http2: c.app.h2().map(|h| super::record::Http2Summary {
+            streams: h.streams().len() as u64 + h.streams_dropped(),
+            goaway: h.goaway().map(|g| {
+                (
+                    g.last_stream_id,
+                    crate::app::h2::error_name(g.error_code),
+                    g.mark.frame,
+                )
+            }),
+            framing_lost: h.lost(),
+        }),
         tls: c.app.tls().map(|t| t.hello.clone()),
         tls_requests: c.app.tls().map(|t| PerSide {
             client: t.requests,

@@ -74,7 +74,7 @@ pub fn capture_span(a: &Analysis) -> String {
 pub fn protocol_summary(n: &crate::diagnose::ConnectionCounts) -> String {
     let plural = |x: u64, one: &str, many: &str| format!("{x} {}", if x == 1 { one } else { many });
     let mut parts = Vec::new();
-    if n.http > 0 || n.tls == 0 {
+    if n.http > 0 || (n.tls == 0 && n.http2 == 0) {
         parts.push(format!(
             "{} HTTP, {}",
             n.http,
@@ -86,6 +86,13 @@ pub fn protocol_summary(n: &crate::diagnose::ConnectionCounts) -> String {
             "{} TLS, {} over TLS",
             n.tls,
             plural(n.tls_requests, "request", "requests")
+        ));
+    }
+    if n.http2 > 0 {
+        parts.push(format!(
+            "{} HTTP/2, {}",
+            n.http2,
+            plural(n.http2_streams, "stream", "streams")
         ));
     }
     if n.not_followed > 0 {
