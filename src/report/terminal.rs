@@ -368,10 +368,24 @@ pub fn headline(a: &Analysis) -> String {
             plural(d.connections.failed_requests, "request", "requests")
         );
     }
-    if a.flows.late_packets > 0 && refused + timeouts + aborts + rac > 0 {
+    // "No request was lost" only where nothing went unseen.
+    let mut unseen = Vec::new();
+    if d.connections.one_sided > 0 {
+        unseen.push(format!(
+            "{} captured in one direction only",
+            plural(d.connections.one_sided, "connection was", "connections were")
+        ));
+    }
+    if a.flows.late_packets > 0 {
+        unseen.push(format!(
+            "{} came after their connections were released and were not analysed",
+            plural(a.flows.late_packets, "packet", "packets")
+        ));
+    }
+    if !unseen.is_empty() {
         return format!(
-            "No finding of a lost request, but {} packets came after their connections were closed and released and were not analysed (see the caveats).",
-            a.flows.late_packets
+            "No finding of a lost request, but the capture cannot show them all: {} (see the caveats).",
+            unseen.join("; ")
         );
     }
     if refused + timeouts + aborts + rac > 0 {
