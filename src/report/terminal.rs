@@ -373,7 +373,11 @@ pub fn headline(a: &Analysis) -> String {
     if d.connections.one_sided > 0 {
         unseen.push(format!(
             "{} captured in one direction only",
-            plural(d.connections.one_sided, "connection was", "connections were")
+            plural(
+                d.connections.one_sided,
+                "connection was",
+                "connections were"
+            )
         ));
     }
     if a.flows.late_packets > 0 {
