@@ -344,3 +344,102 @@ fn tls_races_match_the_client_log() {
     unread.sort();
     assert_eq!(unread, vec![(50, 54), (496, 500)]);
 }
+
+/// Proxy legs, against the proxies' own logs: nginx in front of Go (`proxy_links`, from
+/// nginx's access and error logs: each 502 with the upstream race that caused it, and the
+/// races nginx retried), and HAProxy in front of Node (its 10 502s and 10 silent closes, one
+/// per upstream race, per its NOTES.md).
+#[test]
+fn proxies_link_client_outcomes_to_upstream_races() {
+    let dir = root().join("fixtures/nginx-go-proxy");
+    let expected: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+    let doc = json(&[&dir.join("capture.pcap")]);
+    let proxies = doc["proxies"].as_array().unwrap();
+    assert_eq!(proxies.len(), 1, "{proxies:?}");
+    let p = &proxies[0];
+    assert_eq!(p["proxy"], "127.0.0.1:9050");
+    assert_eq!(p["upstreams"], serde_json::json!(["127.0.0.1:9051"]));
+    let key = |c: &Value, cf: u64, u: &Value, uf: u64| format!("{c} #{cf} <- {u} #{uf}");
+    let mut got: Vec<String> = p["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            key(
+                &l["client"],
+                l["client_frame"]["number"].as_u64().unwrap(),
+                &l["upstream_client"],
+                l["upstream_frame"]["number"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let links = expected["proxy_links"].as_array().unwrap();
+    let mut want: Vec<String> = links
+        .iter()
+        .filter(|l| l["retried"] == false)
+        .map(|l| {
+            key(
+                &l["client"],
+                l["client_frame"].as_u64().unwrap(),
+                &l["upstream_client"],
+                l["upstream_frame"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    let retried: Vec<(String, u64)> = doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["retried_by_proxy"] == true)
+        .map(|f| {
+            (
+                f["client"].as_str().unwrap().to_string(),
+                f["request"]["frame"]["number"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let mut want_retried: Vec<(String, u64)> = links
+        .iter()
+        .filter(|l| l["retried"] == true)
+        .map(|l| {
+            (
+                l["upstream_client"].as_str().unwrap().to_string(),
+                l["upstream_frame"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    want_retried.sort();
+    let mut retried = retried;
+    retried.sort();
+    assert_eq!(retried, want_retried);
+    assert_eq!(p["retried"], want_retried.len());
+
+    let doc = json(&[&root().join("fixtures/haproxy-node/capture.pcap")]);
+    let p = &doc["proxies"][0];
+    assert_eq!(p["proxy"], "127.0.0.1:9020");
+    let outcomes: Vec<&str> = p["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["client_outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes.iter().filter(|o| **o == "502").count(), 10);
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| **o == "closed_without_response")
+            .count(),
+        10
+    );
+    assert_eq!(p["retried"], 0);
+    assert_eq!(p["unexplained"], 0);
+    // No proxy where there is none.
+    for plain in ["go-idle-race", "go-node", "tls13-go"] {
+        let doc = json(&[&root().join(format!("fixtures/{plain}/capture.pcap"))]);
+        assert_eq!(doc["proxies"], serde_json::json!([]), "{plain}");
+    }
+}

@@ -43,7 +43,7 @@ const TENTATIVE_BELOW: usize = 3;
 #[derive(Clone, Debug, Default)]
 pub struct ServerTally {
     /// Idle times at the server's idle closes, in milliseconds: all of them up to
-    /// [`MAX_OBSERVATIONS`], then the sample whose keys hash lowest (bottom-k sampling), so
+    /// `MAX_OBSERVATIONS`, then the sample whose keys hash lowest (bottom-k sampling), so
     /// that which ones are kept does not depend on the order they come in.
     pub observations: BinaryHeap<Sampled>,
     /// Observations beyond the cap.

@@ -183,6 +183,9 @@ pub struct Finding {
     /// from a device on the path. `null`: nothing says so (which does not prove the
     /// endpoint sent it).
     pub rst_from_path: Option<bool>,
+    /// An upstream race that the proxy in front retried: no client saw it (see the
+    /// report's `proxies`).
+    pub retried_by_proxy: Option<bool>,
     /// Community ID v1 of the connection, to join with Zeek, Suricata or Arkime records.
     pub community_id: crate::community_id::CommunityId,
     /// TLS: the server name the client asked for (SNI), escape before printing.

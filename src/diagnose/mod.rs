@@ -10,6 +10,7 @@
 //! settles the per-server estimates over the whole capture and hands on a [`Diagnosis`].
 
 mod closes;
+pub mod correlate;
 pub mod estimate;
 mod failure;
 pub mod finding;
@@ -85,6 +86,8 @@ pub struct ConnectionCounts {
     /// Connections whose every packet repeated an earlier connection's (not counted in
     /// `total`).
     pub replayed_connections: u64,
+    /// Requests and failures the correlation stage could not keep (bounded memory).
+    pub correlation_overflow: u64,
     /// Connections with payload whose packets were captured in one direction only.
     pub one_sided: u64,
     /// Connections whose races were judged before the end of the capture because too many
@@ -105,6 +108,8 @@ pub struct Diagnosis {
     pub servers: Vec<ServerReport>,
     /// Connection counters.
     pub connections: ConnectionCounts,
+    /// Proxies seen, with the client-leg outcomes their upstream failures caused.
+    pub proxies: Vec<correlate::ProxyReport>,
 }
 
 /// Connections held back because a race shown only by a RST waits for its server's
@@ -128,6 +133,9 @@ pub struct Diagnoser {
     hold_until_end: bool,
     /// Verdicts decided before the end because the hold was full.
     decided_early: u64,
+    /// Cross-connection evidence (proxies).
+    correlator: correlate::Correlator,
+    proxies: Vec<correlate::ProxyReport>,
 }
 
 /// True for a race shown only by a RST right after the request: it is an idle race only if
@@ -251,7 +259,13 @@ impl Diagnoser {
 
     /// Feeds the server's tallies with a confirmed verdict and hands on its findings and
     /// record.
-    fn emit(&mut self, mut v: verdict::Verdict, sink: &mut dyn crate::pipeline::Sink) {
+    fn emit(&mut self, v: verdict::Verdict, sink: &mut dyn crate::pipeline::Sink) {
+        self.correlator.connection(&v.record, &v.findings);
+        self.emit_fed(v, sink);
+    }
+
+    /// [`Diagnoser::emit`] for a verdict the correlator has already seen.
+    fn emit_fed(&mut self, mut v: verdict::Verdict, sink: &mut dyn crate::pipeline::Sink) {
         let r = &v.record;
         if self.servers.len() < MAX_SERVERS || self.servers.contains_key(&r.server) {
             let t = self.servers.entry(r.server).or_default();
@@ -315,10 +329,29 @@ impl Diagnoser {
             .iter()
             .filter_map(|(s, t)| Some((*s, t.estimate()?)))
             .collect();
-        for mut h in held {
-            confirm_rst_races(&mut h, true, |s| estimates.get(&s).cloned());
-            self.emit(h, sink);
+        for h in &mut held {
+            confirm_rst_races(h, true, |s| estimates.get(&s).cloned());
+            self.correlator.connection(&h.record, &h.findings);
         }
+        // Proxies: an upstream race that no client saw was retried by the proxy.
+        let (proxies, retried) = self.correlator.finish();
+        for h in held {
+            let mut h = h;
+            if retried.contains(&h.record.id) {
+                for f in h
+                    .findings
+                    .iter_mut()
+                    .filter(|f| f.kind == FindingKind::IdleRace)
+                {
+                    f.retried_by_proxy = Some(true);
+                    f.sentence
+                        .push_str(" The proxy retried it upstream; no client saw this failure.");
+                }
+            }
+            self.emit_fed(h, sink);
+        }
+        self.proxies = proxies;
+        self.counts.correlation_overflow = self.correlator.overflow;
         self.counts.decided_early = self.decided_early;
         self.findings
             .sort_by(|a, b| a.time.cmp(&b.time).then(a.connection.cmp(&b.connection)));
@@ -340,6 +373,7 @@ impl Diagnoser {
             counts: self.by_kind,
             servers,
             connections: self.counts,
+            proxies: self.proxies,
         }
     }
 }

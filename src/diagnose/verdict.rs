@@ -404,6 +404,7 @@ impl FindingBase<'_> {
             stall_ms: None,
             also_unanswered: 0,
             rst_from_path: None,
+            retried_by_proxy: None,
             server_name: self.c.app.tls().and_then(|t| t.hello.sni.clone()),
             community_id: crate::community_id::CommunityId(self.c.client, self.c.server),
             close_how: how,

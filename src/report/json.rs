@@ -59,6 +59,7 @@ pub struct Summary<'a> {
 struct Tail<'a> {
     summary: Summary<'a>,
     servers: &'a [ServerReport],
+    proxies: &'a [crate::diagnose::correlate::ProxyReport],
     caveats: Vec<Caveat>,
     inputs: &'a [FileStats],
     errors: &'a [String],
@@ -148,6 +149,7 @@ impl<W: Write> JsonWriter<W> {
         let tail = Tail {
             summary: summary(a),
             servers: &a.diagnosis.servers,
+            proxies: &a.diagnosis.proxies,
             caveats: caveats(a),
             inputs: &a.inputs,
             errors: &a.input_errors,

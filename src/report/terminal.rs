@@ -200,6 +200,55 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
         }
     }
 
+    if !a.diagnosis.proxies.is_empty() {
+        out.push('\n');
+        let _ = writeln!(out, "{}", paint.bold("Proxies"));
+        for p in &a.diagnosis.proxies {
+            let ups: Vec<String> = p.upstreams.iter().map(|u| u.to_string()).collect();
+            let _ = writeln!(
+                out,
+                "  {} forwards to {} ({} requests seen forwarded): {} client-visible failures caused by upstream failures, {} upstream races retried by the proxy{}",
+                p.proxy,
+                ups.join(", "),
+                p.forwarded,
+                p.links.len(),
+                p.retried,
+                if p.unexplained > 0 {
+                    format!(", {} client-leg failures no upstream failure explains", p.unexplained)
+                } else {
+                    String::new()
+                }
+            );
+            let n = if opts.limit == 0 {
+                p.links.len()
+            } else {
+                opts.limit.min(10)
+            };
+            for l in p.links.iter().take(n) {
+                let _ = writeln!(
+                    out,
+                    "    the {} to {} at {} followed the upstream {} at {} ({} → {}): {}",
+                    l.client_outcome,
+                    l.client,
+                    names.name(l.client_frame),
+                    l.upstream_kind.name(),
+                    names.name(l.upstream_frame),
+                    l.upstream_client,
+                    l.upstream_server,
+                    escape::terminal_max(&l.request, 80)
+                );
+            }
+            if p.links.len() > n {
+                let _ = writeln!(
+                    out,
+                    "    … and {} more links (--limit 0 lists all; the JSON has every one)",
+                    p.links.len() - n
+                );
+            }
+            let _ = writeln!(out, "    → {}", p.recommendation);
+        }
+    }
+
     let cav = caveats(a);
     if !cav.is_empty() {
         out.push('\n');
@@ -323,6 +372,26 @@ pub fn headline(a: &Analysis) -> String {
                 per.join(", ")
             ));
         }
+    }
+    for p in d
+        .proxies
+        .iter()
+        .filter(|p| !p.links.is_empty() || p.retried > 0)
+    {
+        let mut what: Vec<&str> = p.links.iter().map(|l| l.client_outcome.as_str()).collect();
+        what.sort_unstable();
+        what.dedup();
+        parts.push(format!(
+            "the client that reused them is the proxy at {}: its own clients saw {} of the upstream failures (as {}){}",
+            p.proxy,
+            p.links.len(),
+            what.join(" or "),
+            if p.retried > 0 {
+                format!(", and it retried {} itself", p.retried)
+            } else {
+                String::new()
+            }
+        ));
     }
     for (k, one, many) in [
         (
