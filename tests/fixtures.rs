@@ -137,6 +137,8 @@ fn compare(name: &str, expected: &Value, doc: &Value, files: &[PathBuf]) -> Vec<
                 && w.get("method").is_none_or(|m| g["request"]["method"] == *m)
                 && w.get("variant").is_none_or(|v| g["variant"] == *v)
                 && w.get("by").is_none_or(|b| g["by"] == *b)
+                && w.get("rst_origin")
+                    .is_none_or(|o| (o == "path") == (g["rst_from_path"] == true))
         });
         if !found {
             problems.push(format!("{name}: expected finding {w} not reported"));
@@ -152,6 +154,16 @@ fn compare(name: &str, expected: &Value, doc: &Value, files: &[PathBuf]) -> Vec<
             got_findings.len(),
             want_findings.len()
         ));
+    }
+    // A device on the path that forgets idle flows: the shortest silence it answered with
+    // its own RST bounds its timeout from above.
+    if let Some(t) = expected.get("path_idle_timeout_s").and_then(Value::as_f64) {
+        let got = doc["path_resets"]["forgets_flows_idle_below_s"].as_f64();
+        if !got.is_some_and(|g| g >= t && g <= t * 1.5) {
+            problems.push(format!(
+                "{name}: path idle timeout {t} s, reported below {got:?}"
+            ));
+        }
     }
     // Capture oddities (fixtures/oddities): repeated frames counted once, time running
     // backwards named by its first frame.

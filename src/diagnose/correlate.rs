@@ -91,9 +91,37 @@ pub struct ProxyReport {
     pub recommendation: String,
 }
 
+/// Resets from a device on the path (their TTL fits no packet of their claimed sender),
+/// and how long the flows they ended had been silent.
+#[derive(Clone, Debug, Serialize)]
+pub struct PathReport {
+    /// Such resets.
+    pub resets: u64,
+    /// The shortest silence after which the path answered a packet with its own RST, in
+    /// seconds: the device forgets flows idle less long than this.
+    pub forgets_flows_idle_below_s: Option<f64>,
+    /// The servers whose connections it reset.
+    pub servers: Vec<SocketAddr>,
+    /// A well-known idle timeout that fits, as a hint (never a verdict).
+    pub hint: Option<String>,
+}
+
+/// Well-known idle timeouts of devices on the path, in seconds.
+const KNOWN_IDLE_TIMEOUTS: [(f64, &str); 6] = [
+    (350.0, "AWS NLB and NAT gateway (350 s)"),
+    (240.0, "Azure Load Balancer (4 min)"),
+    (600.0, "GCP load balancing and firewall (600 s)"),
+    (60.0, "AWS ALB (60 s)"),
+    (3600.0, "many firewalls' default of 1 hour"),
+    (432_000.0, "Linux conntrack's established timeout (5 days)"),
+];
+
 /// The bounded evidence correlation works on.
 #[derive(Default)]
 pub struct Correlator {
+    path_resets: u64,
+    path_silence_ms: Option<f64>,
+    path_servers: Vec<SocketAddr>,
     seen: HashMap<(String, String), Vec<Seen>>,
     sampled: usize,
     events: Vec<Event>,
@@ -141,6 +169,15 @@ impl Correlator {
                 });
             }
         }
+        for f in findings.iter().filter(|f| f.rst_from_path == Some(true)) {
+            self.path_resets += 1;
+            if let Some(s) = f.path_silence_ms {
+                self.path_silence_ms = Some(self.path_silence_ms.map_or(s, |m: f64| m.min(s)));
+            }
+            if self.path_servers.len() < 16 && !self.path_servers.contains(&f.server) {
+                self.path_servers.push(f.server);
+            }
+        }
         for f in findings.iter().filter(|f| f.severity == Severity::Error) {
             let Some(q) = &f.request else { continue };
             self.push(Event {
@@ -163,6 +200,29 @@ impl Correlator {
         } else {
             self.overflow += 1;
         }
+    }
+
+    /// What the resets from the path say, if there were any.
+    pub fn path(&self) -> Option<PathReport> {
+        if self.path_resets == 0 {
+            return None;
+        }
+        let below = self.path_silence_ms.map(|ms| (ms / 10.0).round() / 100.0);
+        // A hint only where the shortest silence is just above a known timeout.
+        let hint = below.and_then(|s| {
+            KNOWN_IDLE_TIMEOUTS
+                .iter()
+                .find(|(t, _)| s >= *t && s <= t * 1.25)
+                .map(|(_, name)| format!("the silence fits {name}; a hint, not a verdict"))
+        });
+        let mut servers = self.path_servers.clone();
+        servers.sort();
+        Some(PathReport {
+            resets: self.path_resets,
+            forgets_flows_idle_below_s: below,
+            servers,
+            hint,
+        })
     }
 
     /// The proxies, and the ids of the upstream failures they retried.

@@ -183,6 +183,9 @@ pub struct Finding {
     /// from a device on the path. `null`: nothing says so (which does not prove the
     /// endpoint sent it).
     pub rst_from_path: Option<bool>,
+    /// A RST from the path: how long the flow had been silent when the packet it answered
+    /// came, in milliseconds (the device forgets flows idle less long than that).
+    pub path_silence_ms: Option<f64>,
     /// An upstream race that the proxy in front retried: no client saw it (see the
     /// report's `proxies`).
     pub retried_by_proxy: Option<bool>,

@@ -110,6 +110,8 @@ pub struct Diagnosis {
     pub connections: ConnectionCounts,
     /// Proxies seen, with the client-leg outcomes their upstream failures caused.
     pub proxies: Vec<correlate::ProxyReport>,
+    /// Resets from a device on the path, if any.
+    pub path: Option<correlate::PathReport>,
 }
 
 /// Connections held back because a race shown only by a RST waits for its server's
@@ -136,6 +138,7 @@ pub struct Diagnoser {
     /// Cross-connection evidence (proxies).
     correlator: correlate::Correlator,
     proxies: Vec<correlate::ProxyReport>,
+    path: Option<correlate::PathReport>,
 }
 
 /// True for a race shown only by a RST right after the request: it is an idle race only if
@@ -351,6 +354,7 @@ impl Diagnoser {
             self.emit_fed(h, sink);
         }
         self.proxies = proxies;
+        self.path = self.correlator.path();
         self.counts.correlation_overflow = self.correlator.overflow;
         self.counts.decided_early = self.decided_early;
         self.findings
@@ -374,6 +378,7 @@ impl Diagnoser {
             servers,
             connections: self.counts,
             proxies: self.proxies,
+            path: self.path,
         }
     }
 }

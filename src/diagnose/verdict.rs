@@ -343,6 +343,7 @@ impl FindingBase<'_> {
         if let Some((lo, hi)) = ttl_mismatch(self.c, close) {
             {
                 f.rst_from_path = Some(true);
+                f.path_silence_ms = self.c.silence_before_rst_trigger.map(ms);
                 let side = close.side.name();
                 f.sentence = f.sentence.replacen(
                     &format!("The {side} reset the connection"),
@@ -404,6 +405,7 @@ impl FindingBase<'_> {
             stall_ms: None,
             also_unanswered: 0,
             rst_from_path: None,
+            path_silence_ms: None,
             retried_by_proxy: None,
             server_name: self.c.app.tls().and_then(|t| t.hello.sni.clone()),
             community_id: crate::community_id::CommunityId(self.c.client, self.c.server),

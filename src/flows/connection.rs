@@ -213,6 +213,11 @@ pub struct Connection {
     pub syn_ts: Option<Timestamp>,
     /// The latest timestamp seen on the connection.
     pub latest: Timestamp,
+    /// The silence before the latest packet (time since the one before it).
+    pub last_gap: Nanos,
+    /// The silence before the packet the first RST answered: how long the flow had been
+    /// quiet when that packet came (a middlebox that forgot the flow answers it).
+    pub silence_before_rst_trigger: Option<Nanos>,
     /// The last packet with payload, either side, before the first FIN or RST.
     pub last_data_before_close: Option<Mark>,
     /// Application protocol state.
@@ -254,6 +259,8 @@ impl Connection {
             synack_first: None,
             reopened: false,
             replay_until: None,
+            silence_before_rst_trigger: None,
+            last_gap: Nanos(0),
             syn_ts: None,
             latest: mark.ts,
             last_data_before_close: None,
@@ -343,6 +350,14 @@ impl Connection {
             self.syn_ts.get_or_insert(mark.ts);
         }
         self.latest = self.latest.max(mark.ts);
+        // The packet just before the first RST is what it answered, if it came soon after.
+        if seg.has(flags::RST)
+            && !self.closes.iter().any(|c| c.kind.is_rst())
+            && mark.ts.since(self.last.ts) < Nanos(1_000_000_000)
+        {
+            self.silence_before_rst_trigger = Some(self.last_gap);
+        }
+        self.last_gap = mark.ts.since(self.last.ts);
         self.dirs[sender as usize].last_segment = Some((
             (seg.seq, seg.ack, seg.flags, seg.payload_len, seg.ident),
             mark.ts,

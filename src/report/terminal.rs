@@ -249,6 +249,28 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
         }
     }
 
+    if let Some(p) = &a.diagnosis.path {
+        out.push('\n');
+        let _ = writeln!(out, "{}", paint.bold("Resets from the path"));
+        let servers: Vec<String> = p.servers.iter().map(|s| s.to_string()).collect();
+        let _ = writeln!(
+            out,
+            "  {} RST{} whose TTL fits no other packet of the side {} claimed to come from, on connections to {}: most likely a firewall, NAT or load balancer on the path.",
+            p.resets,
+            if p.resets == 1 { "" } else { "s" },
+            if p.resets == 1 { "it" } else { "they" },
+            servers.join(", ")
+        );
+        if let Some(s) = p.forgets_flows_idle_below_s {
+            let _ = writeln!(
+                out,
+                "    → It answered a packet with its own RST after {} of silence: it forgets flows idle for less than that{}. Keep connections through it busier than that (TCP keep-alive, or a client idle timeout below it).",
+                human_ms(s * 1000.0),
+                p.hint.as_ref().map(|h| format!(" ({h})")).unwrap_or_default()
+            );
+        }
+    }
+
     let cav = caveats(a);
     if !cav.is_empty() {
         out.push('\n');
