@@ -142,6 +142,12 @@ pub fn caveats(a: &Analysis) -> Vec<Caveat> {
             ),
         );
     }
+    if n.correlation_overflow > 0 {
+        add(
+            "correlation_overflow",
+            format!("{} requests and failures did not fit the correlation stage's bounded memory; proxy links and forwarding counts rest on the rest", n.correlation_overflow),
+        );
+    }
     if n.one_sided > 0 {
         add(
             "one_sided",
