@@ -355,8 +355,18 @@ impl FindingBase<'_> {
                 } else {
                     format!("{lo}–{hi}")
                 };
+                // The IP ID as further evidence, where the sender's IDs count up.
+                let ip_id = match self.c.dirs[close.side as usize].last_ip_id {
+                    Some(last) if last != 0 && close.ip_id.wrapping_sub(last) > 64 => format!(
+                        ", and its IP ID ({}) does not follow the {}'s ({} just before)",
+                        close.ip_id,
+                        close.side.name(),
+                        last
+                    ),
+                    _ => String::new(),
+                };
                 f.sentence.push_str(&format!(
-                    " The RST's TTL ({}) fits no other packet of the {} (TTL {seen}): it most likely came from a device on the path (a firewall, NAT or load balancer), not the {} itself.",
+                    " The RST's TTL ({}) fits no other packet of the {} (TTL {seen}){ip_id}: it most likely came from a device on the path (a firewall, NAT or load balancer), not the {} itself.",
                     close.ttl,
                     close.side.name(),
                     close.side.name()

@@ -67,6 +67,9 @@ pub struct CloseEvent {
     pub retransmission: bool,
     /// IP TTL / hop limit of the packet.
     pub ttl: u8,
+    /// IPv4 identification (0 for IPv6).
+    #[serde(skip)]
+    pub ip_id: u16,
 }
 
 /// How the client/server roles were decided.
@@ -163,6 +166,8 @@ pub struct Direction {
     pub ttl_range: Option<(u8, u8)>,
     /// What its last packet was, and where.
     pub last_packet: Option<(PacketKind, Mark)>,
+    /// IPv4 identification of its last packet other than a RST.
+    pub last_ip_id: Option<u16>,
     /// Segments that repeated data already sent (retransmissions).
     pub retransmitted: u32,
     /// The previous segment: sequence, acknowledgment, flags, length, IP ID and checksum,
@@ -380,6 +385,7 @@ impl Connection {
         {
             let d = &mut self.dirs[i];
             if !seg.has(flags::RST) {
+                d.last_ip_id = Some((seg.ident >> 16) as u16);
                 d.ttl_range = Some(d.ttl_range.map_or((seg.ttl, seg.ttl), |(lo, hi)| {
                     (lo.min(seg.ttl), hi.max(seg.ttl))
                 }));
@@ -574,6 +580,7 @@ impl Connection {
             ack: seg.has(flags::ACK).then_some(seg.ack),
             retransmission,
             ttl: seg.ttl,
+            ip_id: (seg.ident >> 16) as u16,
         });
     }
 
