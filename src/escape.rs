@@ -1,9 +1,10 @@
 //! Captured bytes are hostile: every string that came off the wire (request targets,
 //! methods) goes through one of these before it is printed.
 //!
-//! - [`terminal`]: control characters (C0, DEL, C1) and bidirectional-override characters
-//!   become visible escapes (`\x1b`, `\u{202e}`), so a capture cannot move the cursor,
-//!   change colours or reorder text; long strings are cut with `…`.
+//! - [`terminal`]: control characters (C0, DEL, C1), format characters (Unicode Cf: the
+//!   bidirectional controls, zero-width characters) and the line and paragraph separators
+//!   become visible escapes (`\x1b`, `\u{202e}`, `\u{200b}`), so a capture cannot move the
+//!   cursor, change colours, reorder text or hide characters; long strings are cut with `…`.
 //! - [`markdown`]: the terminal escape, then Markdown's active characters are
 //!   backslash-escaped, so a target cannot break a table (`|`), open code (`` ` ``), or make
 //!   links, emphasis or HTML.
@@ -14,9 +15,39 @@ use std::fmt::Write;
 /// Longest captured string printed in full (characters).
 pub const MAX_CHARS: usize = 160;
 
+/// Unicode's format characters (general category Cf, Unicode 15): invisible, and some
+/// (the bidi controls, U+061C, U+200E/F, U+202A–202E, U+2066–2069) reorder text, so that
+/// `/adm\u{200b}in` would print as `/admin`.
+const FORMAT: &[(char, char)] = &[
+    ('\u{00ad}', '\u{00ad}'),
+    ('\u{0600}', '\u{0605}'),
+    ('\u{061c}', '\u{061c}'),
+    ('\u{06dd}', '\u{06dd}'),
+    ('\u{070f}', '\u{070f}'),
+    ('\u{0890}', '\u{0891}'),
+    ('\u{08e2}', '\u{08e2}'),
+    ('\u{180e}', '\u{180e}'),
+    ('\u{200b}', '\u{200f}'),
+    ('\u{202a}', '\u{202e}'),
+    ('\u{2060}', '\u{2064}'),
+    ('\u{2066}', '\u{206f}'),
+    ('\u{feff}', '\u{feff}'),
+    ('\u{fff9}', '\u{fffb}'),
+    ('\u{110bd}', '\u{110bd}'),
+    ('\u{110cd}', '\u{110cd}'),
+    ('\u{13430}', '\u{1343f}'),
+    ('\u{1bca0}', '\u{1bca3}'),
+    ('\u{1d173}', '\u{1d17a}'),
+    ('\u{e0001}', '\u{e0001}'),
+    ('\u{e0020}', '\u{e007f}'),
+];
+
+/// Control (Cc), format (Cf), line and paragraph separator (Zl, Zp) characters: none may
+/// reach a report raw.
 fn is_dangerous(c: char) -> bool {
     c.is_control()
-        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+        || matches!(c, '\u{2028}' | '\u{2029}')
+        || (c >= '\u{00ad}' && FORMAT.iter().any(|&(lo, hi)| (lo..=hi).contains(&c)))
 }
 
 /// Makes captured text safe for a terminal, cut to `max` characters.
@@ -103,6 +134,36 @@ mod tests {
             "/a\\x1b[2J\\x0d\\x0a\\u{202e}b"
         );
         assert_eq!(terminal("\u{9b}31m"), "\\x9b31m");
+    }
+
+    #[test]
+    fn every_control_format_and_separator_character_is_escaped() {
+        let mut all: Vec<char> = (0u32..0x20)
+            .chain(0x7f..0xa0)
+            .filter_map(char::from_u32)
+            .collect();
+        all.extend(['\u{2028}', '\u{2029}']);
+        for &(lo, hi) in FORMAT {
+            all.extend((lo as u32..=hi as u32).filter_map(char::from_u32));
+        }
+        assert!(all.len() > 230, "{}", all.len());
+        for c in all {
+            let s = format!("/adm{c}in");
+            for (name, out) in [
+                ("terminal", terminal(&s)),
+                ("markdown", markdown(&s)),
+                ("html", html(&s)),
+            ] {
+                assert!(!out.contains(c), "{name} let U+{:04X} through", c as u32);
+                assert!(
+                    out.contains("\\"),
+                    "{name}: U+{:04X} not shown escaped",
+                    c as u32
+                );
+            }
+        }
+        assert_eq!(terminal("/adm\u{200b}in"), "/adm\\u{200b}in");
+        assert_eq!(terminal("a\u{61c}b\u{2029}"), "a\\u{61c}b\\u{2029}");
     }
 
     #[test]
