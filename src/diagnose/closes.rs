@@ -62,7 +62,7 @@ pub(super) fn reset_finding(c: &Connection, rst: CloseEvent) -> Option<Finding> 
     let base = FindingBase { c };
     let who = rst.side.name();
     let peer = rst.side.peer();
-    let name = |m: Mark| crate::report::FrameNamer::default().name(m.frame);
+    let name = |m: Mark| super::finding::frame_name(m.frame);
     // Only one direction captured: what was in flight cannot be told.
     if let Some(silent) = [Side::Client, Side::Server]
         .into_iter()
@@ -322,7 +322,7 @@ pub(super) fn connect_timeout(c: &Connection, released: Release) -> Option<Findi
     let ended = match client_rst {
         Some(r) => format!(
             ", then the client reset it ({})",
-            crate::report::FrameNamer::default().name(r.mark.frame)
+            super::finding::frame_name(r.mark.frame)
         ),
         None => String::new(),
     };

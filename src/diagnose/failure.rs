@@ -217,7 +217,7 @@ pub(super) fn request_failure(
             c,
             &base,
             &req,
-            r.start,
+            (r.start, r.seq),
             r.response.as_ref().map(|x| x.start),
             processed,
         )?,
@@ -244,7 +244,7 @@ fn closed_without_response(
     c: &Connection,
     base: &FindingBase<'_>,
     req: &RequestRef,
-    start: Mark,
+    (start, seq): (Mark, crate::flows::seq::SeqNumber),
     response: Option<Mark>,
     processed: Processed,
 ) -> Option<Finding> {
@@ -264,7 +264,7 @@ fn closed_without_response(
             let delay = fin.mark.ts.since(start.ts);
             let read = fin
                 .ack
-                .is_some_and(|a| crate::flows::seq::SeqNumber(a) > req_seq(c, start));
+                .is_some_and(|a| crate::flows::seq::SeqNumber(a) > seq);
             match response {
                 Some(_) => (
                     fin,
@@ -302,24 +302,15 @@ fn closed_without_response(
         fin,
         frames,
         Some(req.clone()),
-        format!("{}; {}", capitalise(&how), advice(req, processed, true)),
+        format!(
+            "{}; {}",
+            super::finding::capitalise(&how),
+            advice(req, processed, true)
+        ),
     );
     f.variant = Some(variant);
     f.written_after_close = Some(variant == "after_close");
     Some(f)
-}
-
-/// The sequence number of the request that starts at `start` (HTTP or TLS).
-fn req_seq(c: &Connection, start: Mark) -> crate::flows::seq::SeqNumber {
-    if let Some(h) = c.app.http() {
-        if let Some(r) = h.requests.iter().find(|r| r.start == start) {
-            return r.seq;
-        }
-    }
-    if let Some(r) = c.app.tls().and_then(|t| t.current) {
-        return r.seq;
-    }
-    crate::flows::seq::SeqNumber(0)
 }
 
 /// `POST /test`, or `a request over TLS` when the method cannot be seen.
@@ -328,14 +319,6 @@ pub(super) fn describe(req: &RequestRef) -> String {
         "a request over TLS".to_string()
     } else {
         format!("{} {}", req.method, short(&req.target))
-    }
-}
-
-fn capitalise(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
     }
 }
 
@@ -400,7 +383,8 @@ fn tls_failure(
     if server_fin.is_none() && (client_fin.is_none() || released == Release::EndOfCapture) {
         return None;
     }
-    let mut f = closed_without_response(c, &base, &req, r.start, None, Processed::Unknown)?;
+    let mut f =
+        closed_without_response(c, &base, &req, (r.start, r.seq), None, Processed::Unknown)?;
     if let (Some(closing), Some("after_close")) = (server_closing, f.variant) {
         f.sentence = format!(
             "A request over TLS was written {} after the server began closing (close_notify or FIN) and got no answer; {}",

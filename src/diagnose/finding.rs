@@ -199,6 +199,20 @@ pub struct Finding {
     pub sentence: String,
 }
 
+/// The sentence with its first letter in upper case.
+pub fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+/// How a sentence names a frame: `#N`.
+pub(crate) fn frame_name(f: crate::source::FrameRef) -> String {
+    format!("#{}", f.number)
+}
+
 impl Finding {
     /// `FIN`, `RST` or `SYN`: what kind of packet `close_frame` is.
     pub fn close_how(&self) -> &'static str {

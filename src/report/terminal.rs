@@ -445,7 +445,7 @@ pub fn headline(a: &Analysis) -> String {
     if !parts.is_empty() {
         let mut s = parts.join("; ");
         s.push('.');
-        return capitalise(&s);
+        return crate::diagnose::finding::capitalise(&s);
     }
     let (refused, timeouts, aborts, rac) = (
         count(FindingKind::Refused),
@@ -498,12 +498,4 @@ pub fn headline(a: &Analysis) -> String {
         return format!("No request was lost: {}.", what.join(", "));
     }
     "No resets and no failed requests.".to_string()
-}
-
-fn capitalise(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
-    }
 }
