@@ -25,6 +25,12 @@ pub trait Sink {
     fn record(&mut self, _record: &ConnectionRecord) {}
     /// A finding was decided.
     fn finding(&mut self, _finding: &Finding) {}
+    /// Memory the sink holds for the report (counted in the memory budget).
+    fn heap_bytes(&self) -> usize {
+        0
+    }
+    /// Memory budget: give up what the report can do without (say so in its caveats).
+    fn shed(&mut self) {}
 }
 
 /// Any closure over records is a sink that ignores findings.
@@ -87,7 +93,34 @@ pub struct Analysis {
     pub diagnosis: Diagnosis,
     /// libpcap's counters of a live capture.
     pub kernel: Option<KernelStats>,
+    /// The memory budget, and what it made the analysis give up.
+    pub memory: MemoryReport,
 }
+
+/// The memory budget of a run (`--memory`), how much of it was used, and what was given up
+/// to stay within it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct MemoryReport {
+    /// The budget.
+    pub budget_bytes: u64,
+    /// The most the tracked state held at once (connections, their buffers and protocol
+    /// state, held verdicts, kept findings, tallies and the report's own evidence).
+    pub peak_bytes: u64,
+    /// What was given up, by kind (empty when nothing was).
+    pub shed: BTreeMap<&'static str, u64>,
+}
+
+/// Memory the budget leaves aside for what it does not track item by item: the binary, the
+/// input buffers, the report being written, the caps' fixed maximums.
+pub const BUDGET_RESERVE: usize = 16 << 20;
+/// The share of the rest that the tracked state may use: the allocator's own overhead and
+/// fragmentation (measured with valgrind's massif on a flood of half-sent heads: as much
+/// again as the state itself) take the other half.
+pub const TRACKED_SHARE: usize = 2;
+/// The smallest budget accepted.
+pub const MIN_BUDGET: usize = 48 << 20;
+/// The default budget.
+pub const DEFAULT_BUDGET: usize = 512 << 20;
 
 /// Packet counts libpcap reports for a live capture (`pcap_stats`).
 #[derive(Copy, Clone, Debug, Default, Serialize)]
@@ -109,6 +142,8 @@ pub struct Options {
     /// the estimate is firm (live capture), instead of at the end of the capture (offline:
     /// then they do not depend on the order connections leave the flow table).
     pub decide_early: bool,
+    /// The memory budget in bytes (0: [`DEFAULT_BUDGET`]).
+    pub memory: usize,
 }
 
 /// The packet-by-packet driver.
@@ -116,16 +151,66 @@ pub struct Analyzer {
     flows: FlowTable,
     diag: Diagnoser,
     counts: PacketCounts,
+    /// What the tracked state may hold.
+    budget: usize,
+    peak: usize,
+    /// Times the sink was asked to give up evidence.
+    sink_shed: u64,
 }
 
 impl Analyzer {
     /// A new analyzer.
     pub fn new(options: &Options) -> Analyzer {
+        let budget = match options.memory {
+            0 => DEFAULT_BUDGET,
+            m => m.max(MIN_BUDGET),
+        };
         Analyzer {
             flows: FlowTable::new(options.flows.clone()),
             diag: Diagnoser::new(!options.decide_early),
             counts: PacketCounts::default(),
+            budget: (budget - BUDGET_RESERVE) / TRACKED_SHARE,
+            peak: 0,
+            sink_shed: 0,
         }
+    }
+
+    /// Memory the tracked state holds now.
+    fn used(&self, sink: &dyn Sink) -> usize {
+        self.flows.heap_bytes() + self.diag.heap_bytes() + sink.heap_bytes()
+    }
+
+    /// Keeps the tracked state within the budget: when it is reached, gives up state down
+    /// to three quarters of it, least useful first (see [`FlowTable::shed`] and
+    /// [`Diagnoser::shed`]), so that this runs rarely.
+    fn keep_budget(&mut self, now: Timestamp, sink: RecordSink<'_>) {
+        let used = self.used(sink);
+        self.peak = self.peak.max(used);
+        if used <= self.budget {
+            return;
+        }
+        let target = self.budget / 4 * 3;
+        // What no verdict needs: lingering closed connections, tombstones.
+        let others = self.diag.heap_bytes() + sink.heap_bytes();
+        let diag = &mut self.diag;
+        let mut done = |conn, why| diag.connection_done(conn, why, &mut *sink);
+        self.flows
+            .shed(target.saturating_sub(others), false, now, &mut done);
+        if self.used(sink) <= target {
+            return;
+        }
+        if self.diag.heap_bytes() > self.budget / 4 {
+            self.diag.shed(sink);
+        }
+        if sink.heap_bytes() > self.budget / 4 {
+            sink.shed();
+            self.sink_shed += 1;
+        }
+        let others = self.diag.heap_bytes() + sink.heap_bytes();
+        let diag = &mut self.diag;
+        let mut done = |conn, why| diag.connection_done(conn, why, &mut *sink);
+        self.flows
+            .shed(target.saturating_sub(others), true, now, &mut done);
     }
 
     /// Connections currently open in the flow table.
@@ -164,6 +249,9 @@ impl Analyzer {
                 let mut done = |conn, why| diag.connection_done(conn, why, &mut *sink);
                 self.flows.process(&seg, mark, &mut done);
                 self.flows.sweep(p.ts, &mut done);
+                if c.tcp & 63 == 0 {
+                    self.keep_budget(p.ts, sink);
+                }
             }
             Err(Skip::LinkType) => *c.unsupported_link_types.entry(p.linktype).or_default() += 1,
             Err(Skip::NotIp) => c.not_ip += 1,
@@ -187,6 +275,8 @@ impl Analyzer {
         let diag = &mut self.diag;
         self.flows
             .finish(&mut |conn, why| diag.connection_done(conn, why, &mut *sink));
+        let peak = self.peak.max(self.used(sink));
+        let memory = self.memory_report(peak);
         Analysis {
             inputs: Vec::new(),
             input_errors: Vec::new(),
@@ -194,6 +284,31 @@ impl Analyzer {
             flows: self.flows.stats.clone(),
             diagnosis: self.diag.finish(sink),
             kernel: None,
+            memory,
+        }
+    }
+
+    fn memory_report(&self, peak: usize) -> MemoryReport {
+        let s = &self.flows.stats.shed;
+        let mut shed = BTreeMap::new();
+        for (what, n) in [
+            ("closed_connections_released_early", s.closed_early),
+            ("tombstones_forgotten", s.tombstones),
+            ("out_of_order_buffers_given_up", s.buffers),
+            ("heads_cut", s.heads),
+            ("answered_requests_folded", s.requests_folded),
+            ("open_connections_judged_early", s.evicted),
+            ("verdicts_decided_early", self.diag.shed_held()),
+            ("report_evidence_limited", self.sink_shed),
+        ] {
+            if n > 0 {
+                shed.insert(what, n);
+            }
+        }
+        MemoryReport {
+            budget_bytes: (self.budget * TRACKED_SHARE + BUDGET_RESERVE) as u64,
+            peak_bytes: (peak * TRACKED_SHARE + BUDGET_RESERVE) as u64,
+            shed,
         }
     }
 }

@@ -210,6 +210,19 @@ pub struct H2 {
 }
 
 impl H2 {
+    /// Memory this state holds on the heap (an estimate: streams, the id index, header
+    /// blocks being buffered and the HPACK tables).
+    pub fn heap_bytes(&self) -> usize {
+        self.streams.capacity() * (std::mem::size_of::<Stream>() + 48)
+            + self.by_id.capacity() * 16
+            + self.dirs.iter().map(|d| d.block.capacity()).sum::<usize>()
+            + self
+                .hpack
+                .iter()
+                .map(|h| h.size + h.table.capacity() * 16)
+                .sum::<usize>()
+    }
+
     /// Feeds one stream event of `side` (client = [`Side::Client`]). The client's stream
     /// starts with the 24-byte connection preface (prior knowledge) or, after an HTTP/1.1
     /// `Upgrade: h2c` exchange, the caller starts feeding at the preface too (and the server's

@@ -24,7 +24,8 @@ const MAX_TARGET: usize = 512;
 const MOST_HEADERS: usize = 40;
 /// Header fields accepted at most (a 64 KiB head holds no more than this many useful ones).
 const MAX_HEADERS: usize = 2048;
-/// Requests kept per connection; more are counted, not stored.
+/// Requests kept per connection; beyond it answered ones are folded into a count, and
+/// only if none can be are new ones counted, not stored.
 const MAX_REQUESTS: usize = 10_000;
 
 /// One HTTP request and, if seen, its response.
@@ -120,6 +121,12 @@ struct Parser {
     head_start: Option<(Mark, SeqNumber, Option<SeqNumber>)>,
     /// Message whose body is being read (request index), if any.
     message: Option<usize>,
+    /// Head bytes not kept because the memory budget cut the head short (0 while the whole
+    /// head is kept): the parser only looks for the head's end, with `tail` the last bytes
+    /// seen so that an end split across segments is found.
+    skipped: u64,
+    tail: [u8; 3],
+    tail_len: u8,
 }
 
 impl Default for Parser {
@@ -129,6 +136,9 @@ impl Default for Parser {
             head: Vec::new(),
             head_start: None,
             message: None,
+            skipped: 0,
+            tail: [0; 3],
+            tail_len: 0,
         }
     }
 }
@@ -157,8 +167,15 @@ pub struct Http {
     pub cut_heads: u32,
     /// The connection switched to HTTP/2 after `Upgrade: h2c` and a 101: its frames.
     pub h2: Option<Box<super::h2::H2>>,
+    /// Answered requests at the start of the connection that the memory budget folded into
+    /// this count (they are no longer in `requests`; their positions still count).
+    pub folded: u64,
+    /// Heads the memory budget cut short (their first bytes were kept and read).
+    pub heads_shed: u32,
     /// The decoded `HTTP2-Settings` of an `Upgrade: h2c` request, until the 101 comes.
     h2_settings: Vec<u8>,
+    /// Bytes of the methods and targets stored.
+    text_bytes: usize,
     client: Parser,
     server: Parser,
     awaiting: VecDeque<usize>,
@@ -413,6 +430,9 @@ impl Http {
                 return used;
             }
         }
+        if p.skipped > 0 {
+            return used + self.skip_head_bytes(side, c, pos + used);
+        }
         let searched_from = p.head.len().saturating_sub(3);
         let take = rest
             .len()
@@ -475,7 +495,138 @@ impl Http {
         if self.requests.capacity() == self.requests.len() {
             self.requests.reserve_exact(self.requests.len().max(1));
         }
+        self.text_bytes += r.method.len() + r.target.len();
         self.requests.push(r);
+    }
+
+    /// True if one more request can be stored: at the cap, the answered requests at the
+    /// start are folded into [`Http::folded`] first, so that a long connection keeps its
+    /// latest requests (the ones in flight when it ends), not its first.
+    fn has_room(&mut self) -> bool {
+        if self.requests.len() >= MAX_REQUESTS {
+            self.fold_answered(super::SHED_KEEP_REQUESTS);
+        }
+        self.requests.len() < MAX_REQUESTS
+    }
+
+    /// Memory this connection's HTTP state holds on the heap (an estimate that counts what
+    /// grows: requests, heads being read, HTTP/2 state).
+    pub fn heap_bytes(&self) -> usize {
+        self.requests.capacity() * std::mem::size_of::<Request>()
+            + self.text_bytes
+            + self.client.head.capacity()
+            + self.server.head.capacity()
+            + self.awaiting.capacity() * std::mem::size_of::<usize>()
+            + self.h2_settings.capacity()
+            + self.h2.as_ref().map_or(0, |h| h.heap_bytes())
+    }
+
+    /// Memory budget: cuts every head being read that is longer than `keep` bytes to its
+    /// complete lines within `keep`; the parser goes on looking for the head's end and then
+    /// reads what was kept (counted in `cut_heads` and `heads_shed`). Returns the bytes freed.
+    pub fn shed_heads(&mut self, keep: usize) -> usize {
+        let mut freed = 0;
+        for side in [Side::Client, Side::Server] {
+            let p = self.parser(side);
+            if p.state != State::Head || p.skipped > 0 || p.head.len() <= keep {
+                continue;
+            }
+            let before = p.head.capacity();
+            let n = p.head.len();
+            p.tail_len = n.min(3) as u8;
+            p.tail[..n.min(3)].copy_from_slice(&p.head[n - n.min(3)..]);
+            let cut = p.head[..keep]
+                .iter()
+                .rposition(|&b| b == b'\n')
+                .map_or(keep, |i| i + 1);
+            p.skipped = (n - cut) as u64;
+            p.head.truncate(cut);
+            p.head.shrink_to_fit();
+            freed += before - p.head.capacity();
+            self.heads_shed += 1;
+        }
+        freed
+    }
+
+    /// Memory budget: folds the answered requests at the start of the list into
+    /// [`Http::folded`], keeping the last `keep_last` and every request still waiting or
+    /// being read. Returns the bytes freed.
+    pub fn fold_answered(&mut self, keep_last: usize) -> usize {
+        let busy = [
+            self.awaiting.front().copied(),
+            self.client.message,
+            self.server.message,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(usize::MAX);
+        let limit = self.requests.len().saturating_sub(keep_last).min(busy);
+        let n = self.requests[..limit]
+            .iter()
+            .position(|r| r.response.as_ref().is_none_or(|x| x.end.is_none()) || r.upgrade_h2c)
+            .unwrap_or(limit);
+        if n == 0 {
+            return 0;
+        }
+        let before = self.heap_bytes();
+        for r in self.requests.drain(..n) {
+            self.text_bytes -= r.method.len() + r.target.len();
+        }
+        self.requests.shrink_to(self.requests.len() * 2);
+        for i in self.awaiting.iter_mut() {
+            *i -= n;
+        }
+        for p in [&mut self.client, &mut self.server] {
+            if let Some(m) = p.message.as_mut() {
+                *m -= n;
+            }
+        }
+        self.folded += n as u64;
+        before - self.heap_bytes()
+    }
+
+    /// Consumes the bytes of a head the memory budget cut short: looks for its end only;
+    /// once found, reads the lines that were kept. Returns the bytes used.
+    fn skip_head_bytes(&mut self, side: Side, c: &Chunk<'_>, pos: usize) -> usize {
+        let rest = &c.data[pos..];
+        let p = self.parser(side);
+        let tl = p.tail_len as usize;
+        let k = rest.len().min(3);
+        let mut joint = [0u8; 6];
+        joint[..tl].copy_from_slice(&p.tail[..tl]);
+        joint[tl..tl + k].copy_from_slice(&rest[..k]);
+        let end = find_head_end(&joint[..tl + k], 0)
+            .map(|e| e - tl)
+            .or_else(|| find_head_end(rest, 0));
+        let Some(end) = end else {
+            p.skipped += rest.len() as u64;
+            let mut last = [0u8; 6];
+            let all = tl + rest.len().min(3);
+            last[..tl].copy_from_slice(&p.tail[..tl]);
+            last[tl..all].copy_from_slice(&rest[rest.len() - rest.len().min(3)..]);
+            let keep = all.min(3);
+            p.tail[..keep].copy_from_slice(&last[all - keep..all]);
+            p.tail_len = keep as u8;
+            return rest.len();
+        };
+        p.skipped = 0;
+        p.tail_len = 0;
+        let mut head = std::mem::take(&mut p.head);
+        let start = p.head_start.take().unwrap_or_default();
+        let mark = Mark {
+            frame: c.frame,
+            ts: c.ts,
+        };
+        let end_seq = c.seq.plus((pos + end) as u32);
+        self.cut_heads += 1;
+        if head.contains(&b'\n') {
+            head.extend_from_slice(b"\r\n");
+            self.parse_head(side, &head, start, mark, end_seq);
+        } else {
+            self.cut_head(side, &head, start, mark);
+        }
+        end
     }
 
     /// Records what a head cut short still says: the request line's method and the start
@@ -509,7 +660,7 @@ impl Http {
                 } else {
                     format!("{target}…")
                 };
-                if self.requests.len() >= MAX_REQUESTS {
+                if !self.has_room() {
                     self.requests_dropped += 1;
                     return;
                 }
@@ -664,7 +815,7 @@ impl Http {
                 .decode(&settings[..settings.len().min(1024)])
                 .unwrap_or_default();
         }
-        let index = if self.requests.len() < MAX_REQUESTS {
+        let index = if self.has_room() {
             self.push_request(request);
             self.awaiting.push_back(self.requests.len() - 1);
             Some(self.requests.len() - 1)

@@ -29,6 +29,12 @@ pub struct Mark {
     pub ts: Timestamp,
 }
 
+/// Head bytes kept of a head being read when the memory budget cuts it short: the request
+/// line and the first header lines.
+pub const SHED_HEAD_KEEP: usize = 1024;
+/// Requests kept per connection when the memory budget folds answered ones.
+pub const SHED_KEEP_REQUESTS: usize = 16;
+
 /// The application protocol of a connection, as far as we follow it.
 #[derive(Default)]
 pub enum App {
@@ -46,6 +52,25 @@ pub enum App {
 }
 
 impl App {
+    /// Memory the protocol state holds on the heap (an estimate, for the memory budget).
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            App::Http(h) => std::mem::size_of::<http::Http>() + h.heap_bytes(),
+            App::Tls(t) => std::mem::size_of::<tls::Tls>() + t.heap_bytes(),
+            App::H2(h) => std::mem::size_of::<h2::H2>() + h.heap_bytes(),
+            App::Unknown | App::Other => 0,
+        }
+    }
+
+    /// Memory budget: gives up the state that tells least (see [`http::Http::shed_heads`]
+    /// and [`http::Http::fold_answered`]). Returns the bytes freed.
+    pub fn shed(&mut self) -> usize {
+        match self {
+            App::Http(h) => h.shed_heads(SHED_HEAD_KEEP) + h.fold_answered(SHED_KEEP_REQUESTS),
+            _ => 0,
+        }
+    }
+
     /// Picks the protocol from the first payload bytes of `side`.
     pub fn detect(side: Side, data: &[u8]) -> App {
         if data.len() >= 3

@@ -124,6 +124,12 @@ pub struct Tls {
 }
 
 impl Tls {
+    /// Memory this state holds on the heap (an estimate: the hellos being read and what
+    /// they said).
+    pub fn heap_bytes(&self) -> usize {
+        self.hello_buf.iter().map(|b| b.capacity()).sum::<usize>() + 256
+    }
+
     /// Takes one stream event of `side`.
     pub fn on_event(&mut self, side: Side, ev: StreamEvent<'_>) {
         let c = match ev {

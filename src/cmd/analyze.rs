@@ -29,13 +29,14 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     let r = &args.report;
     let mut options = Options::default();
     options.flows.max_flows = r.max_flows.max(1);
+    options.memory = r.memory;
     let names = FrameNamer::new(&args.files);
     let json = match r.format {
         Format::Json => Some(JsonWriter::new(open_output(&r.output)?)),
         _ => None,
     };
     let mut collect = Collect::new(r.format, json, args.extract.is_some());
-    let (analysis, errors) = pipeline::analyze_files(&args.files, &options, &mut collect);
+    let (mut analysis, errors) = pipeline::analyze_files(&args.files, &options, &mut collect);
     for e in errors.iter().filter(|e| !e.is_unusable()) {
         eprintln!("resetscope: warning: {e}");
     }
@@ -43,7 +44,7 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
         files: &args.files,
         extract: args.extract.as_deref(),
     };
-    finish(collect, &analysis, &names, r, evidence)?;
+    finish(collect, &mut analysis, &names, r, evidence)?;
     unusable(&errors)?;
     Ok(findings_status(&analysis, r.fail_on_findings))
 }

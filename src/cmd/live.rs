@@ -144,6 +144,14 @@ mod capture {
             self.collect.record(record);
         }
 
+        fn heap_bytes(&self) -> usize {
+            self.collect.heap_bytes()
+        }
+
+        fn shed(&mut self) {
+            self.collect.shed();
+        }
+
         fn finding(&mut self, f: &Finding) {
             self.collect.finding(f);
             if f.severity != Severity::Info {
@@ -211,6 +219,7 @@ mod capture {
             ..Options::default()
         };
         options.flows.max_flows = r.max_flows.max(1);
+        options.memory = r.memory;
         let mut analyzer = Analyzer::new(&options);
         let mut scratch: Option<std::fs::File> = None;
         let writer = if json {
@@ -322,7 +331,7 @@ mod capture {
         }
         finish(
             sink.collect,
-            &analysis,
+            &mut analysis,
             &names,
             r,
             Evidence {

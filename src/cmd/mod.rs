@@ -58,6 +58,41 @@ pub struct ReportArgs {
     /// Most connections tracked at once (the least recently active are judged early).
     #[arg(long, default_value_t = 500_000, value_name = "N")]
     pub max_flows: usize,
+    /// Memory budget for the whole analysis: connections, their buffers, protocol state,
+    /// held verdicts and the report's evidence. When it is reached, the least useful state
+    /// is given up and the report says what. K, M, G (powers of 1024; KiB, MiB, GiB too).
+    #[arg(long, default_value = "512M", value_name = "SIZE", value_parser = parse_size)]
+    pub memory: usize,
+}
+
+/// Parses a size: a number of bytes with an optional K, M, G or T suffix (powers of 1024;
+/// `KiB`, `MB` and the like are read the same), at least the smallest budget.
+pub fn parse_size(s: &str) -> std::result::Result<usize, String> {
+    let t = s.trim();
+    let digits = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (e.g. 512M, 2G, 1048576)"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return Err(format!("{s:?}: unknown unit (use K, M, G or T)")),
+    };
+    let bytes = n * (1u64 << shift) as f64;
+    let min = resetscope::pipeline::MIN_BUDGET;
+    if !bytes.is_finite() || bytes < min as f64 {
+        return Err(format!(
+            "{s:?} is below the smallest budget, {} MiB",
+            min >> 20
+        ));
+    }
+    Ok(bytes.min(usize::MAX as f64) as usize)
 }
 
 /// Opens `--output`, or standard output.

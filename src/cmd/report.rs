@@ -16,11 +16,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Keeps what the report needs while packets stream by: the JSON report being written, the
-/// reset timeline, and the connections whose packets the second pass must find.
+/// reset timeline, and for `--extract` the connections whose packets the second pass must
+/// find (ladders need only the findings listed, which the analysis keeps).
 pub struct Collect {
     json: Option<JsonWriter<Box<dyn Write>>>,
     timeline: Option<ResetTimeline>,
     targets: Option<Vec<Target>>,
+    /// The memory budget stopped the extract's list: connections with findings left out.
+    left_out: u64,
+    full: bool,
 }
 
 impl Collect {
@@ -31,7 +35,9 @@ impl Collect {
         Collect {
             json,
             timeline: ticket.then(ResetTimeline::default),
-            targets: (ticket || extract).then(Vec::new),
+            targets: extract.then(Vec::new),
+            left_out: 0,
+            full: false,
         }
     }
 }
@@ -46,6 +52,10 @@ impl Sink for Collect {
         }
         let evidence = rec.findings.iter().any(|k| *k != FindingKind::IdleClose);
         if let (Some(targets), true) = (self.targets.as_mut(), evidence) {
+            if self.full {
+                self.left_out += 1;
+                return;
+            }
             targets.push(Target {
                 id: rec.id,
                 client: rec.client,
@@ -62,6 +72,21 @@ impl Sink for Collect {
             w.finding(f);
         }
     }
+
+    fn heap_bytes(&self) -> usize {
+        self.targets
+            .as_ref()
+            .map_or(0, |t| t.capacity() * std::mem::size_of::<Target>())
+    }
+
+    /// The extract's list of connections stops growing: the connections it leaves out are
+    /// counted, and the report says so.
+    fn shed(&mut self) {
+        self.full = true;
+        if let Some(t) = self.targets.as_mut() {
+            t.shrink_to_fit();
+        }
+    }
 }
 
 /// Where the second pass reads the packets back from, and where `--extract` writes them.
@@ -75,29 +100,53 @@ pub struct Evidence<'a> {
 /// Writes the report: the second pass for ladders and the extract, then the report itself.
 pub fn finish(
     collect: Collect,
-    a: &Analysis,
+    a: &mut Analysis,
     names: &FrameNamer,
     r: &ReportArgs,
     evidence: Evidence<'_>,
 ) -> Result<()> {
+    let left_out = collect.left_out;
     let Collect {
         json,
         timeline,
         targets,
+        ..
     } = collect;
-    let mut ladders = FxHashMap::default();
-    if let Some(mut targets) = targets.filter(|_| !evidence.files.is_empty()) {
-        let listed: HashSet<u64> = if matches!(r.format, Format::Markdown | Format::Html) {
-            listed_findings(a, r.limit)
-                .iter()
-                .map(|f| f.connection)
-                .collect()
-        } else {
-            HashSet::new()
-        };
+    if left_out > 0 {
+        a.memory
+            .shed
+            .insert("extract_connections_left_out", left_out);
+    }
+    let ticket = matches!(r.format, Format::Markdown | Format::Html);
+    // The extract's connections, with a ladder for those whose findings the report lists;
+    // without an extract, only those.
+    let mut targets = targets.unwrap_or_default();
+    if ticket {
+        let listed: HashSet<u64> = listed_findings(a, r.limit)
+            .iter()
+            .map(|f| f.connection)
+            .collect();
         for t in &mut targets {
             t.ladder = listed.contains(&t.id);
         }
+        if evidence.extract.is_none() {
+            let mut seen = HashSet::new();
+            for f in listed_findings(a, r.limit) {
+                if seen.insert(f.connection) {
+                    targets.push(Target {
+                        id: f.connection,
+                        client: f.client,
+                        server: f.server,
+                        start: f.span.0,
+                        end: f.span.1,
+                        ladder: true,
+                    });
+                }
+            }
+        }
+    }
+    let mut ladders = FxHashMap::default();
+    if (ticket || evidence.extract.is_some()) && !evidence.files.is_empty() {
         let mut linktypes: Vec<u32> = a
             .inputs
             .iter()
@@ -111,8 +160,15 @@ pub fn finish(
                 None => "reading the evidence".to_string(),
             })?;
         if let Some(p) = evidence.extract {
+            let more = if left_out > 0 {
+                format!(
+                    " ({left_out} more left out: the memory budget was reached; raise --memory)"
+                )
+            } else {
+                String::new()
+            };
             eprintln!(
-                "resetscope: {} connections with findings written to {}",
+                "resetscope: {} connections with findings written to {}{more}",
                 targets.len(),
                 p.display()
             );

@@ -127,7 +127,14 @@ pub struct Correlator {
     events: Vec<Event>,
     /// Requests and failures that did not fit.
     pub overflow: u64,
+    /// Memory held by `seen` and `events` (an estimate).
+    bytes: usize,
+    /// The memory budget made it stop sampling requests.
+    stopped: bool,
 }
+
+/// What one sampled request or one failure costs beyond its method and target.
+const ENTRY_COST: usize = 128;
 
 fn key(method: &str, target: &str) -> (String, String) {
     (method.to_string(), target.to_string())
@@ -140,8 +147,9 @@ impl Correlator {
             return;
         }
         for q in &r.requests {
-            if self.sampled < MAX_SAMPLED {
+            if self.sampled < MAX_SAMPLED && !self.stopped {
                 self.sampled += 1;
+                self.bytes += ENTRY_COST + q.method.len() + q.target.len();
                 self.seen
                     .entry(key(&q.method, &q.target))
                     .or_default()
@@ -194,8 +202,26 @@ impl Correlator {
         }
     }
 
+    /// Memory held (an estimate, for the memory budget).
+    pub fn heap_bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Memory budget: forgets the sampled requests and samples no more (proxies are then
+    /// found only from what was linked before); what is forgotten counts as overflow.
+    pub fn shed(&mut self) -> usize {
+        let before = self.bytes;
+        let forgotten: usize = self.seen.values().map(Vec::len).sum();
+        self.overflow += forgotten as u64;
+        self.seen = HashMap::new();
+        self.stopped = true;
+        self.bytes = self.events.len() * ENTRY_COST * 2;
+        before - self.bytes.min(before)
+    }
+
     fn push(&mut self, e: Event) {
         if self.events.len() < MAX_EVENTS {
+            self.bytes += ENTRY_COST * 2;
             self.events.push(e);
         } else {
             self.overflow += 1;

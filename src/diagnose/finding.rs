@@ -122,6 +122,9 @@ pub struct RequestRef {
 pub struct Finding {
     /// Stable identifier of the kind.
     pub kind: FindingKind,
+    /// The connection's first and last packet times (where its packets are found again).
+    #[serde(skip)]
+    pub span: (Timestamp, Timestamp),
     /// How much it matters.
     pub severity: Severity,
     /// The connection's id (see `connections[].id`).

@@ -21,7 +21,7 @@ mod retry;
 pub mod verdict;
 
 pub use finding::{Finding, FindingKind, RequestRef, Severity};
-pub use record::{ConnectionRecord, Outcome};
+pub use record::{ConnectionRecord, Outcome, RequestRecord};
 
 use crate::flows::{Connection, Release};
 use estimate::{ServerReport, ServerTally};
@@ -120,9 +120,21 @@ const MAX_HELD: usize = 10_000;
 /// Idle closes of a server that make its estimate firm enough to confirm a RST race.
 const CONFIRM_AFTER: u64 = 3;
 
+/// What a kept finding's text costs beyond its struct (sentence and advice), roughly.
+const FINDING_TEXT: usize = 640;
+
+/// What a held verdict costs (an estimate, for the memory budget).
+fn verdict_bytes(v: &verdict::Verdict) -> usize {
+    std::mem::size_of::<verdict::Verdict>()
+        + v.record.requests.len() * (std::mem::size_of::<RequestRecord>() + 48)
+        + v.findings.len() * (std::mem::size_of::<Finding>() + FINDING_TEXT)
+}
+
 /// Accumulates verdicts over a capture.
 #[derive(Default)]
 pub struct Diagnoser {
+    /// Idle-close observations kept across all servers.
+    observations: usize,
     findings: Vec<Finding>,
     findings_dropped: u64,
     info_kept: usize,
@@ -135,6 +147,10 @@ pub struct Diagnoser {
     hold_until_end: bool,
     /// Verdicts decided before the end because the hold was full.
     decided_early: u64,
+    /// Memory held by `held` (an estimate).
+    held_bytes: usize,
+    /// Verdicts the memory budget made decide before the end.
+    shed_held: u64,
     /// Cross-connection evidence (proxies).
     correlator: correlate::Correlator,
     proxies: Vec<correlate::ProxyReport>,
@@ -184,6 +200,7 @@ impl Diagnoser {
         };
         if depends {
             if self.held.len() < MAX_HELD {
+                self.held_bytes += verdict_bytes(&v);
                 self.held.push(v);
                 return;
             }
@@ -198,10 +215,46 @@ impl Diagnoser {
                 .into_iter()
                 .partition(|h| h.record.server == server);
             self.held = rest;
+            for h in &ready {
+                self.held_bytes = self.held_bytes.saturating_sub(verdict_bytes(h));
+            }
             for h in ready {
                 self.settle(h, false, sink);
             }
         }
+    }
+
+    /// Memory held (an estimate, for the memory budget): verdicts held for their server's
+    /// estimate, findings kept for reports, per-server tallies and cross-connection
+    /// evidence.
+    pub fn heap_bytes(&self) -> usize {
+        self.held_bytes
+            + self.held.capacity() * std::mem::size_of::<verdict::Verdict>()
+            + self.findings.capacity() * (std::mem::size_of::<Finding>() + FINDING_TEXT)
+            + self.servers.capacity() * (std::mem::size_of::<ServerTally>() + 64)
+            + self.observations * 24
+            + self.correlator.heap_bytes()
+    }
+
+    /// Memory budget: decides the held verdicts now, against the estimates so far (as a
+    /// live capture does), and forgets the requests sampled for finding proxies. Returns the
+    /// bytes freed.
+    pub fn shed(&mut self, sink: &mut dyn crate::pipeline::Sink) -> usize {
+        let before = self.heap_bytes();
+        let held = std::mem::take(&mut self.held);
+        self.held_bytes = 0;
+        self.shed_held += held.len() as u64;
+        self.decided_early += held.len() as u64;
+        for h in held {
+            self.settle(h, false, sink);
+        }
+        self.correlator.shed();
+        before.saturating_sub(self.heap_bytes())
+    }
+
+    /// Verdicts the memory budget made decide before the end of the capture.
+    pub fn shed_held(&self) -> u64 {
+        self.shed_held
     }
 
     /// True once the server's estimate rests on enough idle closes to confirm a race.
@@ -227,7 +280,7 @@ impl Diagnoser {
         n.tls += (r.protocol == "tls") as u64;
         n.http2 += (r.protocol == "http2") as u64;
         n.http2_streams += r.http2.as_ref().map_or(0, |h| h.streams);
-        n.http_requests += r.requests.len() as u64;
+        n.http_requests += r.requests.len() as u64 + r.requests_folded + r.requests_dropped;
         n.tls_requests += r.tls_requests.map_or(0, |t| t.client);
         n.failed_requests +=
             r.requests.iter().filter(|q| q.outcome.failed()).count() as u64 + v.tls_failed as u64;
@@ -273,14 +326,16 @@ impl Diagnoser {
         if self.servers.len() < MAX_SERVERS || self.servers.contains_key(&r.server) {
             let t = self.servers.entry(r.server).or_default();
             t.connections += 1;
-            t.requests += r.requests.len() as u64;
+            t.requests += r.requests.len() as u64 + r.requests_folded + r.requests_dropped;
             for a in &v.announced_timeouts {
                 if !t.announced.contains(a) {
                     t.announced.push(*a);
                 }
             }
             if let Some(o) = v.server_idle_close {
+                let n = t.observations.len();
                 t.observe(o.idle.as_millis_f64(), r.id);
+                self.observations += t.observations.len() - n;
             }
             for f in v
                 .findings

@@ -183,8 +183,20 @@ pub struct ConnectionRecord {
     pub http2: Option<Http2Summary>,
     /// HTTP requests in order.
     pub requests: Vec<RequestRecord>,
+    /// Answered requests before these that the memory budget folded into this count (the
+    /// first listed request's `index` follows them).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub requests_folded: u64,
+    /// Requests after these that were counted but not stored (more than 10,000 waiting
+    /// for a response on one connection).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub requests_dropped: u64,
     /// What the capture lost or repeated on this connection.
     pub stream: StreamCounters,
     /// Kinds of the findings about this connection.
     pub findings: Vec<crate::diagnose::FindingKind>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

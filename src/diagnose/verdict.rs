@@ -96,10 +96,12 @@ pub fn judge(c: &Connection, released: Release) -> Verdict {
         .iter()
         .find(|e| e.side == Side::Server && e.kind == CloseKind::Fin)
         .copied();
+    // Answered requests the memory budget folded away still count in the positions.
+    let folded = c.app.http().map_or(0, |h| h.folded);
     let records: Vec<RequestRecord> = requests
         .iter()
         .enumerate()
-        .map(|(i, r)| request_record(i, r, c, first_rst, released))
+        .map(|(i, r)| request_record(i + folded as usize, r, c, first_rst, released))
         .collect();
 
     let mut findings = Vec::new();
@@ -216,6 +218,8 @@ pub fn judge(c: &Connection, released: Release) -> Verdict {
             server: t.answered(),
         }),
         requests: records,
+        requests_folded: folded,
+        requests_dropped: c.app.http().map_or(0, |h| h.requests_dropped),
         stream: StreamCounters {
             retransmissions: d0.stream.stats.retransmissions + d1.stream.stats.retransmissions,
             out_of_order: d0.stream.stats.out_of_order + d1.stream.stats.out_of_order,
@@ -395,6 +399,7 @@ impl FindingBase<'_> {
             kind,
             severity: kind.severity(),
             connection: self.c.id,
+            span: (self.c.first.ts, self.c.last.ts),
             client: self.c.client,
             server: self.c.server,
             time: mark.ts,

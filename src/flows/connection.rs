@@ -179,8 +179,23 @@ pub struct Direction {
 /// retransmission (Linux waits at least 10 ms to probe, 200 ms to retransmit).
 const DUPLICATE_WITHIN: Nanos = Nanos(1_000_000);
 
-/// Most FIN/RST packets recorded per connection (more are only counted).
-const MAX_CLOSE_EVENTS: usize = 32;
+/// Retransmitted FINs recorded per connection (more are only counted): a stack or an
+/// attacker repeating its FIN must not push out the RST that follows.
+const MAX_FIN_RETRANSMISSIONS: usize = 4;
+/// RSTs recorded per connection; beyond it the latest replaces the last one recorded, so
+/// the first RSTs and the last are always on record.
+const MAX_RSTS: usize = 16;
+
+/// What [`Connection::shed`] gave up.
+#[derive(Copy, Clone, Debug, Default)]
+pub struct Shed {
+    /// Out-of-order buffers given up as gaps.
+    pub buffers: u32,
+    /// Heads cut to their first lines.
+    pub heads: u32,
+    /// Answered requests folded into counts.
+    pub folded: u64,
+}
 
 /// A TCP connection: one 4-tuple from its SYN (or first packet seen) until it is released.
 pub struct Connection {
@@ -564,15 +579,9 @@ impl Connection {
         seg: &TcpSegment<'_>,
         retransmission: bool,
     ) {
-        if self.closes.len() >= MAX_CLOSE_EVENTS {
-            self.closes_dropped += 1;
-            return;
-        }
-        if self.closes.capacity() == self.closes.len() {
-            // Usually two FINs, or one RST: grow from two, not the usual four.
-            self.closes.reserve_exact(self.closes.len().max(2));
-        }
-        self.closes.push(CloseEvent {
+        // Each side's first FIN is always recorded (there is one per side); what can be
+        // repeated is capped so that it cannot push out what follows it.
+        let event = CloseEvent {
             side,
             mark,
             kind,
@@ -581,7 +590,25 @@ impl Connection {
             retransmission,
             ttl: seg.ttl,
             ip_id: (seg.ident >> 16) as u16,
-        });
+        };
+        if retransmission
+            && self.closes.iter().filter(|c| c.retransmission).count() >= MAX_FIN_RETRANSMISSIONS
+        {
+            self.closes_dropped += 1;
+            return;
+        }
+        if kind.is_rst() && self.closes.iter().filter(|c| c.kind.is_rst()).count() >= MAX_RSTS {
+            self.closes_dropped += 1;
+            if let Some(last) = self.closes.iter_mut().rev().find(|c| c.kind.is_rst()) {
+                *last = event;
+            }
+            return;
+        }
+        if self.closes.capacity() == self.closes.len() {
+            // Usually two FINs, or one RST: grow from two, not the usual four.
+            self.closes.reserve_exact(self.closes.len().max(2));
+        }
+        self.closes.push(event);
     }
 
     /// Before any payload was parsed, a connection whose roles were guessed can be set
@@ -605,6 +632,37 @@ impl Connection {
         } else {
             side
         }
+    }
+
+    /// Memory the connection holds on the heap beyond its own struct (an estimate, for the
+    /// memory budget): buffered segments, the application state, the close list.
+    pub fn heap_bytes(&self) -> usize {
+        self.dirs[0].stream.heap_bytes()
+            + self.dirs[1].stream.heap_bytes()
+            + self.app.heap_bytes()
+            + self.closes.capacity() * std::mem::size_of::<CloseEvent>()
+    }
+
+    /// Memory budget: gives up what tells least while the connection goes on: segments
+    /// waiting for a hole (they become a gap now), the tail of a long head being read, and
+    /// answered requests at the start. Returns the bytes freed.
+    pub fn shed(&mut self) -> Shed {
+        let last = self.last;
+        let mut shed = Shed::default();
+        for side in [Side::Client, Side::Server] {
+            let app = &mut self.app;
+            let freed = self.dirs[side as usize]
+                .stream
+                .shed(last.frame, last.ts, &mut |ev| app.on_event(side, ev));
+            shed.buffers += (freed > 0) as u32;
+        }
+        let (heads, folded) = self.app.http().map_or((0, 0), |h| (h.heads_shed, h.folded));
+        self.app.shed();
+        if let Some(h) = self.app.http() {
+            shed.heads = h.heads_shed - heads;
+            shed.folded = h.folded - folded;
+        }
+        shed
     }
 
     /// Time of the last packet.
@@ -702,6 +760,38 @@ mod tests {
                 .map(|c| (c.side, c.kind))
                 .collect()
         }
+    }
+
+    #[test]
+    fn repeated_fins_and_rsts_cannot_push_out_the_last_rst() {
+        // A server that retransmits its FIN 40 times, then resets twice 100 times over: the
+        // first FIN, the first RSTs and the last RST stay on record; the rest is counted.
+        let mut w = Wire::new();
+        w.handshake();
+        w.send(false, FIN | ACK, 501, 101, b"");
+        for _ in 0..40 {
+            w.send(false, FIN | ACK, 501, 101, b"");
+        }
+        w.send(true, PSH | ACK, 101, 502, b"POST / HTTP/1.1\r\n\r\n");
+        for i in 0..200 {
+            w.send(false, RST, 502 + (i % 2), 0, b"");
+        }
+        let c = w.conn.as_ref().unwrap();
+        let fins = c.closes.iter().filter(|e| e.kind == CloseKind::Fin).count();
+        let rsts: Vec<&CloseEvent> = c.closes.iter().filter(|e| e.kind.is_rst()).collect();
+        assert_eq!(fins, 1 + MAX_FIN_RETRANSMISSIONS);
+        assert!(!c.closes[0].retransmission && c.closes[0].kind == CloseKind::Fin);
+        assert_eq!(rsts.len(), MAX_RSTS);
+        assert_eq!(rsts[0].mark.frame.number, 46, "the first RST");
+        assert_eq!(
+            rsts.last().unwrap().mark.frame.number,
+            w.frame,
+            "the last RST"
+        );
+        assert_eq!(
+            c.closes_dropped as usize,
+            40 - MAX_FIN_RETRANSMISSIONS + 200 - MAX_RSTS
+        );
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub mod connection;
 pub mod reassembly;
 pub mod seq;
 
-pub use connection::{CloseEvent, CloseKind, Connection, PacketKind, RoleSource};
+pub use connection::{CloseEvent, CloseKind, Connection, PacketKind, RoleSource, Shed};
 
 use crate::app::Mark;
 use crate::decode::{flags, TcpSegment};
@@ -120,7 +120,45 @@ pub struct FlowStats {
     pub idle_released: u64,
     /// Packets that arrived for a connection already closed and released.
     pub late_packets: u64,
+    /// What the memory budget made the table give up.
+    pub shed: ShedStats,
 }
+
+/// What the flow table gave up to stay within the memory budget (all zero when it never
+/// had to).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ShedStats {
+    /// Times the budget was reached.
+    pub times: u64,
+    /// Closed connections released before their linger time was up (late packets for them
+    /// are counted as late, not analysed).
+    pub closed_early: u64,
+    /// Tombstones of released connections forgotten early.
+    pub tombstones: u64,
+    /// Out-of-order buffers given up as gaps.
+    pub buffers: u64,
+    /// Request or response heads cut to their first lines.
+    pub heads: u64,
+    /// Answered requests folded into counts.
+    pub requests_folded: u64,
+    /// Open connections judged early (as if the capture had ended for them).
+    pub evicted: u64,
+}
+
+impl ShedStats {
+    /// True when anything was given up.
+    pub fn any(&self) -> bool {
+        self.times > 0
+    }
+}
+
+/// What one connection in the table costs beyond its heap state: the boxed struct and its
+/// hash-table slot (a table keeps up to twice the slots it needs).
+const CONNECTION_COST: usize = std::mem::size_of::<Connection>() + 16 + 2 * (40 + 8 + 1);
+/// What one tombstone costs: its entry, its queue entry and the table's slack.
+const TOMBSTONE_COST: usize = 2 * (40 + std::mem::size_of::<Tombstone>() + 1) + 48;
+/// What one entry of the queue of closed connections costs.
+const CLOSED_COST: usize = 64;
 
 type Key = (IpAddr, u16, IpAddr, u16);
 
@@ -161,6 +199,8 @@ pub struct FlowTable {
     open: usize,
     last_sweep: Timestamp,
     last_idle_sweep: Timestamp,
+    /// Memory held by the connections (their structs, slots and heap state).
+    bytes: usize,
     /// Counters.
     pub stats: FlowStats,
 }
@@ -178,6 +218,7 @@ impl FlowTable {
             open: 0,
             last_sweep: Timestamp(i64::MIN),
             last_idle_sweep: Timestamp(i64::MIN),
+            bytes: 0,
             stats: FlowStats::default(),
         }
     }
@@ -185,6 +226,12 @@ impl FlowTable {
     /// Connections currently held.
     pub fn len(&self) -> usize {
         self.flows.len()
+    }
+
+    /// Memory the table holds (an estimate that counts what grows with the input: the
+    /// connections with their buffers and protocol state, the tombstones, the queues).
+    pub fn heap_bytes(&self) -> usize {
+        self.bytes + self.tombstone_queue.len() * TOMBSTONE_COST + self.closed.len() * CLOSED_COST
     }
 
     /// True when no connection is held.
@@ -238,11 +285,14 @@ impl FlowTable {
                 self.stats.connections += 1;
                 let mut c = Box::new(Connection::new(id, seg, mark, self.config.max_buffer));
                 c.replay_until = replay;
+                self.bytes += CONNECTION_COST;
                 self.flows.entry(key).or_insert(c)
             }
         };
         let is_new = conn.dirs.iter().all(|d| d.packets == 0) && conn.first == mark;
+        let before = conn.heap_bytes();
         conn.on_segment(seg, mark);
+        self.bytes = (self.bytes + conn.heap_bytes()).saturating_sub(before);
         let closed = conn.is_closed();
         if !was_closed && closed {
             self.closed.push_back((mark.ts, key, conn.id));
@@ -369,6 +419,97 @@ impl FlowTable {
         }
     }
 
+    /// Memory budget: gives up state until the table holds at most `target` bytes, least
+    /// useful first: closed connections still lingering for late packets, then tombstones,
+    /// then (largest first) segments waiting for a hole, long heads being read and answered
+    /// requests, and last the least recently active open connections, judged now.
+    /// With `deep` false, only the first two (nothing any verdict needs).
+    pub fn shed(
+        &mut self,
+        target: usize,
+        deep: bool,
+        now: Timestamp,
+        done: &mut impl FnMut(Connection, Release),
+    ) {
+        // 1. Closed connections: released now instead of after their linger time.
+        while self.heap_bytes() > target {
+            let Some((_, key, id)) = self.closed.pop_front() else {
+                break;
+            };
+            if self
+                .flows
+                .get(&key)
+                .is_some_and(|c| c.id == id && c.is_closed())
+            {
+                let c = self.flows.remove(&key).expect("present");
+                self.bury(key, &c, now);
+                self.stats.shed.closed_early += 1;
+                self.release(c, Release::Closed, done);
+            }
+        }
+        // 2. Tombstones, oldest first.
+        while self.heap_bytes() > target {
+            let Some((at, key)) = self.tombstone_queue.pop_front() else {
+                break;
+            };
+            if self.tombstones.get(&key).is_some_and(|t| t.released == at) {
+                self.tombstones.remove(&key);
+            }
+            self.stats.shed.tombstones += 1;
+        }
+        self.tombstones.shrink_to_fit();
+        self.tombstone_queue.shrink_to_fit();
+        self.closed.shrink_to_fit();
+        if !deep {
+            return;
+        }
+        self.stats.shed.times += 1;
+        // 3. What connections hold beyond their bare state, largest first.
+        if self.heap_bytes() > target {
+            let mut big: Vec<(usize, Key)> = self
+                .flows
+                .iter()
+                .map(|(k, c)| (c.heap_bytes(), *k))
+                .filter(|(b, _)| *b > 1024)
+                .collect();
+            big.sort_unstable_by(|a, b| b.cmp(a));
+            for (_, key) in big {
+                if self.heap_bytes() <= target {
+                    break;
+                }
+                let c = self.flows.get_mut(&key).expect("present");
+                let before = c.heap_bytes();
+                let shed = c.shed();
+                let after = c.heap_bytes();
+                self.bytes = (self.bytes + after).saturating_sub(before);
+                self.stats.shed.buffers += shed.buffers as u64;
+                self.stats.shed.heads += shed.heads as u64;
+                self.stats.shed.requests_folded += shed.folded;
+            }
+        }
+        // 4. Open connections, least recently active first.
+        if self.heap_bytes() > target {
+            let mut by_age: Vec<(Timestamp, Key)> =
+                self.flows.iter().map(|(k, c)| (c.last_ts(), *k)).collect();
+            by_age.sort_unstable();
+            for (_, key) in by_age {
+                if self.heap_bytes() <= target {
+                    break;
+                }
+                let c = self.flows.remove(&key).expect("present");
+                if c.is_closed() {
+                    self.bury(key, &c, now);
+                    self.stats.shed.closed_early += 1;
+                    self.release(c, Release::Closed, done);
+                } else {
+                    self.stats.shed.evicted += 1;
+                    self.release(c, Release::Evicted, done);
+                }
+            }
+        }
+        self.flows.shrink_to_fit();
+    }
+
     /// Leaves a tombstone for a closed connection released at `now`.
     fn bury(&mut self, key: Key, c: &Connection, now: Timestamp) {
         if self.tombstone_queue.len() >= MAX_TOMBSTONES {
@@ -399,6 +540,7 @@ impl FlowTable {
         if !c.is_closed() {
             self.open = self.open.saturating_sub(1);
         }
+        self.bytes = self.bytes.saturating_sub(CONNECTION_COST + c.heap_bytes());
         c.finish();
         done(*c, why);
     }

@@ -70,7 +70,19 @@ pub struct ReassemblyStats {
     pub cut_bytes: u64,
     /// Times the out-of-order buffer reached its cap and was given up as a gap.
     pub overflows: u32,
+    /// Times the memory budget gave up the out-of-order buffer as a gap.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub shed: u32,
 }
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// What one buffered segment costs beyond its bytes: the entry, the tree's share of a node,
+/// and the allocator's header. The buffer cap counts this too, so that a flood of 1-byte
+/// (or snaplen-cut) segments cannot hold more memory than the cap says.
+pub const ENTRY_COST: usize = std::mem::size_of::<Buffered>() + 8 + 48;
 
 struct Buffered {
     data: Vec<u8>,
@@ -88,6 +100,7 @@ pub struct Reassembler {
     next_abs: u64,
     /// Early segments by absolute offset.
     pending: BTreeMap<u64, Buffered>,
+    /// What `pending` costs: its bytes plus [`ENTRY_COST`] per segment.
     pending_bytes: usize,
     /// Counters.
     pub stats: ReassemblyStats,
@@ -97,6 +110,11 @@ impl Reassembler {
     /// The sequence number of the next byte expected, if known.
     pub fn next_seq(&self) -> Option<SeqNumber> {
         self.next
+    }
+
+    /// Memory held by segments waiting for a hole to fill (bytes and bookkeeping).
+    pub fn heap_bytes(&self) -> usize {
+        self.pending_bytes
     }
 
     /// Bytes of stream delivered or skipped as gaps so far.
@@ -143,7 +161,7 @@ impl Reassembler {
         if rel > 0 {
             self.stats.out_of_order += 1;
             let abs = self.next_abs + rel as u64;
-            if self.pending_bytes + data.len() > cap {
+            if self.pending_bytes + data.len() + ENTRY_COST > cap {
                 self.stats.overflows += 1;
                 self.flush(frame, ts, out);
                 // Everything before this segment is now given up; it becomes the stream.
@@ -158,7 +176,7 @@ impl Reassembler {
             match self.pending.get(&abs) {
                 Some(b) if b.wire_len >= wire_len => self.stats.retransmissions += 1,
                 _ => {
-                    self.pending_bytes += data.len();
+                    self.pending_bytes += data.len() + ENTRY_COST;
                     if let Some(old) = self.pending.insert(
                         abs,
                         Buffered {
@@ -167,7 +185,7 @@ impl Reassembler {
                             at,
                         },
                     ) {
-                        self.pending_bytes -= old.data.len();
+                        self.pending_bytes -= old.data.len() + ENTRY_COST;
                     }
                 }
             }
@@ -211,6 +229,22 @@ impl Reassembler {
             self.skip_to(target, frame, ts, out);
             self.drain(None, out);
         }
+    }
+
+    /// Memory budget: hands on what is buffered now, with gaps for the holes, as if the
+    /// holes would never fill. Returns the bytes freed.
+    pub fn shed(
+        &mut self,
+        frame: FrameRef,
+        ts: Timestamp,
+        out: &mut impl FnMut(StreamEvent<'_>),
+    ) -> usize {
+        let before = self.pending_bytes;
+        if before > 0 {
+            self.stats.shed += 1;
+            self.flush(frame, ts, out);
+        }
+        before - self.pending_bytes
     }
 
     /// Hands on everything still buffered, with gaps for the holes (end of connection).
@@ -291,7 +325,7 @@ impl Reassembler {
                 break;
             }
             let b = entry.remove();
-            self.pending_bytes -= b.data.len();
+            self.pending_bytes -= b.data.len() + ENTRY_COST;
             let skip = (self.next_abs - abs) as usize;
             if skip >= b.wire_len as usize {
                 self.stats.retransmissions += 1;
@@ -425,10 +459,32 @@ mod tests {
         let mut events = 0;
         let mut out = |_: StreamEvent<'_>| events += 1;
         let f = FrameRef::default();
-        r.segment(SeqNumber(10), &[1; 8], 8, at(f), 10, &mut out);
-        r.segment(SeqNumber(30), &[1; 8], 8, at(f), 10, &mut out);
+        let cap = ENTRY_COST + 10;
+        r.segment(SeqNumber(10), &[1; 8], 8, at(f), cap, &mut out);
+        r.segment(SeqNumber(30), &[1; 8], 8, at(f), cap, &mut out);
         assert_eq!(r.stats.overflows, 1);
         assert_eq!(r.offset(), 38);
         assert!(r.pending.is_empty());
+    }
+
+    #[test]
+    fn the_cap_counts_bookkeeping_not_only_bytes() {
+        // A hole, then a flood of segments cut to one captured byte each (1400 on the wire):
+        // what is buffered stays within the cap, bookkeeping included.
+        let mut r = Reassembler::default();
+        r.start_at(SeqNumber(0));
+        let mut out = |_: StreamEvent<'_>| {};
+        let f = FrameRef::default();
+        let cap = 64 * 1024;
+        for i in 0..10_000u32 {
+            r.segment(SeqNumber(1000 + i * 1400), b"x", 1400, at(f), cap, &mut out);
+            assert!(
+                r.heap_bytes() <= cap,
+                "segment {i}: {} bytes",
+                r.heap_bytes()
+            );
+        }
+        assert!(r.stats.overflows > 0);
+        assert!(r.pending.len() * (ENTRY_COST + 1) <= cap);
     }
 }

@@ -13,8 +13,14 @@ pub struct Caveat {
     pub message: String,
 }
 
-/// The caveats of an analysis, most serious first.
+/// The caveats of a report that lists the findings the analysis kept, most serious first.
 pub fn caveats(a: &Analysis) -> Vec<Caveat> {
+    caveats_of(a, false)
+}
+
+/// The caveats of a report; `every_finding`: the report lists every finding (JSON streams
+/// them), not only those the analysis kept in memory.
+pub fn caveats_of(a: &Analysis, every_finding: bool) -> Vec<Caveat> {
     let mut out = Vec::new();
     let mut add = |kind, message: String| out.push(Caveat { kind, message });
     for e in &a.input_errors {
@@ -34,6 +40,22 @@ pub fn caveats(a: &Analysis) -> Vec<Caveat> {
         add(
             "interface_drops",
             format!("the capturing interface reported {iface} packets dropped"),
+        );
+    }
+    if !a.memory.shed.is_empty() {
+        let what: Vec<String> = a
+            .memory
+            .shed
+            .iter()
+            .map(|(k, n)| format!("{n} {}", k.replace('_', " ")))
+            .collect();
+        add(
+            "memory_budget",
+            format!(
+                "the memory budget ({} MiB, --memory) was reached; to stay within it the analysis gave up the least useful state: {}. Verdicts on the connections concerned rest on less evidence; a larger --memory gives a complete analysis",
+                a.memory.budget_bytes >> 20,
+                what.join(", ")
+            ),
         );
     }
     let p = &a.packets;
@@ -104,12 +126,14 @@ pub fn caveats(a: &Analysis) -> Vec<Caveat> {
             ),
         );
     }
-    if a.diagnosis.findings_dropped > 0 {
+    if a.diagnosis.findings_dropped > 0 && !every_finding {
         add(
             "findings_dropped",
             format!(
-                "{} findings beyond the memory cap are counted but not listed",
-                a.diagnosis.findings_dropped
+                "{} of the {} findings are counted in the summary but not listed here (a report lists at most {} findings; the JSON report lists every one)",
+                a.diagnosis.findings_dropped,
+                a.diagnosis.findings_dropped + a.diagnosis.findings.len() as u64,
+                a.diagnosis.findings.len()
             ),
         );
     }

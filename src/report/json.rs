@@ -7,7 +7,7 @@
 //! the summary and the per-server estimates: a capture of any size is reported, every
 //! connection and every finding, in bounded memory.
 
-use super::caveats::{caveats, Caveat};
+use super::caveats::{caveats_of, Caveat};
 use crate::diagnose::estimate::ServerReport;
 use crate::diagnose::{ConnectionRecord, Finding, FindingKind};
 use crate::pipeline::{Analysis, PacketCounts};
@@ -53,6 +53,8 @@ pub struct Summary<'a> {
     pub findings: BTreeMap<&'static str, u64>,
     /// Flow-table counters.
     pub flow_table: &'a crate::flows::FlowStats,
+    /// The memory budget and what it made the analysis give up.
+    pub memory: &'a crate::pipeline::MemoryReport,
 }
 
 #[derive(Serialize)]
@@ -88,6 +90,7 @@ pub fn summary(a: &Analysis) -> Summary<'_> {
         connections: &a.diagnosis.connections,
         findings,
         flow_table: &a.flows,
+        memory: &a.memory,
     }
 }
 
@@ -152,7 +155,7 @@ impl<W: Write> JsonWriter<W> {
             servers: &a.diagnosis.servers,
             proxies: &a.diagnosis.proxies,
             path_resets: &a.diagnosis.path,
-            caveats: caveats(a),
+            caveats: caveats_of(a, true),
             inputs: &a.inputs,
             errors: &a.input_errors,
             live_capture: a.kernel,
