@@ -328,6 +328,7 @@ mod capture {
             Evidence {
                 files: &written,
                 extract: None,
+                spools: &[],
             },
         )?;
         if let Some(mut f) = scratch {
