@@ -125,10 +125,16 @@ pub fn finish(
                 Some(p) => format!("writing {}", p.display()),
                 None => "reading the evidence".to_string(),
             })?;
-        // The first pass reported what it met; anything new here means an input changed.
+        // The first pass reported what it met, and a copy that stopped short is a caveat;
+        // anything else new here means an input changed.
+        let spool_failed = |text: &str| {
+            a.inputs
+                .iter()
+                .any(|i| i.spool_failure.is_some() && text.starts_with(&format!("{}: ", i.path)))
+        };
         for e in &gathered.errors {
             let text = e.to_string();
-            if !a.input_errors.contains(&text) {
+            if !a.input_errors.contains(&text) && !spool_failed(&text) {
                 eprintln!("resetscope: warning: reading the inputs again for the evidence: {text}");
             }
         }

@@ -31,13 +31,17 @@ pub fn caveats(a: &Analysis) -> Vec<Caveat> {
     }
     // What the input files claim about drops and times, and second-pass copies that stopped
     // short (src/source: FileStats). Counts are summed saturating: a file may claim anything.
-    let (mut drops, mut implausible) = (0u64, Vec::new());
+    let (mut drops, mut implausible) = (Some(0u64), Vec::new());
     for i in &a.inputs {
         match &i.interface_drops_implausible {
             Some(what) => implausible.push(format!("{}: {what}", i.path)),
-            None => drops = drops.saturating_add(i.interface_drops),
+            None => drops = drops.and_then(|d| d.checked_add(i.interface_drops)),
         }
     }
+    let drops = drops.unwrap_or_else(|| {
+        implausible.push("counts that add up to more than 2^64 across the files".into());
+        0
+    });
     if drops > 0 {
         add(
             "interface_drops",

@@ -11,7 +11,7 @@
 //! first pass made of it (see [`crate::source::spool`]). A 4-tuple may carry many
 //! connections (port reuse: thousands of refused SYNs on the same ports), so each packet
 //! finds its connection by a binary search over that 4-tuple's connections sorted by start
-//! time ([`Candidates`]), not by trying each in turn.
+//! time (`Candidates`), not by trying each in turn.
 
 use super::pcap_writer::{PcapWriter, Shape, Written};
 use crate::app::http::looks_like_request;

@@ -10,7 +10,7 @@
 //!
 //! The two ways of reading agree on everything: the same limits on record sizes
 //! ([`MAX_BLOCK`], and the classic pcap caplen check), checked on the record header before it
-//! is parsed, and the same check of the file header ([`check_header`]), so that the same
+//! is parsed, and the same check of the file header (`check_header`), so that the same
 //! bytes give the same frames, the same "truncated" and the same "damaged" from a file and
 //! from a pipe.
 //!
@@ -37,7 +37,7 @@ use std::io::{Cursor, Read, Seek};
 use std::path::{Path, PathBuf};
 
 /// Initial read buffer of a streamed input; it grows to fit a larger record.
-const BUFFER: usize = 1 << 20;
+const BUFFER: usize = 256 << 10;
 /// The largest pcapng block accepted, from a file and from a pipe alike: Wireshark's limit
 /// (`MAX_BLOCK_SIZE` in wiretap/pcapng.c), an Enhanced Packet Block with the largest frame
 /// any link type has (a 128 MiB D-Bus message) and 128 KiB of options. A block header

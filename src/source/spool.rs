@@ -117,22 +117,36 @@ pub struct SpoolWriter {
 }
 
 impl SpoolWriter {
-    /// Copies `data`; after an error, does nothing.
+    /// Copies `data`; after an error, does nothing. Counts every byte that reached the
+    /// file, so that the count is what the copy holds.
     pub fn copy(&mut self, data: &[u8]) {
         let Some(file) = self.file.as_mut() else {
             return;
         };
-        let result = file.write_all(data);
-        let Ok(mut s) = self.state.lock() else {
-            self.file = None;
-            return;
-        };
-        match result {
-            Ok(()) => s.bytes += data.len() as u64,
-            Err(e) => {
-                s.error = Some(e.to_string());
-                self.file = None;
+        let mut done = 0;
+        let mut error = None;
+        while done < data.len() {
+            match file.write(&data[done..]) {
+                Ok(0) => {
+                    error = Some(io::Error::from(io::ErrorKind::WriteZero));
+                    break;
+                }
+                Ok(n) => done += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
             }
+        }
+        if let Ok(mut s) = self.state.lock() {
+            s.bytes += done as u64;
+            if let Some(e) = &error {
+                s.error = Some(e.to_string());
+            }
+        }
+        if error.is_some() {
+            self.file = None;
         }
     }
 }
