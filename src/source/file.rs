@@ -1158,6 +1158,81 @@ mod tests {
     }
 
     #[test]
+    fn header_checks_agree_however_much_is_there() {
+        let shb = &pcapng(false, None, &[])[..28];
+        for n in 0..28 {
+            assert_eq!(
+                check_header(&shb[..n], true, true),
+                Header::Truncated,
+                "{n}"
+            );
+            match check_header(&shb[..n], true, false) {
+                Header::NeedMore(k) => assert!(k > n && k <= 28, "{n}: {k}"),
+                other => panic!("{n}: {other:?}"),
+            }
+        }
+        assert_eq!(check_header(shb, true, true), Header::Ok);
+        assert_eq!(check_header(shb, true, false), Header::Ok);
+        let mut bad = shb.to_vec();
+        bad[8] ^= 0xff;
+        assert!(matches!(check_header(&bad, true, true), Header::Bad(_)));
+        let mut huge = shb.to_vec();
+        huge[4..8].copy_from_slice(&((MAX_BLOCK + 1) as u32).to_le_bytes());
+        assert_eq!(
+            check_header(&huge, true, false),
+            Header::Bad(format!(
+                "the section header claims {} bytes, more than the {MAX_BLOCK} a block may have",
+                MAX_BLOCK + 1
+            ))
+        );
+        let pcap = [
+            0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0,
+            0,
+        ];
+        for n in 0..24 {
+            assert_eq!(check_header(&pcap[..n], false, true), Header::Truncated);
+            assert_eq!(check_header(&pcap[..n], false, false), Header::NeedMore(24));
+        }
+        assert_eq!(check_header(&pcap, false, true), Header::Ok);
+    }
+
+    #[test]
+    fn pcapng_times_never_overflow() {
+        let iface = |units_per_sec, offset_secs| Interface {
+            linktype: 1,
+            units_per_sec,
+            offset_secs,
+        };
+        let split = |raw: u64| ((raw >> 32) as u32, raw as u32);
+        let (h, l) = split(100);
+        assert_eq!(
+            pcapng_ts(h, l, &iface(1, 1_000)),
+            Time::At(Timestamp(1_100_000_000_000))
+        );
+        // An offset that only overflows with the frame's own count.
+        let (h, l) = split(300_000_000);
+        assert_eq!(pcapng_ts(h, l, &iface(1, 9_000_000_000)), Time::OutOfRange);
+        for offset in [i64::MAX, i64::MIN] {
+            for raw in [0, 1, u64::MAX, 1 << 63] {
+                let (h, l) = split(raw);
+                for units in [1, 1_000_000, 1 << 63, u64::MAX] {
+                    // Whatever comes out, nothing panics.
+                    let _ = pcapng_ts(h, l, &iface(units, offset));
+                }
+            }
+        }
+        // Past 2262 as unsigned, negative as signed: read as before 1970, and said.
+        let (h, l) = split((-1_000_000i64) as u64);
+        assert_eq!(
+            pcapng_ts(h, l, &iface(1_000_000, 0)),
+            Time::Negative(Timestamp(-1_000_000_000))
+        );
+        // Past 2262 and positive as signed (units of a second): out of range.
+        let (h, l) = split(10_000_000_000);
+        assert_eq!(pcapng_ts(h, l, &iface(1, 0)), Time::OutOfRange);
+    }
+
+    #[test]
     fn times_beyond_2262_keep_their_spacing() {
         // As in PcapPlusPlus' pcapng-example.pcapng: microsecond counts just below 2^64,
         // i.e. a time 505 s before the epoch written as a negative number.
