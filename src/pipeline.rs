@@ -321,7 +321,16 @@ pub fn analyze_files(
     options: &Options,
     sink: RecordSink<'_>,
 ) -> (Analysis, Vec<SourceError>) {
-    let mut set = CaptureSet::open(paths);
+    analyze_set(CaptureSet::open(paths), options, sink)
+}
+
+/// [`analyze_files`] over inputs the caller opened (for one, a piped input copied to a
+/// spool for a second pass, see [`crate::source::merge::Input`]).
+pub fn analyze_set(
+    mut set: CaptureSet,
+    options: &Options,
+    sink: RecordSink<'_>,
+) -> (Analysis, Vec<SourceError>) {
     let mut analyzer = Analyzer::new(options);
     while let Some(p) = set.next_packet() {
         analyzer.packet(&p, sink);

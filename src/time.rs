@@ -14,14 +14,32 @@ use std::fmt;
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
-    /// Builds a timestamp from seconds and a sub-second fraction in `units_per_sec` units.
+    /// Builds a timestamp from seconds and a sub-second fraction in `units_per_sec` units,
+    /// saturating at the ends of the range (the years 1677 and 2262). Readers of capture
+    /// files use [`Timestamp::checked_from_parts`] instead, so that a time out of range is
+    /// said rather than clamped.
     pub fn from_parts(secs: i64, frac: u64, units_per_sec: u64) -> Timestamp {
-        let nanos = if units_per_sec == 1_000_000_000 {
-            frac as i64
+        Timestamp::checked_from_parts(secs, frac, units_per_sec).unwrap_or(if secs < 0 {
+            Timestamp(i64::MIN)
         } else {
-            ((frac as u128 * 1_000_000_000u128) / units_per_sec.max(1) as u128) as i64
-        };
-        Timestamp(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
+            Timestamp(i64::MAX)
+        })
+    }
+
+    /// Seconds and a fraction in `units_per_sec` units as a timestamp, or `None` when the
+    /// time lies outside what nanoseconds in an `i64` hold (1677-09-21 to 2262-04-11), or
+    /// `units_per_sec` is 0. The fraction may exceed a second (classic pcap files with a
+    /// microsecond field of a million or more exist); it is added as it is.
+    pub fn checked_from_parts(secs: i64, frac: u64, units_per_sec: u64) -> Option<Timestamp> {
+        if units_per_sec == 0 {
+            return None;
+        }
+        // At most 2^64 * 10^9, which a u128 holds.
+        let nanos = frac as u128 * 1_000_000_000 / units_per_sec as u128;
+        let nanos = i64::try_from(nanos).ok()?;
+        secs.checked_mul(1_000_000_000)?
+            .checked_add(nanos)
+            .map(Timestamp)
     }
 
     /// Time elapsed from `earlier` to `self` (negative when `earlier` is later).
@@ -156,6 +174,37 @@ mod tests {
         assert_eq!(Timestamp::from_parts(1, 5, 1_000_000).0, 1_000_005_000);
         assert_eq!(Timestamp::from_parts(1, 5, 1_000_000_000).0, 1_000_000_005);
         assert_eq!(Timestamp::from_parts(0, 1, 1024).0, 976_562);
+    }
+
+    #[test]
+    fn parts_out_of_range_are_none_and_never_overflow() {
+        // The last representable nanosecond, and one past it, either way.
+        let max_s = i64::MAX / 1_000_000_000;
+        let max_ns = (i64::MAX % 1_000_000_000) as u64;
+        assert_eq!(
+            Timestamp::checked_from_parts(max_s, max_ns, 1_000_000_000),
+            Some(Timestamp(i64::MAX))
+        );
+        assert_eq!(
+            Timestamp::checked_from_parts(max_s, max_ns + 1, 1_000_000_000),
+            None
+        );
+        assert_eq!(Timestamp::checked_from_parts(max_s + 1, 0, 1_000_000), None);
+        assert_eq!(
+            Timestamp::checked_from_parts(i64::MIN / 1_000_000_000 - 1, 0, 1),
+            None
+        );
+        assert_eq!(Timestamp::checked_from_parts(i64::MAX, 0, 1), None);
+        assert_eq!(Timestamp::checked_from_parts(0, 1, 0), None);
+        // A fraction far beyond a second in a coarse unit (this wrapped to a negative time).
+        assert_eq!(Timestamp::checked_from_parts(0, u64::MAX, 1), None);
+        assert_eq!(
+            Timestamp::checked_from_parts(0, u64::MAX, 1 << 63),
+            Some(Timestamp(1_999_999_999))
+        );
+        // The saturating form clamps instead.
+        assert_eq!(Timestamp::from_parts(i64::MAX, 0, 1), Timestamp(i64::MAX));
+        assert_eq!(Timestamp::from_parts(i64::MIN, 0, 1), Timestamp(i64::MIN));
     }
 
     #[test]

@@ -337,6 +337,7 @@ mod capture {
             Evidence {
                 files: &written,
                 extract: None,
+                spools: &[],
             },
         )?;
         if let Some(mut f) = scratch {

@@ -8,8 +8,11 @@ use resetscope::diagnose::{ConnectionRecord, Finding, FindingKind};
 use resetscope::pipeline::{Analysis, Sink};
 use resetscope::report::evidence::{self, Target};
 use resetscope::report::json::JsonWriter;
+use resetscope::report::pcap_writer::{Shape, WIRESHARK_MAX_FRAME};
 use resetscope::report::timeline::ResetTimeline;
 use resetscope::report::{html, listed_findings, markdown, FrameNamer, TicketReport};
+use resetscope::source::merge::{Input, Open};
+use resetscope::source::spool::Spool;
 use rustc_hash::FxHashMap;
 use std::collections::HashSet;
 use std::io::Write;
@@ -95,6 +98,9 @@ pub struct Evidence<'a> {
     pub files: &'a [PathBuf],
     /// `--extract`.
     pub extract: Option<&'a Path>,
+    /// By input, the scratch copy the first pass made of an input that cannot be read
+    /// twice (a pipe); the second pass reads that instead. Empty when there is none.
+    pub spools: &'a [Option<Spool>],
 }
 
 /// Writes the report: the second pass for ladders and the extract, then the report itself.
@@ -147,32 +153,79 @@ pub fn finish(
     }
     let mut ladders = FxHashMap::default();
     if (ticket || evidence.extract.is_some()) && !evidence.files.is_empty() {
-        let mut linktypes: Vec<u32> = a
-            .inputs
-            .iter()
-            .flat_map(|i| i.linktypes.iter().copied())
-            .collect();
-        linktypes.sort_unstable();
-        linktypes.dedup();
-        ladders = evidence::gather(evidence.files, &linktypes, &targets, evidence.extract)
+        let mut inputs = Vec::new();
+        for (i, path) in evidence.files.iter().enumerate() {
+            inputs.push(match evidence.spools.get(i).and_then(Option::as_ref) {
+                Some(spool) => Input {
+                    path: path.clone(),
+                    open: Open::File(spool.reopen().with_context(|| {
+                        format!(
+                            "reading back the copy of {} kept in {}",
+                            path.display(),
+                            spool.dir().display()
+                        )
+                    })?),
+                },
+                None => Input::path(path),
+            });
+        }
+        let gathered = evidence::gather(inputs, &Shape::of(&a.inputs), &targets, evidence.extract)
             .with_context(|| match evidence.extract {
                 Some(p) => format!("writing {}", p.display()),
                 None => "reading the evidence".to_string(),
             })?;
-        if let Some(p) = evidence.extract {
-            let more = if left_out > 0 {
-                format!(
-                    " ({left_out} more left out: the memory budget was reached; raise --memory)"
-                )
-            } else {
-                String::new()
-            };
-            eprintln!(
-                "resetscope: {} connections with findings written to {}{more}",
-                targets.len(),
-                p.display()
-            );
+        // The first pass reported what it met, and a copy that stopped short is a caveat;
+        // anything else new here means an input changed.
+        let spool_failed = |text: &str| {
+            a.inputs
+                .iter()
+                .any(|i| i.spool_failure.is_some() && text.starts_with(&format!("{}: ", i.path)))
+        };
+        for e in &gathered.errors {
+            let text = e.to_string();
+            if !a.input_errors.contains(&text) && !spool_failed(&text) {
+                eprintln!("resetscope: warning: reading the inputs again for the evidence: {text}");
+            }
         }
+        if let Some(p) = evidence.extract {
+            let w = &gathered.written;
+            if left_out > 0 {
+                eprintln!(
+                    "resetscope: warning: {left_out} connections with findings left out of {}: the memory budget was reached (raise --memory)",
+                    p.display()
+                );
+            }
+            if gathered.found == targets.len() {
+                eprintln!(
+                    "resetscope: {} connections with findings written to {} ({} frames)",
+                    targets.len(),
+                    p.display(),
+                    w.frames
+                );
+            } else {
+                eprintln!(
+                    "resetscope: warning: only {} of the {} connections with findings written to {} ({} frames): the packets of the others were not found when the inputs were read again",
+                    gathered.found,
+                    targets.len(),
+                    p.display(),
+                    w.frames
+                );
+            }
+            if w.misfits > 0 {
+                eprintln!(
+                    "resetscope: warning: {} frames did not fit the extract's header (cut to its snap length or their time clamped): the inputs changed between the two passes",
+                    w.misfits
+                );
+            }
+            if w.over_wireshark_limit > 0 {
+                eprintln!(
+                    "resetscope: note: {} frames in {} are longer than {WIRESHARK_MAX_FRAME} bytes: resetscope reads them back, but Wireshark and tshark refuse frames that long (as they refuse the input)",
+                    w.over_wireshark_limit,
+                    p.display()
+                );
+            }
+        }
+        ladders = gathered.ladders;
     }
     match r.format {
         Format::Json => {

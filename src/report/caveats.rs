@@ -35,12 +35,36 @@ pub fn caveats_of(a: &Analysis, every_finding: bool) -> Vec<Caveat> {
             ),
         );
     }
-    let iface: u64 = a.inputs.iter().map(|i| i.interface_drops).sum();
-    if iface > 0 {
+    // What the input files claim about drops and times, and second-pass copies that stopped
+    // short (src/source: FileStats). Counts are summed saturating: a file may claim anything.
+    let (mut drops, mut implausible) = (Some(0u64), Vec::new());
+    for i in &a.inputs {
+        match &i.interface_drops_implausible {
+            Some(what) => implausible.push(format!("{}: {what}", i.path)),
+            None => drops = drops.and_then(|d| d.checked_add(i.interface_drops)),
+        }
+    }
+    let drops = drops.unwrap_or_else(|| {
+        implausible.push("counts that add up to more than 2^64 across the files".into());
+        0
+    });
+    if drops > 0 {
         add(
             "interface_drops",
-            format!("the capturing interface reported {iface} packets dropped"),
+            format!("the capturing interface reported {drops} packets dropped (as the file's interface statistics claim)"),
         );
+    }
+    if !implausible.is_empty() {
+        add(
+            "interface_drops",
+            format!("the interface statistics claim an implausible number of dropped packets ({}): a writer's -1 for \"unknown\", or damage; whether the capture lost packets cannot be told from them", implausible.join("; ")),
+        );
+    }
+    for problem in a.inputs.iter().flat_map(|i| &i.time_problems) {
+        add("timestamps", problem.clone());
+    }
+    for failure in a.inputs.iter().filter_map(|i| i.spool_failure.as_ref()) {
+        add("evidence_incomplete", failure.clone());
     }
     if !a.memory.shed.is_empty() {
         let what: Vec<String> = a

@@ -6,8 +6,41 @@
 //! numbering ([`super::FrameRef`]), so each can be opened in Wireshark.
 
 use super::file::CaptureFile;
+use super::spool::SpoolWriter;
 use super::{FileStats, RawPacket, SourceError};
+use std::fs::File;
 use std::path::PathBuf;
+
+/// One input of a [`CaptureSet`]: its path, and how to read it.
+#[derive(Debug)]
+pub struct Input {
+    /// The path as given (`-` is standard input); frames and messages name it.
+    pub path: PathBuf,
+    /// How it is read.
+    pub open: Open,
+}
+
+/// How an [`Input`] is read.
+#[derive(Debug)]
+pub enum Open {
+    /// Open the path.
+    Path,
+    /// Open the path, and copy every byte read to this spool (a piped input that a second
+    /// pass will need again).
+    Tee(SpoolWriter),
+    /// Read this file, already open (the spool of a piped input, for the second pass).
+    File(File),
+}
+
+impl Input {
+    /// The input at `path`, opened as it is.
+    pub fn path(path: &std::path::Path) -> Input {
+        Input {
+            path: path.to_path_buf(),
+            open: Open::Path,
+        }
+    }
+}
 
 /// The input files of one analysis.
 pub struct CaptureSet {
@@ -21,18 +54,32 @@ pub struct CaptureSet {
 impl CaptureSet {
     /// Opens every path; files that cannot be opened are recorded as errors and skipped.
     pub fn open(paths: &[PathBuf]) -> CaptureSet {
+        CaptureSet::open_inputs(paths.iter().map(|p| Input::path(p)).collect())
+    }
+
+    /// Opens every input as it says; those that cannot be opened are recorded as errors
+    /// and skipped.
+    pub fn open_inputs(inputs: Vec<Input>) -> CaptureSet {
         let mut files = Vec::new();
         let mut errors = Vec::new();
-        for (i, path) in paths.iter().enumerate() {
-            match CaptureFile::open(path, i as u16) {
+        let mut paths = Vec::new();
+        for (i, input) in inputs.into_iter().enumerate() {
+            let index = i as u16;
+            let opened = match input.open {
+                Open::Path => CaptureFile::open(&input.path, index),
+                Open::Tee(copy) => CaptureFile::open_teed(&input.path, index, Some(copy)),
+                Open::File(f) => CaptureFile::from_file(f, &input.path, index, None),
+            };
+            match opened {
                 Ok(f) => files.push(f),
                 Err(e) => errors.push(e),
             }
+            paths.push(input.path);
         }
         CaptureSet {
             files,
             errors,
-            paths: paths.to_vec(),
+            paths,
         }
     }
 

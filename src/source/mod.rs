@@ -16,9 +16,11 @@ pub mod file;
 #[cfg(feature = "live")]
 pub mod live;
 pub mod merge;
+pub mod spool;
 
 use crate::time::Timestamp;
-use std::path::PathBuf;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 
 /// Which frame of which input: `file` indexes the input list, `number` is 1-based in file
 /// order, as Wireshark and tshark number frames.
@@ -132,12 +134,63 @@ pub struct FileStats {
     pub bytes: u64,
     /// Frames whose captured length is less than their length on the wire (snaplen).
     pub cut_frames: u64,
-    /// Packets the capturing interface reported dropped (pcapng interface statistics).
+    /// Packets the capturing interface reported dropped (pcapng interface statistics), as
+    /// the file claims them (the sum saturates).
     pub interface_drops: u64,
+    /// When a drop count cannot be true (one that does not fit an `i64`, as a writer's -1
+    /// for "unknown" does, or a sum beyond 2^64): which, e.g. `18446744073709551615 on
+    /// interface 0`.
+    #[serde(skip)]
+    pub interface_drops_implausible: Option<String>,
+    /// The largest captured length of a frame (the extract's snap length must cover it).
+    #[serde(skip)]
+    pub max_caplen: u32,
+    /// The earliest and the latest frame time (frames need not be in time order).
+    #[serde(skip)]
+    pub time_span: Option<(crate::time::Timestamp, crate::time::Timestamp)>,
+    /// What is wrong with the file's timestamps, one sentence each naming the file and the
+    /// interface or frame: resolutions or offsets that cannot be represented, times out of
+    /// range, frames without a time.
+    #[serde(skip)]
+    pub time_problems: Vec<String>,
+    /// Why the scratch copy of a piped input stopped short (see [`spool`]), naming the file:
+    /// the second pass (packet ladders, `--extract`) saw only the packets before that point.
+    #[serde(skip)]
+    pub spool_failure: Option<String>,
     /// Link types seen, as `LINKTYPE_*` numbers.
     pub linktypes: Vec<u32>,
     /// First and last timestamps.
     pub first_ts: Option<crate::time::Timestamp>,
     /// Timestamp of the last frame.
     pub last_ts: Option<crate::time::Timestamp>,
+}
+
+/// True for `-`, which names standard input.
+pub fn is_stdin(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// Standard input as a file (a duplicate of descriptor 0), for `-`.
+pub fn stdin_file() -> std::io::Result<File> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        Ok(File::from(std::io::stdin().as_fd().try_clone_to_owned()?))
+    }
+    #[cfg(not(unix))]
+    {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "`-` for standard input is supported on Unix only",
+        ))
+    }
+}
+
+/// Opens an input path, `-` being standard input.
+pub fn open_input(path: &Path) -> std::io::Result<File> {
+    if is_stdin(path) {
+        stdin_file()
+    } else {
+        File::open(path)
+    }
 }

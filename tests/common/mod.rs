@@ -167,3 +167,176 @@ pub fn findings(doc: &serde_json::Value) -> Vec<(String, String, Vec<u64>)> {
         })
         .collect()
 }
+
+/// pcapng blocks written by hand, in either byte order. Real captures are preferred, but no
+/// capture stack writes the lies these tests need (absurd `if_tsresol`/`if_tsoffset`,
+/// drop counts of 2^64 - 1, blocks of many megabytes), so they are built byte by byte
+/// here, following the pcapng specification (draft-ietf-opsawg-pcapng).
+#[derive(Copy, Clone, Debug)]
+pub struct Ng {
+    /// Big-endian section.
+    pub be: bool,
+}
+
+impl Ng {
+    pub fn u16(&self, v: u16) -> [u8; 2] {
+        if self.be {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    }
+    pub fn u32(&self, v: u32) -> [u8; 4] {
+        if self.be {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    }
+    pub fn u64(&self, v: u64) -> [u8; 8] {
+        if self.be {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    }
+
+    /// A block: type, total length, body padded to 32 bits, total length again.
+    pub fn block(&self, kind: u32, body: &[u8]) -> Vec<u8> {
+        let padded = body.len().div_ceil(4) * 4;
+        let len = (12 + padded) as u32;
+        let mut b = Vec::with_capacity(12 + padded);
+        b.extend_from_slice(&self.u32(kind));
+        b.extend_from_slice(&self.u32(len));
+        b.extend_from_slice(body);
+        b.resize(8 + padded, 0);
+        b.extend_from_slice(&self.u32(len));
+        b
+    }
+
+    /// A Section Header Block (version 1.0, section length unknown).
+    pub fn shb(&self) -> Vec<u8> {
+        let mut body = self.u32(0x1A2B_3C4D).to_vec();
+        body.extend_from_slice(&self.u16(1));
+        body.extend_from_slice(&self.u16(0));
+        body.extend_from_slice(&[0xff; 8]);
+        self.block(0x0A0D_0D0A, &body)
+    }
+
+    /// One option: code, length, value padded to 32 bits.
+    pub fn option(&self, code: u16, value: &[u8]) -> Vec<u8> {
+        let mut o = self.u16(code).to_vec();
+        o.extend_from_slice(&self.u16(value.len() as u16));
+        o.extend_from_slice(value);
+        o.resize(4 + value.len().div_ceil(4) * 4, 0);
+        o
+    }
+
+    /// `if_tsresol`.
+    pub fn tsresol(&self, r: u8) -> Vec<u8> {
+        self.option(9, &[r])
+    }
+
+    /// `if_tsoffset`, in seconds.
+    pub fn tsoffset(&self, secs: i64) -> Vec<u8> {
+        self.option(14, &self.u64(secs as u64))
+    }
+
+    /// Options followed by opt_endofopt (nothing when there are none).
+    fn options(&self, options: &[Vec<u8>]) -> Vec<u8> {
+        let mut b: Vec<u8> = options.concat();
+        if !options.is_empty() {
+            b.extend_from_slice(&[0; 4]);
+        }
+        b
+    }
+
+    /// An Interface Description Block (snaplen 0: no limit).
+    pub fn idb(&self, linktype: u16, options: &[Vec<u8>]) -> Vec<u8> {
+        let mut body = self.u16(linktype).to_vec();
+        body.extend_from_slice(&self.u16(0));
+        body.extend_from_slice(&self.u32(0));
+        body.extend_from_slice(&self.options(options));
+        self.block(1, &body)
+    }
+
+    /// An Enhanced Packet Block: `ts` in the interface's units.
+    pub fn epb(&self, if_id: u32, ts: u64, data: &[u8]) -> Vec<u8> {
+        let mut body = Vec::with_capacity(20 + data.len());
+        body.extend_from_slice(&self.u32(if_id));
+        body.extend_from_slice(&self.u32((ts >> 32) as u32));
+        body.extend_from_slice(&self.u32(ts as u32));
+        body.extend_from_slice(&self.u32(data.len() as u32));
+        body.extend_from_slice(&self.u32(data.len() as u32));
+        body.extend_from_slice(data);
+        self.block(6, &body)
+    }
+
+    /// An Interface Statistics Block with `isb_ifdrop` = `drops`.
+    pub fn isb_drops(&self, if_id: u32, drops: u64) -> Vec<u8> {
+        let mut body = self.u32(if_id).to_vec();
+        body.extend_from_slice(&self.u32(0));
+        body.extend_from_slice(&self.u32(0));
+        body.extend_from_slice(&self.options(&[self.option(5, &self.u64(drops))]));
+        self.block(5, &body)
+    }
+}
+
+/// An Ethernet/IPv4/TCP frame from `src` to `dst` (IPv4 total length 0 when the packet is
+/// too long for it, as TSO/GRO captures have it).
+pub fn tcp_frame(
+    src: ([u8; 4], u16),
+    dst: ([u8; 4], u16),
+    flags: u8,
+    seq: u32,
+    ack: u32,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut f = Vec::with_capacity(54 + payload.len());
+    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00]);
+    let total = 40 + payload.len();
+    let total = if total > 0xffff { 0 } else { total as u16 };
+    f.extend_from_slice(&[0x45, 0]);
+    f.extend_from_slice(&total.to_be_bytes());
+    f.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0]);
+    f.extend_from_slice(&src.0);
+    f.extend_from_slice(&dst.0);
+    f.extend_from_slice(&src.1.to_be_bytes());
+    f.extend_from_slice(&dst.1.to_be_bytes());
+    f.extend_from_slice(&seq.to_be_bytes());
+    f.extend_from_slice(&ack.to_be_bytes());
+    f.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// TCP flag bits for [`tcp_frame`].
+pub const FIN: u8 = 0x01;
+pub const SYN: u8 = 0x02;
+pub const RST: u8 = 0x04;
+pub const PSH: u8 = 0x08;
+pub const ACK: u8 = 0x10;
+
+/// Runs `resetscope` with `args` and `input` on its standard input (a pipe), written from
+/// another thread so that a large input cannot deadlock against the output.
+pub fn run_piped(args: &[&str], input: Vec<u8>, env: &[(&str, &str)]) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_resetscope"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run resetscope");
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        // The program may stop reading early (damage); that is not the test's failure.
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("wait for resetscope");
+    writer.join().unwrap();
+    out
+}
