@@ -184,9 +184,11 @@ impl Analyzer {
     /// to three quarters of it, least useful first (see [`FlowTable::shed`] and
     /// [`Diagnoser::shed`]), so that this runs rarely.
     fn keep_budget(&mut self, now: Timestamp, sink: RecordSink<'_>) {
+        // Checked every 64 segments: start shedding below the budget, so that what grows in
+        // between stays within it.
         let used = self.used(sink);
         self.peak = self.peak.max(used);
-        if used <= self.budget {
+        if used <= self.budget / 8 * 7 {
             return;
         }
         let target = self.budget / 4 * 3;

@@ -447,8 +447,10 @@ impl FlowTable {
                 self.release(c, Release::Closed, done);
             }
         }
-        // 2. Tombstones, oldest first.
-        while self.heap_bytes() > target {
+        // 2. Tombstones, oldest first, while they are most of what is held: each is small,
+        // and without it the late packets of its connection would be taken for a new one.
+        while self.heap_bytes() > target && self.tombstone_queue.len() * TOMBSTONE_COST > target / 2
+        {
             let Some((at, key)) = self.tombstone_queue.pop_front() else {
                 break;
             };
@@ -497,8 +499,10 @@ impl FlowTable {
                     break;
                 }
                 let c = self.flows.remove(&key).expect("present");
+                // A tombstone either way: the connection's later packets are counted as
+                // late, not taken for a new connection seen mid-stream.
+                self.bury(key, &c, now);
                 if c.is_closed() {
-                    self.bury(key, &c, now);
                     self.stats.shed.closed_early += 1;
                     self.release(c, Release::Closed, done);
                 } else {
