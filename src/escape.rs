@@ -1,23 +1,37 @@
 //! Captured bytes are hostile: every string that came off the wire (request targets,
-//! methods) goes through one of these before it is printed.
+//! methods, server names) and every capture file name goes through one of these before it
+//! is printed. What is dangerous is decided here, by one predicate, [`is_dangerous`]: the
+//! control characters (Unicode Cc: C0, DEL, C1), the format characters (Cf: the
+//! bidirectional controls, U+061C, the zero-width characters, the soft hyphen, ...) and the
+//! line and paragraph separators (Zl, Zp). Every format shows them escaped:
 //!
-//! - [`terminal`]: control characters (C0, DEL, C1), format characters (Unicode Cf: the
-//!   bidirectional controls, zero-width characters) and the line and paragraph separators
-//!   become visible escapes (`\x1b`, `\u{202e}`, `\u{200b}`), so a capture cannot move the
-//!   cursor, change colours, reorder text or hide characters; long strings are cut with `…`.
-//! - [`markdown`]: the terminal escape, then Markdown's active characters are
-//!   backslash-escaped, so a target cannot break a table (`|`), open code (`` ` ``), or make
-//!   links, emphasis or HTML.
-//! - [`html`]: the terminal escape, then `& < > " '` become entities.
+//! - [`terminal`]: dangerous characters become visible escapes (`\x1b`, `\u{202e}`,
+//!   `\u{200b}`), so a capture cannot move the cursor, change colours, reorder text or hide
+//!   characters (`/adm\u{200b}in` cannot pass for `/admin`); long strings are cut with `…`.
+//! - [`markdown`]: the terminal escape, then every character that could make Markdown (GFM
+//!   as GitHub renders it) of the text is backslash-escaped, so that text cannot break a table
+//!   (`|`), open code (`` ` ``), or make emphasis, HTML, a heading, a list, math, or a link:
+//!   not even GFM's extended autolinks (`http://…`, `www.…`, `name@host`), which need a `:/`
+//!   after a letter, a `.` after `www` or an `@`, all escaped.
+//! - [`html`]: the terminal escape, then `& < > " '` become entities (the page makes no link
+//!   of text).
+//! - [`JsonFormatter`] ([`json_to_writer`], [`json_to_string`]): JSON keeps the exact text, but
+//!   writes the dangerous characters as `\u` escapes (`"\u009b"`, `"\u202e"`, `"\u2028"`),
+//!   which serde_json alone would write raw (it escapes only C0, `"` and `\`): a report shown
+//!   with `cat` or `less` is as inert as the terminal report, and still valid JSON that reads
+//!   back to the same strings.
 
 use std::fmt::Write;
+use std::io;
 
 /// Longest captured string printed in full (characters).
 pub const MAX_CHARS: usize = 160;
 
-/// Unicode's format characters (general category Cf, Unicode 15): invisible, and some
-/// (the bidi controls, U+061C, U+200E/F, U+202A–202E, U+2066–2069) reorder text, so that
-/// `/adm\u{200b}in` would print as `/admin`.
+/// Unicode's format characters (general category Cf, Unicode 16.0; `tests/escaping.rs`
+/// checks the table against the Unicode character database, code point by code point):
+/// invisible, and some (the bidi controls U+061C, U+200E/F, U+202A–202E, U+2066–2069)
+/// reorder text, so that `/adm\u{200b}in` would print as `/admin`. Sorted, for the binary
+/// search.
 const FORMAT: &[(char, char)] = &[
     ('\u{00ad}', '\u{00ad}'),
     ('\u{0600}', '\u{0605}'),
@@ -42,17 +56,31 @@ const FORMAT: &[(char, char)] = &[
     ('\u{e0020}', '\u{e007f}'),
 ];
 
-/// Control (Cc), format (Cf), line and paragraph separator (Zl, Zp) characters: none may
-/// reach a report raw.
-fn is_dangerous(c: char) -> bool {
+/// Whether `c` may not reach a report raw: a control (Cc), format (Cf, which holds every
+/// bidi control), line separator (Zl) or paragraph separator (Zp) character. The one
+/// decision every format follows.
+pub fn is_dangerous(c: char) -> bool {
+    if c < '\u{ad}' {
+        return c.is_control();
+    }
     c.is_control()
         || matches!(c, '\u{2028}' | '\u{2029}')
-        || (c >= '\u{00ad}' && FORMAT.iter().any(|&(lo, hi)| (lo..=hi).contains(&c)))
+        || FORMAT
+            .binary_search_by(|&(lo, hi)| {
+                if hi < c {
+                    std::cmp::Ordering::Less
+                } else if lo > c {
+                    std::cmp::Ordering::Greater
+                } else {
+                    std::cmp::Ordering::Equal
+                }
+            })
+            .is_ok()
 }
 
 /// Makes captured text safe for a terminal, cut to `max` characters.
 pub fn terminal_max(s: &str, max: usize) -> String {
-    let mut out = String::with_capacity(s.len().min(max + 8));
+    let mut out = String::with_capacity(s.len().min(max.saturating_add(8)));
     for (n, c) in s.chars().enumerate() {
         if n >= max {
             out.push('…');
@@ -76,23 +104,57 @@ pub fn terminal(s: &str) -> String {
     terminal_max(s, MAX_CHARS)
 }
 
+/// A message of several lines (an error that quotes file names) made safe for a terminal:
+/// each line escaped, not cut; the line breaks kept.
+pub fn terminal_lines(s: &str) -> String {
+    s.split('\n')
+        .map(|line| terminal_max(line, usize::MAX))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Makes captured text safe inside Markdown (including table cells), cut to [`MAX_CHARS`].
 pub fn markdown(s: &str) -> String {
     markdown_max(s, MAX_CHARS)
 }
 
 /// Makes text safe inside Markdown, cut to `max` characters (for sentences that quote
-/// captured text).
+/// captured text). The result is inert anywhere in a line (at its start too, in a table
+/// cell, a list item or a heading), and GFM renders it as the text [`terminal_max`] gives.
 pub fn markdown_max(s: &str, max: usize) -> String {
-    let t = terminal_max(s, max);
+    let t: Vec<char> = terminal_max(s, max).chars().collect();
     let mut out = String::with_capacity(t.len() + 8);
-    for c in t.chars() {
-        // The characters that can start code, emphasis, links, HTML, entities or
-        // strike-through, or end a table cell (parentheses only matter after `]`).
-        if matches!(
-            c,
-            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '|' | '~' | '&'
-        ) {
+    let leading = t.iter().take_while(|&&c| c == ' ').count();
+    let trailing = t.len() - t.iter().rev().take_while(|&&c| c == ' ').count();
+    for (i, &c) in t.iter().enumerate() {
+        let escape = match c {
+            // What starts code, emphasis, links and images, HTML and autolinks, entities,
+            // headings, block quotes, strike-through and fences, math, e-mail autolinks, or
+            // ends a table cell.
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '&' | '#' | '|' | '~' | '$' | '@' => {
+                true
+            }
+            // The end of a URL scheme (`http:/`): no extended autolink (which needs `://`;
+            // `mailto:` and `xmpp:` need an `@` too).
+            ':' => i > 0 && t[i - 1].is_ascii_alphabetic() && t.get(i + 1) == Some(&'/'),
+            // `www.`: no extended www autolink.
+            '.' if i >= 3 && t[i - 3..i].iter().all(|c| c.eq_ignore_ascii_case(&'w')) => true,
+            // `1. ` or `1) ` at the start: no ordered list.
+            '.' | ')' => {
+                (1..=9).contains(&i)
+                    && t[..i].iter().all(char::is_ascii_digit)
+                    && t.get(i + 1).is_none_or(|&n| n == ' ')
+            }
+            // A list item, a thematic break or a setext underline at the start.
+            '-' | '+' | '=' => i == 0,
+            // Spaces that would be trimmed, or indent the line into a code block.
+            ' ' if i < leading || i >= trailing => {
+                out.push_str("&#32;");
+                continue;
+            }
+            _ => false,
+        };
+        if escape {
             out.push('\\');
         }
         out.push(c);
@@ -121,6 +183,56 @@ pub fn html_max(s: &str, max: usize) -> String {
         }
     }
     out
+}
+
+/// serde_json's compact formatter, except that strings write every [`is_dangerous`]
+/// character as a `\u` escape (UTF-16, so `\ud834\udd73` above the BMP). serde_json already
+/// escapes C0, `"` and `\`; DEL, C1, the format characters and the separators are left to
+/// this. Everything else (`é`, CJK) stays UTF-8.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct JsonFormatter;
+
+impl serde_json::ser::Formatter for JsonFormatter {
+    fn write_string_fragment<W: ?Sized + io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> io::Result<()> {
+        // Printable ASCII, the common case, is written as it is.
+        if fragment.bytes().all(|b| b < 0x7f) {
+            return writer.write_all(fragment.as_bytes());
+        }
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if is_dangerous(c) {
+                writer.write_all(&fragment.as_bytes()[start..i])?;
+                let mut units = [0u16; 2];
+                for u in c.encode_utf16(&mut units) {
+                    write!(writer, "\\u{u:04x}")?;
+                }
+                start = i + c.len_utf8();
+            }
+        }
+        writer.write_all(&fragment.as_bytes()[start..])
+    }
+}
+
+/// Serializes `value` as compact JSON with [`JsonFormatter`]: what every JSON resetscope
+/// writes goes through.
+pub fn json_to_writer<W: io::Write, T: serde::Serialize + ?Sized>(
+    writer: W,
+    value: &T,
+) -> serde_json::Result<()> {
+    let mut ser = serde_json::Serializer::with_formatter(writer, JsonFormatter);
+    value.serialize(&mut ser)
+}
+
+/// Serializes `value` as a compact JSON string with [`JsonFormatter`].
+pub fn json_to_string<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
+    let mut out = Vec::with_capacity(128);
+    json_to_writer(&mut out, value)?;
+    // The serializer writes UTF-8 only (str fragments and ASCII escapes).
+    Ok(String::from_utf8(out).expect("serde_json writes UTF-8"))
 }
 
 #[cfg(test)]

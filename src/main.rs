@@ -40,7 +40,11 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("resetscope: error: {e:#}");
+            // Errors quote file names: shown escaped, like captured text.
+            eprintln!(
+                "resetscope: error: {}",
+                resetscope::escape::terminal_lines(&format!("{e:#}"))
+            );
             ExitCode::from(1)
         }
     }

@@ -65,7 +65,7 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
         spools.push(spool);
     }
     let json = match r.format {
-        Format::Json => Some(JsonWriter::new(open_output(&r.output)?)),
+        Format::Json => Some(JsonWriter::new(open_output(&r.output)?)?),
         _ => None,
     };
     let mut collect = Collect::new(r.format, json, args.extract.is_some());
@@ -81,7 +81,10 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
         }
     }
     for e in errors.iter().filter(|e| !e.is_unusable()) {
-        eprintln!("resetscope: warning: {e}");
+        eprintln!(
+            "resetscope: warning: {}",
+            resetscope::escape::terminal_lines(&e.to_string())
+        );
     }
     let evidence = Evidence {
         files: &args.files,

@@ -159,7 +159,7 @@ mod capture {
             }
             let line = if self.json {
                 // `"type"` first, so line-oriented tools can dispatch on the prefix.
-                let body = serde_json::to_string(f).unwrap_or_else(|_| "{}".into());
+                let body = resetscope::escape::json_to_string(f).unwrap_or_else(|_| "{}".into());
                 format!("{{\"type\":\"finding\",{}", &body[1..])
             } else if f.severity == Severity::Info {
                 return;
@@ -232,9 +232,9 @@ mod capture {
                 }
             };
             Some(if r.output.is_some() {
-                JsonWriter::new(out)
+                JsonWriter::new(out)?
             } else {
-                JsonWriter::single_line(out, "\"type\":\"report\",")
+                JsonWriter::single_line(out, "\"type\":\"report\",")?
             })
         } else {
             None

@@ -108,7 +108,7 @@ pub fn render(t: &TicketReport<'_>) -> String {
                         "<code>{} {}</code> {}",
                         h(&r.method),
                         escape::html_max(&r.target, 80),
-                        h(&t.names.name(r.frame))
+                        t.names.name_with(r.frame, escape::html)
                     )
                 })
                 .unwrap_or_else(|| "–".into());
@@ -127,9 +127,9 @@ pub fn render(t: &TicketReport<'_>) -> String {
                 h(&f.server.to_string()),
                 f.by.name(),
                 f.close_how(),
-                h(&t.names.name(f.close_frame)),
+                t.names.name_with(f.close_frame, escape::html),
                 f.idle_ms.map(human_ms).unwrap_or_else(|| "–".into()),
-                h(&t.names.list(&f.frames)),
+                t.names.list_with(&f.frames, escape::html),
                 n = i + 1
             );
         }

@@ -3,13 +3,19 @@
 //!
 //! Connection records are written as the analysis releases them ([`JsonWriter::record`]),
 //! one per line inside the `connections` array, and findings as they are decided
-//! ([`JsonWriter::finding`]) to an unlinked scratch file that is spliced in at the end with
-//! the summary and the per-server estimates: a capture of any size is reported, every
-//! connection and every finding, in bounded memory.
+//! ([`JsonWriter::finding`]) to memory and, past 2 MiB, to an unlinked
+//! scratch file, spliced in at the end with the summary and the per-server estimates: a
+//! capture of any size is reported, every connection and every finding, in bounded memory.
+//! The scratch file is made before the first byte of the document is written, so that a
+//! temporary directory that cannot take it is an error up front, not a document cut short.
+//!
+//! Every string goes through [`crate::escape::JsonFormatter`]: the text exactly as
+//! captured, with control, format and separator characters written as `\u` escapes.
 
 use super::caveats::{caveats_of, Caveat};
 use crate::diagnose::estimate::ServerReport;
 use crate::diagnose::{ConnectionRecord, Finding, FindingKind};
+use crate::escape;
 use crate::pipeline::{Analysis, PacketCounts};
 use crate::source::FileStats;
 use crate::time::Timestamp;
@@ -95,18 +101,23 @@ pub fn summary(a: &Analysis) -> Summary<'_> {
 }
 
 impl<W: Write> JsonWriter<W> {
-    /// Starts the document, one connection record per line.
-    pub fn new(out: W) -> JsonWriter<W> {
+    /// Starts the document, one connection record per line. Fails, before writing
+    /// anything, when the scratch file for the findings cannot be made (see
+    /// [`scratch_file`]).
+    pub fn new(out: W) -> io::Result<JsonWriter<W>> {
         Self::start(out, false, "")
     }
 
     /// Starts the document on a single line (for JSON Lines streams), with `prefix` fields
-    /// (e.g. `"type":"report",`) before the others.
-    pub fn single_line(out: W, prefix: &str) -> JsonWriter<W> {
+    /// (e.g. `"type":"report",`) before the others. Fails like [`JsonWriter::new`].
+    pub fn single_line(out: W, prefix: &str) -> io::Result<JsonWriter<W>> {
         Self::start(out, true, prefix)
     }
 
-    fn start(mut out: W, compact: bool, prefix: &str) -> JsonWriter<W> {
+    fn start(mut out: W, compact: bool, prefix: &str) -> io::Result<JsonWriter<W>> {
+        // Made now, though most captures never need it: failing here leaves the output
+        // empty, where failing when the findings outgrow memory would leave it cut short.
+        let scratch = scratch_file()?;
         let nl = if compact { "" } else { "\n" };
         let head = format!(
             "{{{prefix}\"schema_version\":{SCHEMA_VERSION},\"tool\":{{\"name\":\"resetscope\",\"version\":\"{}\"}},{nl}\"connections\":[",
@@ -114,15 +125,15 @@ impl<W: Write> JsonWriter<W> {
         );
         let error = out.write_all(head.as_bytes()).err();
 
-        JsonWriter {
+        Ok(JsonWriter {
             out,
             records: 0,
             compact,
-            spill: Spill::Memory(Vec::new()),
+            spill: Spill::Memory(Vec::new(), Some(scratch)),
             findings: 0,
             buf: Vec::with_capacity(4096),
             error,
-        }
+        })
     }
 
     /// Appends one connection record.
@@ -160,15 +171,15 @@ impl<W: Write> JsonWriter<W> {
             errors: &a.input_errors,
             live_capture: a.kernel,
         };
-        let body = serde_json::to_string(&tail).map_err(io::Error::from)?;
+        let body = escape::json_to_string(&tail).map_err(io::Error::from)?;
         // The findings, then the tail object's fields, after the connections array.
         self.out.write_all(if self.compact {
             b"],\"findings\":["
         } else {
             b"\n],\n\"findings\":["
         })?;
-        match std::mem::replace(&mut self.spill, Spill::Memory(Vec::new())) {
-            Spill::Memory(v) => self.out.write_all(&v)?,
+        match std::mem::replace(&mut self.spill, Spill::Memory(Vec::new(), None)) {
+            Spill::Memory(v, _) => self.out.write_all(&v)?,
             Spill::File(spill) => {
                 let mut f = spill.into_inner().map_err(|e| e.into_error())?;
                 f.rewind()?;
@@ -203,12 +214,13 @@ fn item(buf: &mut Vec<u8>, compact: bool, first: bool, value: &impl Serialize) -
     if !compact {
         buf.push(b'\n');
     }
-    serde_json::to_writer(buf, value).map_err(io::Error::from)
+    escape::json_to_writer(buf, value).map_err(io::Error::from)
 }
 
-/// Where findings wait: in memory up to [`SPILL_IN_MEMORY`] bytes, then in a scratch file.
+/// Where findings wait: in memory up to [`SPILL_IN_MEMORY`] bytes (with the scratch file
+/// made up front, unused), then in that scratch file.
 enum Spill {
-    Memory(Vec<u8>),
+    Memory(Vec<u8>, Option<File>),
     File(BufWriter<File>),
 }
 
@@ -217,27 +229,33 @@ const SPILL_IN_MEMORY: usize = 2 << 20;
 
 impl Spill {
     fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if let Spill::Memory(v) = self {
+        if let Spill::Memory(v, scratch) = self {
             if v.len() + bytes.len() <= SPILL_IN_MEMORY {
                 v.extend_from_slice(bytes);
                 return Ok(());
             }
-            let mut f = BufWriter::new(scratch_file()?);
+            let file = match scratch.take() {
+                Some(f) => f,
+                None => scratch_file()?,
+            };
+            let mut f = BufWriter::new(file);
             f.write_all(v)?;
             *self = Spill::File(f);
         }
         match self {
             Spill::File(f) => f.write_all(bytes),
-            Spill::Memory(_) => unreachable!("moved to a file above"),
+            Spill::Memory(..) => unreachable!("moved to a file above"),
         }
     }
 }
 
-/// An unlinked scratch file in the temporary directory: it vanishes when closed.
+/// An unlinked scratch file in the temporary directory (`TMPDIR`, else `/tmp`): it vanishes
+/// when closed. The error names the directory and what to do.
 pub fn scratch_file() -> io::Result<File> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    let path = std::env::temp_dir().join(format!(
+    let dir = std::env::temp_dir();
+    let path = dir.join(format!(
         "resetscope-{}-{}.tmp",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
@@ -246,7 +264,16 @@ pub fn scratch_file() -> io::Result<File> {
         .read(true)
         .write(true)
         .create_new(true)
-        .open(&path)?;
+        .open(&path)
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot create a scratch file in the temporary directory {} (TMPDIR): {e}; set TMPDIR to a writable directory",
+                    dir.display()
+                ),
+            )
+        })?;
     let _ = std::fs::remove_file(&path);
     Ok(f)
 }

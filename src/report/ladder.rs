@@ -104,7 +104,7 @@ pub fn text(ladder: &Ladder, f: &Finding, names: &FrameNamer) -> String {
         let t = row.ts.since(first.ts).as_secs_f64();
         let line = format!(
             "{:>8}  {:>+10.6}  {arrow}  {:<8} {:<30} {} {}",
-            names.name(row.frame),
+            names.name_with(row.frame, fenced),
             t,
             row.flag_names(),
             numbers(row),
@@ -200,7 +200,7 @@ pub fn svg(ladder: &Ladder, f: &Finding, names: &FrameNamer) -> String {
             s,
             r#"<g class="{class}"><text x="10" y="{}" class="frame">{}</text><text x="10" y="{}" class="meta">+{:.6} s</text><line x1="{x1}" y1="{}" x2="{x2}" y2="{}" marker-end="url(#arrow)"/><text x="{}" y="{}" class="label">{}</text></g>"#,
             y + 12,
-            escape::html(&names.name(row.frame)),
+            names.name_with(row.frame, escape::html),
             y + 26,
             row.ts.since(first_ts).as_secs_f64(),
             y + 16,

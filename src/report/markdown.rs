@@ -26,7 +26,7 @@ fn request_cell(f: &Finding, t: &TicketReport<'_>) -> String {
                 "{} {} ({})",
                 escape::markdown(&r.method),
                 target,
-                t.names.name(r.frame)
+                t.names.name_with(r.frame, escape::markdown)
             )
         })
         .unwrap_or_else(|| "–".into())
@@ -79,10 +79,10 @@ pub fn render(t: &TicketReport<'_>) -> String {
                 request_cell(f, t),
                 f.by.name(),
                 f.close_how(),
-                t.names.name(f.close_frame),
+                t.names.name_with(f.close_frame, escape::markdown),
                 f.idle_ms.map(human_ms).unwrap_or_else(|| "–".into()),
                 retry_cell(f),
-                t.names.list(&f.frames),
+                t.names.list_with(&f.frames, escape::markdown),
                 n = i + 1
             );
         }

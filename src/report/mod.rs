@@ -181,15 +181,22 @@ impl FrameNamer {
         }
     }
 
-    /// `#N`, or `FILE#N` when there are several files.
+    /// `#N`, or `FILE#N` when there are several files, the file name escaped for a
+    /// terminal.
     pub fn name(&self, f: FrameRef) -> String {
+        self.name_with(f, crate::escape::terminal)
+    }
+
+    /// `#N`, or `FILE#N` with the file name escaped by `escape` (a function of
+    /// [`crate::escape`]: file names are as hostile as captured text).
+    pub fn name_with(&self, f: FrameRef, escape: fn(&str) -> String) -> String {
         if self.files.len() > 1 {
             let file = self
                 .files
                 .get(f.file as usize)
                 .map(String::as_str)
                 .unwrap_or("?");
-            format!("{}#{}", crate::escape::terminal(file), f.number)
+            format!("{}#{}", escape(file), f.number)
         } else {
             format!("#{}", f.number)
         }
@@ -197,9 +204,14 @@ impl FrameNamer {
 
     /// Several frames, comma-separated.
     pub fn list(&self, frames: &[FrameRef]) -> String {
+        self.list_with(frames, crate::escape::terminal)
+    }
+
+    /// Several frames, comma-separated, file names escaped by `escape`.
+    pub fn list_with(&self, frames: &[FrameRef], escape: fn(&str) -> String) -> String {
         frames
             .iter()
-            .map(|f| self.name(*f))
+            .map(|f| self.name_with(*f, escape))
             .collect::<Vec<_>>()
             .join(", ")
     }

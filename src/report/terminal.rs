@@ -195,7 +195,7 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
             };
             let _ = writeln!(out, "  {}: {}{}{}", s.server, est, announced, races);
             if let Some(r) = &s.recommendation {
-                let _ = writeln!(out, "    → {r}");
+                let _ = writeln!(out, "    → {}", escape::terminal_max(r, 2000));
             }
         }
     }
@@ -245,7 +245,11 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
                     p.links.len() - n
                 );
             }
-            let _ = writeln!(out, "    → {}", p.recommendation);
+            let _ = writeln!(
+                out,
+                "    → {}",
+                escape::terminal_max(&p.recommendation, 2000)
+            );
         }
     }
 
