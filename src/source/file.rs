@@ -278,7 +278,10 @@ impl CaptureFile {
             self.to_consume = 0;
         }
         loop {
-            if let Some(detail) = self.legacy_record_is_damaged() {
+            if let Some(detail) = self
+                .legacy_record_is_damaged()
+                .or_else(|| self.pcapng_block_is_damaged())
+            {
                 self.fail_corrupt(detail);
                 return;
             }
@@ -502,6 +505,28 @@ impl CaptureFile {
         let caplen = field(8);
         let limit = snaplen.max(MAX_CAPLEN);
         (caplen > limit).then(|| format!("record claims {caplen} captured bytes (limit {limit})"))
+    }
+
+    /// A pcapng block is at least 12 bytes (type, length, length again). `pcap-parser`
+    /// subtracts those 12 from the length a block claims before it checks it against the
+    /// block's own header (only 4 bytes for a process information block), so a length
+    /// below 12 overflows inside it (found by fuzzing): check it before parsing.
+    fn pcapng_block_is_damaged(&self) -> Option<String> {
+        if self.legacy.is_some() || self.stats.format != "pcapng" {
+            return None;
+        }
+        let data = self.reader.data();
+        // A section header's length is in its own byte order (its parser checks it).
+        if data.len() < 8 || data[..4] == [0x0a, 0x0d, 0x0d, 0x0a] {
+            return None;
+        }
+        let b = [data[4], data[5], data[6], data[7]];
+        let len = if self.big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        };
+        (len < 12).then(|| format!("block claims {len} bytes (at least 12)"))
     }
 
     fn fail_corrupt(&mut self, detail: String) {
