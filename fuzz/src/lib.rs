@@ -263,7 +263,8 @@ impl<'a> Input<'a> {
 /// Reassembly of one direction: segments cut from one stream (so any byte delivered must be
 /// that stream's byte at its sequence number), sent out of order, again, overlapping, cut
 /// short, with acknowledgments and flushes between. The events must tile the stream: each
-/// starts where the one before ended, and `offset()` counts them.
+/// starts where the one before ended, and `offset()` counts them. Shedding (the memory
+/// budget) is one of the operations.
 pub fn reassembly(data: &[u8]) {
     let mut inp = Input(data);
     let (Some(isn), Some(cap)) = (inp.u32(), inp.u16()) else {
@@ -321,6 +322,12 @@ pub fn reassembly(data: &[u8]) {
                 let Some(off) = inp.u16() else { break };
                 let off = off as i16 as i32 * if op & 0x80 != 0 { 64 } else { 1 };
                 r.acked(SeqNumber(isn.wrapping_add(off as u32)), f, ts, &mut out);
+            }
+            // The memory budget's shedding: what is buffered goes out, with gaps; a second
+            // shed has nothing left to free.
+            _ if op & 0x80 != 0 => {
+                r.shed(f, ts, &mut out);
+                assert_eq!(r.shed(f, ts, &mut out), 0, "a second shed freed bytes");
             }
             _ => r.flush(f, ts, &mut out),
         }
