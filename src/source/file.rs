@@ -875,6 +875,12 @@ impl CaptureFile {
             return (caplen > limit as u64)
                 .then(|| format!("record claims {caplen} captured bytes (limit {limit})"));
         }
+        // A pcapng block is at least 12 bytes (type, length, length again); `pcap-parser`
+        // subtracts those 12 before it checks the length against the block's own header, so
+        // a smaller claim overflows inside it (found by fuzzing).
+        if len < 12 {
+            return Some(format!("block claims {len} bytes (at least 12)"));
+        }
         (len > MAX_BLOCK).then(|| {
             format!("block claims {len} bytes, more than the {MAX_BLOCK} a pcapng block may have")
         })
