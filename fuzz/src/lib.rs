@@ -621,7 +621,10 @@ pub fn analyzer(data: &[u8]) {
         let _ = std::fs::remove_file(&path);
         return;
     };
-    let mut json = JsonWriter::new(Vec::new());
+    let Ok(mut json) = JsonWriter::new(Vec::new()) else {
+        let _ = std::fs::remove_file(&path);
+        return;
+    };
     let mut options = Options::default();
     // Small limits, so that eviction and caps are reached on small inputs too.
     options.flows.max_flows = 4;
