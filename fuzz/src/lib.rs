@@ -41,7 +41,7 @@ pub const TARGETS: &[(&str, Target)] = &[
 ];
 
 /// The classic pcap magic numbers the reader accepts (as the file's first four bytes, read
-/// little-endian): micro- and nanosecond, both byte orders, and Kuznetzov's modified pcap.
+/// little-endian): micro- and nanosecond, both byte orders, and Kuznetsov's modified pcap.
 const PCAP_MAGICS: [u32; 6] = [
     0xA1B2C3D4, 0xD4C3B2A1, 0xA1B23C4D, 0x4D3CB2A1, 0xA1B2CD34, 0x34CDB2A1,
 ];
