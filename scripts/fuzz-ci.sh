@@ -7,8 +7,8 @@
 #   scripts/fuzz-ci.sh                 # every target, FUZZ_SECONDS (default 30) each
 #   FUZZ_SECONDS=60 scripts/fuzz-ci.sh http tls
 #
-# Two targets run at a time (FUZZ_JOBS, default 2: the machine has two cores). With the
-# build from scratch, the whole run takes about five minutes.
+# Two targets run at a time (FUZZ_JOBS, default 2: the machine has two cores): the runs take
+# about 160 s, after a build from scratch of about 4 minutes of CPU time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -41,7 +41,7 @@ pub const TARGETS: &[(&str, Target)] = &[
 ];
 
 /// The classic pcap magic numbers the reader accepts (as the file's first four bytes, read
-/// little-endian): micro- and nanosecond, both byte orders, and Kuznetzov's modified pcap.
+/// little-endian): micro- and nanosecond, both byte orders, and Kuznetsov's modified pcap.
 const PCAP_MAGICS: [u32; 6] = [
     0xA1B2C3D4, 0xD4C3B2A1, 0xA1B23C4D, 0x4D3CB2A1, 0xA1B2CD34, 0x34CDB2A1,
 ];
@@ -499,8 +499,12 @@ fn is_dangerous(c: char) -> bool {
 /// Bidi_Control code points (`src/dangerous.rs`, from the Unicode tables of another crate):
 /// - terminal: every dangerous character shown as `\xNN` (below U+0100) or `\u{hex}`, every
 ///   other character as itself, cut after `max` characters with `…`: nothing else.
-/// - markdown: the terminal text with each of `` \ ` * _ [ ] < > # | ~ & `` behind a
-///   backslash, and no other backslash added.
+/// - markdown: the terminal text with each of `` \ ` * _ [ ] < > & # | ~ $ @ `` behind a
+///   backslash, no backslash before anything else that cannot make Markdown, and none of
+///   what makes Markdown only somewhere left raw there (`- + =` first, `http:/`, `www.`,
+///   `1. ` first, spaces at either end, written `&#32;`).
+/// - JSON: valid, reads back to the text, no dangerous character raw; `terminal_lines`;
+///   `is_dangerous` agrees with the table.
 /// - html: the terminal text with `& < > " '` as `&amp; &lt; &gt; &quot; &#39;`, so none
 ///   of them is left raw.
 pub fn escape(data: &[u8]) {
@@ -548,32 +552,96 @@ pub fn escape(data: &[u8]) {
         assert!(!is_dangerous(c), "terminal let U+{:04X} through", c as u32);
     }
 
-    // markdown: undo the backslashes; what is left is the terminal text, and no active
-    // character stood without one.
-    const ACTIVE: &[char] = &['\\', '`', '*', '_', '[', ']', '<', '>', '#', '|', '~', '&'];
+    // markdown: undo the backslashes and `&#32;`; what is left is the terminal text, every
+    // character that always makes Markdown stands behind a backslash, and none of the
+    // characters that make it only somewhere (a list marker at the start, `http:/`, `www.`,
+    // `1. ` at the start, spaces that would be trimmed) is left raw there.
+    const ALWAYS: &[char] = &[
+        '\\', '`', '*', '_', '[', ']', '<', '>', '&', '#', '|', '~', '$', '@',
+    ];
+    const SOMETIMES: &[char] = &[':', '.', ')', '-', '+', '='];
     let md = escape::markdown_max(&text, max);
-    let mut plain = String::new();
-    let mut chars = md.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            let next = chars.next().expect("markdown ends in a lone backslash");
+    // (character, written raw)
+    let mut tokens: Vec<(char, bool)> = Vec::new();
+    let mut rest = md.as_str();
+    while let Some(c) = rest.chars().next() {
+        if let Some(r) = rest.strip_prefix("&#32;") {
+            tokens.push((' ', false));
+            rest = r;
+        } else if c == '\\' {
+            let next = rest[1..]
+                .chars()
+                .next()
+                .expect("markdown ends in a lone backslash");
             assert!(
-                ACTIVE.contains(&next),
-                "markdown escaped {next:?}, not active"
+                ALWAYS.contains(&next) || SOMETIMES.contains(&next),
+                "markdown escaped {next:?}, which makes no Markdown, in {md:?}"
             );
-            plain.push(next);
+            tokens.push((next, false));
+            rest = &rest[1 + next.len_utf8()..];
         } else {
             assert!(
-                !ACTIVE.contains(&c),
+                !ALWAYS.contains(&c),
                 "markdown left {c:?} unescaped in {md:?}"
             );
             assert!(!is_dangerous(c), "markdown let U+{:04X} through", c as u32);
-            plain.push(c);
+            tokens.push((c, true));
+            rest = &rest[c.len_utf8()..];
         }
     }
+    let plain: String = tokens.iter().map(|t| t.0).collect();
     assert_eq!(plain, term, "markdown is not the terminal text escaped");
+    let chars: Vec<char> = tokens.iter().map(|t| t.0).collect();
+    let first = chars.iter().position(|&c| c != ' ');
+    let last = chars.iter().rposition(|&c| c != ' ');
+    for (i, &(c, raw)) in tokens.iter().enumerate() {
+        if !raw {
+            continue;
+        }
+        let prev = i.checked_sub(1).map(|p| chars[p]);
+        let next = chars.get(i + 1).copied();
+        let bad = match c {
+            '-' | '+' | '=' => i == 0,
+            ' ' => first.is_none_or(|f| i < f) || last.is_none_or(|l| i > l),
+            ':' => prev.is_some_and(|p| p.is_ascii_alphabetic()) && next == Some('/'),
+            '.' if i >= 3 && chars[i - 3..i].iter().all(|w| w.eq_ignore_ascii_case(&'w')) => true,
+            '.' | ')' => {
+                (1..=9).contains(&i)
+                    && chars[..i].iter().all(char::is_ascii_digit)
+                    && next.is_none_or(|n| n == ' ')
+            }
+            _ => false,
+        };
+        assert!(!bad, "markdown left {c:?} raw at {i} in {md:?}");
+    }
     if max == escape::MAX_CHARS {
         assert_eq!(escape::markdown(&text), md);
+    }
+
+    // JSON: valid, reads back to the very text, and no dangerous character raw.
+    let json = escape::json_to_string(&text).expect("json");
+    for c in json.chars() {
+        assert!(!is_dangerous(c), "json let U+{:04X} through", c as u32);
+    }
+    let back: String = serde_json::from_str(&json).expect("the JSON does not parse");
+    assert_eq!(back, text, "the JSON does not read back to the text");
+
+    // terminal_lines: each line escaped whole, the line breaks kept.
+    let lines = escape::terminal_lines(&text);
+    let expected: Vec<String> = text
+        .split('\n')
+        .map(|l| escape::terminal_max(l, usize::MAX))
+        .collect();
+    assert_eq!(lines, expected.join("\n"));
+
+    // The one predicate agrees with this target's table.
+    for c in text.chars() {
+        assert_eq!(
+            escape::is_dangerous(c),
+            is_dangerous(c),
+            "is_dangerous(U+{:04X})",
+            c as u32
+        );
     }
 
     // html: no raw `< > " '`; every `&` starts one of the five entities; decoding them gives
@@ -621,10 +689,7 @@ pub fn analyzer(data: &[u8]) {
         let _ = std::fs::remove_file(&path);
         return;
     };
-    let Ok(mut json) = JsonWriter::new(Vec::new()) else {
-        let _ = std::fs::remove_file(&path);
-        return;
-    };
+    let mut json = JsonWriter::new(Vec::new()).expect("json report");
     let mut options = Options::default();
     // Small limits, so that eviction and caps are reached on small inputs too.
     options.flows.max_flows = 4;
