@@ -117,6 +117,11 @@ pub const BUDGET_RESERVE: usize = 16 << 20;
 /// fragmentation (measured with valgrind's massif on a flood of half-sent heads: as much
 /// again as the state itself) take the other half.
 pub const TRACKED_SHARE: usize = 2;
+/// Tracked bytes as `--memory` counts them: the allocator's share and the reserve added.
+fn as_budgeted(tracked: usize) -> u64 {
+    (tracked * TRACKED_SHARE + BUDGET_RESERVE) as u64
+}
+
 /// The smallest budget accepted.
 pub const MIN_BUDGET: usize = 48 << 20;
 /// The default budget.
@@ -308,8 +313,8 @@ impl Analyzer {
             }
         }
         MemoryReport {
-            budget_bytes: (self.budget * TRACKED_SHARE + BUDGET_RESERVE) as u64,
-            peak_bytes: (peak * TRACKED_SHARE + BUDGET_RESERVE) as u64,
+            budget_bytes: as_budgeted(self.budget),
+            peak_bytes: as_budgeted(peak),
             shed,
         }
     }

@@ -170,8 +170,6 @@ pub struct Http {
     /// Answered requests at the start of the connection that the memory budget folded into
     /// this count (they are no longer in `requests`; their positions still count).
     pub folded: u64,
-    /// Heads the memory budget cut short (their first bytes were kept and read).
-    pub heads_shed: u32,
     /// The decoded `HTTP2-Settings` of an `Upgrade: h2c` request, until the 101 comes.
     h2_settings: Vec<u8>,
     /// Bytes of the methods and targets stored.
@@ -523,15 +521,14 @@ impl Http {
 
     /// Memory budget: cuts every head being read that is longer than `keep` bytes to its
     /// complete lines within `keep`; the parser goes on looking for the head's end and then
-    /// reads what was kept (counted in `cut_heads` and `heads_shed`). Returns the bytes freed.
-    pub fn shed_heads(&mut self, keep: usize) -> usize {
-        let mut freed = 0;
+    /// reads what was kept (counted in `cut_heads`). Returns how many heads were cut.
+    pub fn shed_heads(&mut self, keep: usize) -> u32 {
+        let mut cut_now = 0;
         for side in [Side::Client, Side::Server] {
             let p = self.parser(side);
             if p.state != State::Head || p.skipped > 0 || p.head.len() <= keep {
                 continue;
             }
-            let before = p.head.capacity();
             let n = p.head.len();
             p.tail_len = n.min(3) as u8;
             p.tail[..n.min(3)].copy_from_slice(&p.head[n - n.min(3)..]);
@@ -542,16 +539,15 @@ impl Http {
             p.skipped = (n - cut) as u64;
             p.head.truncate(cut);
             p.head.shrink_to_fit();
-            freed += before - p.head.capacity();
-            self.heads_shed += 1;
+            cut_now += 1;
         }
-        freed
+        cut_now
     }
 
     /// Memory budget: folds the answered requests at the start of the list into
     /// [`Http::folded`], keeping the last `keep_last` and every request still waiting or
-    /// being read. Returns the bytes freed.
-    pub fn fold_answered(&mut self, keep_last: usize) -> usize {
+    /// being read. Returns how many were folded.
+    pub fn fold_answered(&mut self, keep_last: usize) -> u64 {
         let busy = [
             self.awaiting.front().copied(),
             self.client.message,
@@ -569,7 +565,6 @@ impl Http {
         if n == 0 {
             return 0;
         }
-        let before = self.heap_bytes();
         for r in self.requests.drain(..n) {
             self.text_bytes -= r.method.len() + r.target.len();
         }
@@ -583,7 +578,7 @@ impl Http {
             }
         }
         self.folded += n as u64;
-        before - self.heap_bytes()
+        n as u64
     }
 
     /// Consumes the bytes of a head the memory budget cut short: looks for its end only;

@@ -63,11 +63,14 @@ impl App {
     }
 
     /// Memory budget: gives up the state that tells least (see [`http::Http::shed_heads`]
-    /// and [`http::Http::fold_answered`]). Returns the bytes freed.
-    pub fn shed(&mut self) -> usize {
+    /// and [`http::Http::fold_answered`]). Returns the heads cut and the requests folded.
+    pub fn shed(&mut self) -> (u32, u64) {
         match self {
-            App::Http(h) => h.shed_heads(SHED_HEAD_KEEP) + h.fold_answered(SHED_KEEP_REQUESTS),
-            _ => 0,
+            App::Http(h) => (
+                h.shed_heads(SHED_HEAD_KEEP),
+                h.fold_answered(SHED_KEEP_REQUESTS),
+            ),
+            _ => (0, 0),
         }
     }
 

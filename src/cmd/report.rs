@@ -128,27 +128,21 @@ pub fn finish(
     // without an extract, only those.
     let mut targets = targets.unwrap_or_default();
     if ticket {
-        let listed: HashSet<u64> = listed_findings(a, r.limit)
-            .iter()
-            .map(|f| f.connection)
-            .collect();
+        let mut listed = HashSet::new();
+        for f in listed_findings(a, r.limit) {
+            if listed.insert(f.connection) && evidence.extract.is_none() {
+                targets.push(Target {
+                    id: f.connection,
+                    client: f.client,
+                    server: f.server,
+                    start: f.span.0,
+                    end: f.span.1,
+                    ladder: true,
+                });
+            }
+        }
         for t in &mut targets {
             t.ladder = listed.contains(&t.id);
-        }
-        if evidence.extract.is_none() {
-            let mut seen = HashSet::new();
-            for f in listed_findings(a, r.limit) {
-                if seen.insert(f.connection) {
-                    targets.push(Target {
-                        id: f.connection,
-                        client: f.client,
-                        server: f.server,
-                        start: f.span.0,
-                        end: f.span.1,
-                        ladder: true,
-                    });
-                }
-            }
         }
     }
     let mut ladders = FxHashMap::default();

@@ -133,8 +133,10 @@ pub struct Correlator {
     stopped: bool,
 }
 
-/// What one sampled request or one failure costs beyond its method and target.
+/// What one sampled request costs beyond its method and target.
 const ENTRY_COST: usize = 128;
+/// What one failure costs, its method and target included.
+const EVENT_COST: usize = 2 * ENTRY_COST;
 
 fn key(method: &str, target: &str) -> (String, String) {
     (method.to_string(), target.to_string())
@@ -209,19 +211,17 @@ impl Correlator {
 
     /// Memory budget: forgets the sampled requests and samples no more (proxies are then
     /// found only from what was linked before); what is forgotten counts as overflow.
-    pub fn shed(&mut self) -> usize {
-        let before = self.bytes;
+    pub fn shed(&mut self) {
         let forgotten: usize = self.seen.values().map(Vec::len).sum();
         self.overflow += forgotten as u64;
         self.seen = HashMap::new();
         self.stopped = true;
-        self.bytes = self.events.len() * ENTRY_COST * 2;
-        before - self.bytes.min(before)
+        self.bytes = self.events.len() * EVENT_COST;
     }
 
     fn push(&mut self, e: Event) {
         if self.events.len() < MAX_EVENTS {
-            self.bytes += ENTRY_COST * 2;
+            self.bytes += EVENT_COST;
             self.events.push(e);
         } else {
             self.overflow += 1;

@@ -237,10 +237,8 @@ impl Diagnoser {
     }
 
     /// Memory budget: decides the held verdicts now, against the estimates so far (as a
-    /// live capture does), and forgets the requests sampled for finding proxies. Returns the
-    /// bytes freed.
-    pub fn shed(&mut self, sink: &mut dyn crate::pipeline::Sink) -> usize {
-        let before = self.heap_bytes();
+    /// live capture does), and forgets the requests sampled for finding proxies.
+    pub fn shed(&mut self, sink: &mut dyn crate::pipeline::Sink) {
         let held = std::mem::take(&mut self.held);
         self.held_bytes = 0;
         self.shed_held += held.len() as u64;
@@ -249,7 +247,6 @@ impl Diagnoser {
             self.settle(h, false, sink);
         }
         self.correlator.shed();
-        before.saturating_sub(self.heap_bytes())
     }
 
     /// Verdicts the memory budget made decide before the end of the capture.

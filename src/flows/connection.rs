@@ -645,7 +645,7 @@ impl Connection {
 
     /// Memory budget: gives up what tells least while the connection goes on: segments
     /// waiting for a hole (they become a gap now), the tail of a long head being read, and
-    /// answered requests at the start. Returns the bytes freed.
+    /// answered requests at the start. Returns what was given up.
     pub fn shed(&mut self) -> Shed {
         let last = self.last;
         let mut shed = Shed::default();
@@ -656,12 +656,7 @@ impl Connection {
                 .shed(last.frame, last.ts, &mut |ev| app.on_event(side, ev));
             shed.buffers += (freed > 0) as u32;
         }
-        let (heads, folded) = self.app.http().map_or((0, 0), |h| (h.heads_shed, h.folded));
-        self.app.shed();
-        if let Some(h) = self.app.http() {
-            shed.heads = h.heads_shed - heads;
-            shed.folded = h.folded - folded;
-        }
+        (shed.heads, shed.folded) = self.app.shed();
         shed
     }
 

@@ -145,13 +145,6 @@ pub struct ShedStats {
     pub evicted: u64,
 }
 
-impl ShedStats {
-    /// True when anything was given up.
-    pub fn any(&self) -> bool {
-        self.times > 0
-    }
-}
-
 /// What one connection in the table costs beyond its heap state: the boxed struct and its
 /// hash-table slot (a table keeps up to twice the slots it needs).
 const CONNECTION_COST: usize = std::mem::size_of::<Connection>() + 16 + 2 * (40 + 8 + 1);
