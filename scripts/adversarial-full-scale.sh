@@ -124,7 +124,7 @@ measure() {
     [ -n "$memory" ] && args+=(--memory "$memory")
     args+=("$arg")
     rm -f "$tf" "$out/extract.pcap"
-    (ulimit -v "$limit"; ulimit -t "$max_seconds"
+    (ulimit -v "$limit"; ulimit -S -t "$max_seconds"; ulimit -c 0
         exec /usr/bin/time -v -o "$tf" timeout -s KILL $((max_seconds * 5)) "$bin" "${args[@]}") 2>"$out/stderr.txt" | tail -c 400 >"$end" || rc=$?
     local rss wall cpu status complete
     cpu=$(awk -F': ' '/User time/ { u = $2 } /System time/ { s = $2 } END { if (u != "") printf "%.1f", u + s }' "$tf" 2>/dev/null)
@@ -163,7 +163,10 @@ for line in "${scenarios[@]}"; do
         for fmt in "${formats[@]}"; do
             rm -f "$path"; mkfifo "$path"
             generate "$out" "$name" >/dev/null &
-            measure "$name (FIFO, ~$((est / 1000000)) MB)" pipe "$fmt" /dev/stdin "$gib" <"$path"
+            # Through cat: resetscope's standard input is then a pipe, as from tcpdump -w -.
+            # (Given the FIFO itself, the second pass of markdown, html and --extract opens
+            # it again and waits for a writer forever.)
+            measure "$name (FIFO, ~$((est / 1000000)) MB)" pipe "$fmt" /dev/stdin "$gib" < <(cat "$path")
             wait || true
             rm -f "$path"
         done

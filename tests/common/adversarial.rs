@@ -362,8 +362,9 @@ pub enum Scenario {
     /// 30 s later the server gives up on each with a RST.
     HalfHeads { conns: u32, head: usize },
     /// (#3) One POST whose body's first segment was never captured (a hole), followed by
-    /// `segments` full-size segments cut by the snap length to 1 captured byte each; then
-    /// the server resets the connection.
+    /// `segments` full-size segments of which the snap length kept only the headers (as
+    /// `tcpdump -s 54` does; the out-of-order cap counts captured bytes, and there are none);
+    /// then the server resets the connection.
     HoleThenCut { segments: u32 },
     /// (#4) `conns` connections at once, each pipelining `requests` GETs (packed into full
     /// segments) that the server acknowledges but never answers; then it resets each.
@@ -516,7 +517,7 @@ impl Scenario {
                 u64::from(conns) * (4 * P + segs(head) * 2 * P + head as u64)
             }
             Scenario::HoleThenCut { segments } => {
-                u64::from(segments) * (P + 1) + u64::from(segments / 1000) * P + 6 * P + 76
+                u64::from(segments) * P + u64::from(segments / 1000) * P + 6 * P + 76
             }
             Scenario::Pipelined { conns, requests } => {
                 let stream = u64::from(requests) * 44;
@@ -613,7 +614,7 @@ fn hole_then_cut(w: &mut Writer, segments: u32) -> Truth {
     c.client_lost(MSS);
     w.step = 5;
     for k in 0..segments {
-        c.client_cut(w, b"x", MSS);
+        c.client_cut(w, b"", MSS);
         if k % 1000 == 999 {
             // The server keeps asking for the hole (duplicate ACKs).
             c.server_ack_to(w, acked);
