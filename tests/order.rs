@@ -24,7 +24,14 @@ fn fixtures(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn analyze(capture: &Path, max_flows: Option<u64>) -> Value {
-    let mut args = vec!["analyze".to_string(), "--format".into(), "json".into()];
+    // One flow table: with several, each has the whole cap (see tests/threads.rs).
+    let mut args = vec![
+        "analyze".to_string(),
+        "--format".into(),
+        "json".into(),
+        "--threads".into(),
+        "1".into(),
+    ];
     if let Some(m) = max_flows {
         args.extend(["--max-flows".to_string(), m.to_string()]);
     }

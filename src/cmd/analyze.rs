@@ -28,6 +28,11 @@ pub struct AnalyzeArgs {
     /// the ticket, which `analyze` turns into the same findings.
     #[arg(long, value_name = "FILE.pcap")]
     pub extract: Option<PathBuf>,
+    /// Threads for the connections (sharded by address and port; reading, decoding and the
+    /// report stay on one). The report is the same whatever the number. Default: the
+    /// available cores.
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
     #[command(flatten)]
     pub report: ReportArgs,
 }
@@ -38,6 +43,10 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     let mut options = Options::default();
     options.flows.max_flows = r.max_flows.max(1);
     options.memory = r.memory;
+    options.threads = match args.threads {
+        Some(n) => n as usize,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
     let names = FrameNamer::new(&args.files);
     // The second pass needs every input twice: keep a copy of those that cannot be reread.
     let second_pass = matches!(r.format, Format::Markdown | Format::Html) || args.extract.is_some();

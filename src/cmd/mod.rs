@@ -55,7 +55,8 @@ pub struct ReportArgs {
     /// (default: warning, i.e. any reset).
     #[arg(long, value_name = "SEVERITY", num_args = 0..=1, require_equals = true, default_missing_value = "warning")]
     pub fail_on_findings: Option<FailOn>,
-    /// Most connections tracked at once (the least recently active are judged early).
+    /// Most connections tracked at once, per thread (the least recently active are judged
+    /// early).
     #[arg(long, default_value_t = 500_000, value_name = "N")]
     pub max_flows: usize,
     /// Memory budget for the whole analysis: connections, their buffers, protocol state,

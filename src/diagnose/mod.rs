@@ -157,6 +157,41 @@ pub struct Diagnoser {
     path: Option<correlate::PathReport>,
 }
 
+/// A connection as [`judge`] leaves it for [`Diagnoser::take`].
+pub enum Judged {
+    /// Every packet repeated one already analysed: a replay, not a connection.
+    Replay {
+        /// Its frames, all repeats.
+        duplicates: u64,
+    },
+    /// A connection's verdict.
+    Verdict(Box<verdict::Verdict>),
+}
+
+impl Judged {
+    /// Gives the connection the id it has in reports (in the record and its findings).
+    pub fn set_id(&mut self, id: u64) {
+        if let Judged::Verdict(v) = self {
+            v.record.id = id;
+            for f in &mut v.findings {
+                f.connection = id;
+            }
+        }
+    }
+}
+
+/// Judges one connection released by the flow table: what depends on that connection
+/// alone, so it can run on the thread that held the connection.
+pub fn judge(c: &Connection, released: Release) -> Judged {
+    if c.dirs.iter().all(|d| d.packets == 0) {
+        Judged::Replay {
+            duplicates: c.dirs.iter().map(|d| d.duplicates as u64).sum(),
+        }
+    } else {
+        Judged::Verdict(Box::new(verdict::judge(c, released)))
+    }
+}
+
 /// True for a race shown only by a RST right after the request: it is an idle race only if
 /// the idle time is the server's idle timeout, which other connections must show.
 fn needs_estimate(f: &Finding) -> bool {
@@ -184,13 +219,21 @@ impl Diagnoser {
         released: Release,
         sink: &mut dyn crate::pipeline::Sink,
     ) {
-        if c.dirs.iter().all(|d| d.packets == 0) {
-            // Every packet repeated one already analysed: a replay, not a connection.
-            self.counts.duplicate_frames += c.dirs.iter().map(|d| d.duplicates as u64).sum::<u64>();
-            self.counts.replayed_connections += 1;
-            return;
-        }
-        let v = verdict::judge(&c, released);
+        self.take(judge(&c, released), sink);
+    }
+
+    /// The second half of [`Diagnoser::connection_done`]: takes a connection judged by
+    /// [`judge`] (perhaps on another thread; verdicts must come in the order the
+    /// connections were released).
+    pub fn take(&mut self, judged: Judged, sink: &mut dyn crate::pipeline::Sink) {
+        let v = match judged {
+            Judged::Replay { duplicates } => {
+                self.counts.duplicate_frames += duplicates;
+                self.counts.replayed_connections += 1;
+                return;
+            }
+            Judged::Verdict(v) => *v,
+        };
         self.count(&v);
         let server = v.record.server;
         let depends = if self.hold_until_end {

@@ -58,6 +58,9 @@ impl Side {
 /// ago than that many closes start a new connection record.
 const MAX_TOMBSTONES: usize = 200_000;
 
+/// How often, in capture time, the table looks for connections whose time is up.
+pub const SWEEP_EVERY: Nanos = Nanos(1_000_000_000);
+
 /// Limits of the flow table.
 #[derive(Clone, Debug)]
 pub struct FlowConfig {
@@ -165,6 +168,17 @@ struct Tombstone {
     latest: Timestamp,
 }
 
+/// Which of `n` shards a segment's connection belongs to: by its 4-tuple, the same for
+/// both directions (and for every connection on that 4-tuple, so port reuse and tombstones
+/// stay within one shard).
+pub fn shard_of(seg: &TcpSegment<'_>, n: usize) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut h = rustc_hash::FxHasher::default();
+    key_of(seg).hash(&mut h);
+    // The high bits: FxHash mixes them best.
+    ((h.finish() >> 32) % n as u64) as usize
+}
+
 fn key_of(seg: &TcpSegment<'_>) -> Key {
     let a = (seg.src, seg.sport);
     let b = (seg.dst, seg.dport);
@@ -187,7 +201,6 @@ pub struct FlowTable {
     /// replay of the connection (see [`Tombstone`]).
     tombstones: FxHashMap<Key, Tombstone>,
     tombstone_queue: VecDeque<(Timestamp, Key)>,
-    next_id: u64,
     /// Connections in the table not yet closed.
     open: usize,
     last_sweep: Timestamp,
@@ -207,7 +220,6 @@ impl FlowTable {
             closed: VecDeque::new(),
             tombstones: FxHashMap::default(),
             tombstone_queue: VecDeque::new(),
-            next_id: 1,
             open: 0,
             last_sweep: Timestamp(i64::MIN),
             last_idle_sweep: Timestamp(i64::MIN),
@@ -232,11 +244,20 @@ impl FlowTable {
         self.flows.is_empty()
     }
 
+    /// Connections in the table not yet closed.
+    pub fn open(&self) -> usize {
+        self.open
+    }
+
     /// Files one segment; connections that end because of it are handed to `done`.
+    /// `index` numbers the segment among all TCP segments of the capture; a connection
+    /// that the segment starts takes it as its id, so ids follow the order of first packets
+    /// (the pipeline turns them into 1, 2, 3, … in that order).
     pub fn process(
         &mut self,
         seg: &TcpSegment<'_>,
         mark: Mark,
+        index: u64,
         done: &mut impl FnMut(Connection, Release),
     ) {
         let key = key_of(seg);
@@ -273,10 +294,8 @@ impl FlowTable {
             }
             None => {
                 was_closed = false;
-                let id = self.next_id;
-                self.next_id += 1;
                 self.stats.connections += 1;
-                let mut c = Box::new(Connection::new(id, seg, mark, self.config.max_buffer));
+                let mut c = Box::new(Connection::new(index, seg, mark, self.config.max_buffer));
                 c.replay_until = replay;
                 self.bytes += CONNECTION_COST;
                 self.flows.entry(key).or_insert(c)
@@ -304,11 +323,15 @@ impl FlowTable {
     /// Releases connections whose time is up at capture time `now`. Cheap to call per
     /// packet: it does work at most once per second of capture time.
     pub fn sweep(&mut self, now: Timestamp, done: &mut impl FnMut(Connection, Release)) {
-        if now.since(self.last_sweep) < Nanos(1_000_000_000) {
+        if now.since(self.last_sweep) < SWEEP_EVERY {
             return;
         }
         self.last_sweep = now;
         let linger = self.config.linger;
+        // Released in order of id (first packet), whatever the order they closed in or the
+        // table holds them in: the same order however the connections are spread over the
+        // threads (each sweeps its own at the same moments).
+        let mut ready = Vec::new();
         while let Some(&(at, key, id)) = self.closed.front() {
             if now.since(at) < linger {
                 break;
@@ -323,11 +346,15 @@ impl FlowTable {
             if quiet {
                 let c = self.flows.remove(&key).expect("present");
                 self.bury(key, &c, now);
-                self.release(c, Release::Closed, done);
+                ready.push(c);
             } else {
                 let last = self.flows[&key].last_ts();
                 self.closed.push_back((last, key, id));
             }
+        }
+        ready.sort_unstable_by_key(|c| c.id);
+        for c in ready {
+            self.release(c, Release::Closed, done);
         }
         while let Some(&(at, key)) = self.tombstone_queue.front() {
             if now.since(at) < self.config.tombstone {
@@ -342,7 +369,7 @@ impl FlowTable {
         if now.since(self.last_idle_sweep) >= Nanos(60_000_000_000) {
             self.last_idle_sweep = now;
             let limit = self.config.idle_limit;
-            let silent: Vec<Key> = self
+            let mut silent: Vec<(u64, Key)> = self
                 .flows
                 .iter()
                 .filter(|(_, c)| {
@@ -356,9 +383,10 @@ impl FlowTable {
                             limit
                         }
                 })
-                .map(|(k, _)| *k)
+                .map(|(k, c)| (c.id, *k))
                 .collect();
-            for key in silent {
+            silent.sort_unstable();
+            for (_, key) in silent {
                 let c = self.flows.remove(&key).expect("present");
                 self.stats.idle_released += 1;
                 self.release(c, Release::Idle, done);

@@ -1,19 +1,32 @@
 //! The pipeline: source → decode → flows → application → diagnose, one packet at a time.
 //!
 //! [`Analyzer`] is fed [`RawPacket`]s by whoever reads them (capture files here, libpcap in
-//! live mode), decodes each, files it in the flow table, and judges connections as the table
-//! releases them. Connection records are handed to a caller-supplied sink the moment they
-//! are final, so memory stays bounded however long the capture; [`Analyzer::finish`] returns
-//! the [`Analysis`] that reports render.
+//! live mode). Its front counts and decodes each frame and numbers the TCP segments; a
+//! shard (`shard.rs`) files each segment in its flow table and judges connections as the
+//! table releases them; the merge (`merge.rs`) takes what the shard hands on in the capture's
+//! order of events and runs the diagnosis across connections. Connection records and
+//! findings go to a caller-supplied [`Sink`] the moment they are final, so memory stays
+//! bounded however long the capture; [`Analyzer::finish`] returns the [`Analysis`] that
+//! reports render.
+//!
+//! [`analyze_set`] with [`Options::threads`] above 1 runs several shards, each on its own
+//! thread, over the connections of a share of the 4-tuples (`parallel.rs`); the merge puts
+//! their events back into the order one shard makes, so the analysis is the same.
+
+mod merge;
+mod parallel;
+mod shard;
 
 use crate::app::Mark;
 use crate::decode::{self, Skip};
 use crate::diagnose::{ConnectionRecord, Diagnoser, Diagnosis, Finding};
-use crate::flows::{FlowConfig, FlowStats, FlowTable};
+use crate::flows::{FlowConfig, FlowStats};
 use crate::source::merge::CaptureSet;
 use crate::source::{FileStats, RawPacket, SourceError};
 use crate::time::Timestamp;
+use merge::Merge;
 use serde::Serialize;
+use shard::Shard;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -172,93 +185,55 @@ pub struct Options {
     pub decide_early: bool,
     /// The memory budget in bytes (0: [`DEFAULT_BUDGET`]).
     pub memory: usize,
+    /// Threads that hold the flow table, each a shard of the connections (0 or 1: the
+    /// calling thread alone). The report is the same whatever the number.
+    pub threads: usize,
 }
 
-/// The packet-by-packet driver.
-pub struct Analyzer {
-    flows: FlowTable,
-    diag: Diagnoser,
+/// The share of the tracked budget the flow tables may hold; the diagnosis and the
+/// report's evidence hold the rest.
+const FLOWS_SHARE_PERCENT: usize = 75;
+
+/// Segments between two samples of the tracked memory (the same segments whatever the
+/// number of shards, so that the peak reported is too).
+const SAMPLE_EVERY: u64 = 4096;
+
+/// What every shard's budget and the merge's come from.
+fn budgets(options: &Options, shards: usize) -> (usize, usize, usize) {
+    let budget = match options.memory {
+        0 => DEFAULT_BUDGET,
+        m => m.max(MIN_BUDGET),
+    };
+    let tracked = (budget - BUDGET_RESERVE) / 100 * TRACKED_PERCENT;
+    let flows = tracked / 100 * FLOWS_SHARE_PERCENT;
+    (budget, flows / shards, tracked - flows)
+}
+
+/// The part of the analysis that sees every frame, before the shards: packet counters,
+/// decoding, the numbering of TCP segments, and when to sweep the flow tables and sample
+/// their memory (at the same segments however many shards there are).
+#[derive(Default)]
+struct Front {
     counts: PacketCounts,
-    /// The budget (`--memory`).
-    budget_bytes: usize,
-    /// What of it the tracked state may hold.
-    budget: usize,
-    peak: usize,
-    /// Times the sink was asked to give up evidence.
-    sink_shed: u64,
+    last_sweep: Option<Timestamp>,
 }
 
-impl Analyzer {
-    /// A new analyzer.
-    pub fn new(options: &Options) -> Analyzer {
-        let budget = match options.memory {
-            0 => DEFAULT_BUDGET,
-            m => m.max(MIN_BUDGET),
-        };
-        Analyzer {
-            flows: FlowTable::new(options.flows.clone()),
-            diag: Diagnoser::new(!options.decide_early),
-            counts: PacketCounts::default(),
-            budget_bytes: budget,
-            budget: (budget - BUDGET_RESERVE) / 100 * TRACKED_PERCENT,
-            peak: 0,
-            sink_shed: 0,
-        }
-    }
+/// What the front made of a frame.
+enum Fronted<'a> {
+    /// Not a TCP segment (counted).
+    Skipped,
+    /// TCP segment number `index`, and what to do after filing it.
+    Segment {
+        index: u64,
+        seg: decode::TcpSegment<'a>,
+        mark: Mark,
+        sweep: bool,
+        sample: bool,
+    },
+}
 
-    /// Memory the tracked state holds now.
-    fn used(&self, sink: &dyn Sink) -> usize {
-        self.flows.heap_bytes() + self.diag.heap_bytes() + sink.heap_bytes()
-    }
-
-    /// Keeps the tracked state within the budget: when it is reached, gives up state down
-    /// to three quarters of it, least useful first (see [`FlowTable::shed`] and
-    /// [`Diagnoser::shed`]), so that this runs rarely.
-    fn keep_budget(&mut self, now: Timestamp, sink: RecordSink<'_>) {
-        // Checked every 64 segments: start shedding below the budget, so that what grows in
-        // between stays within it.
-        let used = self.used(sink);
-        self.peak = self.peak.max(used);
-        if used <= self.budget / 8 * 7 {
-            return;
-        }
-        let target = self.budget / 4 * 3;
-        self.shed_to(target, now, sink);
-        release_free_memory();
-    }
-
-    /// Gives up state until the tracked state is within `target`, least useful first.
-    fn shed_to(&mut self, target: usize, now: Timestamp, sink: RecordSink<'_>) {
-        // What no verdict needs: lingering closed connections, tombstones.
-        let others = self.diag.heap_bytes() + sink.heap_bytes();
-        let diag = &mut self.diag;
-        let mut done = |conn, why| diag.connection_done(conn, why, &mut *sink);
-        self.flows
-            .shed(target.saturating_sub(others), false, now, &mut done);
-        if self.used(sink) <= target {
-            return;
-        }
-        if self.diag.heap_bytes() > self.budget / 4 {
-            self.diag.shed(sink);
-        }
-        if sink.heap_bytes() > self.budget / 4 {
-            sink.shed();
-            self.sink_shed += 1;
-        }
-        let others = self.diag.heap_bytes() + sink.heap_bytes();
-        let diag = &mut self.diag;
-        let mut done = |conn, why| diag.connection_done(conn, why, &mut *sink);
-        self.flows
-            .shed(target.saturating_sub(others), true, now, &mut done);
-    }
-
-    /// Connections currently open in the flow table.
-    pub fn open_connections(&self) -> usize {
-        self.flows.len()
-    }
-
-    /// Takes one frame.
-    pub fn packet(&mut self, p: &RawPacket<'_>, sink: RecordSink<'_>) {
+impl Front {
+    fn frame<'a>(&mut self, p: &RawPacket<'a>) -> Fronted<'a> {
         let c = &mut self.counts;
         c.frames += 1;
         if c.first_ts.is_none() {
@@ -280,75 +255,151 @@ impl Analyzer {
         match decode::decode(p.linktype, p.data) {
             Ok(seg) => {
                 c.tcp += 1;
-                let mark = Mark {
-                    frame: p.frame,
-                    ts: p.ts,
-                };
-                let diag = &mut self.diag;
-                let mut done = |conn, why| diag.connection_done(conn, why, &mut *sink);
-                self.flows.process(&seg, mark, &mut done);
-                self.flows.sweep(p.ts, &mut done);
-                if c.tcp & 63 == 0 {
-                    self.keep_budget(p.ts, sink);
+                let sweep = self
+                    .last_sweep
+                    .is_none_or(|last| p.ts.since(last) >= crate::flows::SWEEP_EVERY);
+                if sweep {
+                    self.last_sweep = Some(p.ts);
+                }
+                Fronted::Segment {
+                    index: c.tcp,
+                    seg,
+                    mark: Mark {
+                        frame: p.frame,
+                        ts: p.ts,
+                    },
+                    sweep,
+                    sample: c.tcp % SAMPLE_EVERY == 0,
                 }
             }
-            Err(Skip::LinkType) => *c.unsupported_link_types.entry(p.linktype).or_default() += 1,
-            Err(Skip::NotIp) => c.not_ip += 1,
-            Err(Skip::NotTcp) => c.not_tcp += 1,
-            Err(Skip::Fragment) => c.fragments += 1,
-            Err(Skip::Malformed) => c.malformed += 1,
+            Err(e) => {
+                match e {
+                    Skip::LinkType => *c.unsupported_link_types.entry(p.linktype).or_default() += 1,
+                    Skip::NotIp => c.not_ip += 1,
+                    Skip::NotTcp => c.not_tcp += 1,
+                    Skip::Fragment => c.fragments += 1,
+                    Skip::Malformed => c.malformed += 1,
+                }
+                Fronted::Skipped
+            }
+        }
+    }
+}
+
+/// The packet-by-packet driver, on the calling thread (see [`analyze_set`] for several).
+pub struct Analyzer {
+    front: Front,
+    shard: Shard,
+    merge: Merge,
+    /// The budget (`--memory`).
+    budget_bytes: usize,
+}
+
+impl Analyzer {
+    /// A new analyzer.
+    pub fn new(options: &Options) -> Analyzer {
+        let (budget_bytes, shard_budget, merge_budget) = budgets(options, 1);
+        Analyzer {
+            front: Front::default(),
+            shard: Shard::new(0, options.flows.clone(), shard_budget),
+            merge: Merge::new(Diagnoser::new(!options.decide_early), 1, merge_budget),
+            budget_bytes,
+        }
+    }
+
+    /// Connections currently open in the flow table.
+    pub fn open_connections(&self) -> usize {
+        self.shard.connections()
+    }
+
+    /// Takes one frame.
+    pub fn packet(&mut self, p: &RawPacket<'_>, sink: RecordSink<'_>) {
+        if let Fronted::Segment {
+            index,
+            seg,
+            mark,
+            sweep,
+            sample,
+        } = self.front.frame(p)
+        {
+            self.shard.segment(index, &seg, mark);
+            if sweep {
+                self.shard.sweep(index, mark.ts);
+            }
+            if sample {
+                self.shard.sample(index);
+            }
+            self.merge_events(sink);
+        }
+    }
+
+    fn merge_events(&mut self, sink: RecordSink<'_>) {
+        if self.shard.has_events() {
+            for e in self.shard.take_events() {
+                self.merge.event(0, e, sink);
+            }
         }
     }
 
     /// Releases connections whose time is up at `now` even when no packet arrives (live
     /// mode calls this from its timer).
     pub fn tick(&mut self, now: Timestamp, sink: RecordSink<'_>) {
-        let diag = &mut self.diag;
-        self.flows.sweep(now, &mut |conn, why| {
-            diag.connection_done(conn, why, &mut *sink)
-        });
+        self.shard.sweep(self.front.counts.tcp, now);
+        self.merge_events(sink);
     }
 
     /// Ends the capture: releases every connection and settles the diagnosis.
     pub fn finish(mut self, sink: RecordSink<'_>) -> Analysis {
-        let diag = &mut self.diag;
-        self.flows
-            .finish(&mut |conn, why| diag.connection_done(conn, why, &mut *sink));
-        let peak = self.peak.max(self.used(sink));
-        let memory = self.memory_report(peak);
-        Analysis {
-            inputs: Vec::new(),
-            input_errors: Vec::new(),
-            packets: self.counts,
-            flows: self.flows.stats.clone(),
-            diagnosis: self.diag.finish(sink),
-            kernel: None,
-            memory,
+        self.shard.finish();
+        self.merge_events(sink);
+        let flows = self.merge.flow_stats([self.shard.stats()]);
+        finish(
+            self.front.counts,
+            flows,
+            self.merge,
+            self.budget_bytes,
+            sink,
+        )
+    }
+}
+
+/// The analysis, once every shard's last event is merged.
+fn finish(
+    packets: PacketCounts,
+    flows: FlowStats,
+    merge: Merge,
+    budget_bytes: usize,
+    sink: RecordSink<'_>,
+) -> Analysis {
+    let s = &flows.shed;
+    let mut shed = BTreeMap::new();
+    for (what, n) in [
+        ("closed_connections_released_early", s.closed_early),
+        ("tombstones_forgotten", s.tombstones),
+        ("out_of_order_buffers_given_up", s.buffers),
+        ("heads_cut", s.heads),
+        ("answered_requests_folded", s.requests_folded),
+        ("open_connections_judged_early", s.evicted),
+        ("verdicts_decided_early", merge.shed_held()),
+        ("report_evidence_limited", merge.sink_shed()),
+    ] {
+        if n > 0 {
+            shed.insert(what, n);
         }
     }
-
-    fn memory_report(&self, peak: usize) -> MemoryReport {
-        let s = &self.flows.stats.shed;
-        let mut shed = BTreeMap::new();
-        for (what, n) in [
-            ("closed_connections_released_early", s.closed_early),
-            ("tombstones_forgotten", s.tombstones),
-            ("out_of_order_buffers_given_up", s.buffers),
-            ("heads_cut", s.heads),
-            ("answered_requests_folded", s.requests_folded),
-            ("open_connections_judged_early", s.evicted),
-            ("verdicts_decided_early", self.diag.shed_held()),
-            ("report_evidence_limited", self.sink_shed),
-        ] {
-            if n > 0 {
-                shed.insert(what, n);
-            }
-        }
-        MemoryReport {
-            budget_bytes: self.budget_bytes as u64,
-            peak_bytes: as_budgeted(peak),
-            shed,
-        }
+    let memory = MemoryReport {
+        budget_bytes: budget_bytes as u64,
+        peak_bytes: as_budgeted(merge.peak_bytes()),
+        shed,
+    };
+    Analysis {
+        inputs: Vec::new(),
+        input_errors: Vec::new(),
+        packets,
+        flows,
+        diagnosis: merge.finish(sink),
+        kernel: None,
+        memory,
     }
 }
 
@@ -370,12 +421,16 @@ pub fn analyze_set(
     options: &Options,
     sink: RecordSink<'_>,
 ) -> (Analysis, Vec<SourceError>) {
-    let mut analyzer = Analyzer::new(options);
-    while let Some(p) = set.next_packet() {
-        analyzer.packet(&p, sink);
-    }
+    let mut analysis = if options.threads > 1 {
+        parallel::analyze(&mut set, options, options.threads, sink)
+    } else {
+        let mut analyzer = Analyzer::new(options);
+        while let Some(p) = set.next_packet() {
+            analyzer.packet(&p, sink);
+        }
+        analyzer.finish(sink)
+    };
     let errors = set.take_errors();
-    let mut analysis = analyzer.finish(sink);
     analysis.inputs = set.stats();
     analysis.input_errors = errors.iter().map(|e| e.to_string()).collect();
     (analysis, errors)

@@ -1,0 +1,128 @@
+//! Issue 10: the report is the same byte for byte whatever the number of threads
+//! (`--threads`), and whatever the flow cap while it is not reached, on every capture of the
+//! repository: the fixtures and the corpus of others' captures.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+
+fn captures(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            captures(&p, out);
+        } else if p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.ends_with(".pcap") || n.ends_with(".pcapng"))
+        {
+            out.push(p);
+        }
+    }
+}
+
+fn report(capture: &Path, extra: &[&str]) -> Vec<u8> {
+    let path = capture.display().to_string();
+    let mut args = vec!["analyze", path.as_str()];
+    args.extend_from_slice(extra);
+    let out = run(&args);
+    // Damaged captures of the corpus exit 1 with what could be read; both runs must agree.
+    assert!(
+        out.status.code().is_some_and(|c| c <= 1),
+        "{path} {extra:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut all = out.stdout;
+    all.extend_from_slice(b"\n--- stderr ---\n");
+    all.extend_from_slice(&out.stderr);
+    all.extend_from_slice(format!("\n--- exit {:?} ---\n", out.status.code()).as_bytes());
+    all
+}
+
+fn first_difference(a: &[u8], b: &[u8]) -> String {
+    let at = a
+        .iter()
+        .zip(b)
+        .position(|(x, y)| x != y)
+        .unwrap_or(a.len().min(b.len()));
+    let from = at.saturating_sub(200);
+    format!(
+        "at byte {at}:\n  {:?}\n  {:?}",
+        String::from_utf8_lossy(&a[from..(at + 200).min(a.len())]),
+        String::from_utf8_lossy(&b[from..(at + 200).min(b.len())])
+    )
+}
+
+#[test]
+fn reports_are_the_same_whatever_the_number_of_threads() {
+    let mut all = Vec::new();
+    captures(&root().join("fixtures"), &mut all);
+    captures(&root().join("tests/corpus"), &mut all);
+    all.sort();
+    assert!(all.len() >= 100, "{} captures", all.len());
+    let mut connections = 0;
+    for capture in &all {
+        let name = capture.display();
+        let one = report(capture, &["--format", "json", "--threads", "1"]);
+        let doc: serde_json::Value = serde_json::from_slice(
+            &one[..one
+                .windows(16)
+                .position(|w| w == b"\n--- stderr ---\n")
+                .unwrap()],
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        connections += doc["summary"]["connections"]["total"].as_u64().unwrap();
+        for threads in ["2", "4"] {
+            let many = report(capture, &["--format", "json", "--threads", threads]);
+            assert!(
+                one == many,
+                "{name}: JSON with --threads {threads} differs from one thread {}",
+                first_difference(&one, &many)
+            );
+        }
+        // A cap the table never reaches changes nothing (a lower one changes the order
+        // connections leave the table: tests/order.rs).
+        let peak = doc["summary"]["flow_table"]["peak_flows"].as_u64().unwrap();
+        let cap = peak.max(1).to_string();
+        for threads in ["1", "3"] {
+            let capped = report(
+                capture,
+                &[
+                    "--format",
+                    "json",
+                    "--threads",
+                    threads,
+                    "--max-flows",
+                    &cap,
+                ],
+            );
+            assert!(
+                one == capped,
+                "{name}: JSON with --max-flows {cap} --threads {threads} differs {}",
+                first_difference(&one, &capped)
+            );
+        }
+    }
+    // The corpus must be more than a handful of connections for this to mean much.
+    assert!(connections > 1000, "{connections} connections in all");
+}
+
+#[test]
+fn every_format_is_the_same_whatever_the_number_of_threads() {
+    let mut all = Vec::new();
+    captures(&root().join("fixtures"), &mut all);
+    all.sort();
+    for capture in &all {
+        for format in ["terminal", "markdown", "html"] {
+            let one = report(capture, &["--format", format, "--threads", "1"]);
+            let two = report(capture, &["--format", format, "--threads", "2"]);
+            assert!(
+                one == two,
+                "{}: {format} with two threads differs {}",
+                capture.display(),
+                first_difference(&one, &two)
+            );
+        }
+    }
+}
