@@ -6,11 +6,12 @@
 //! reads the copy. A copy that cannot be made at all stops the command before the analysis;
 //! one that stops short (a full disk) is a caveat, and the analysis goes on.
 
-use super::report::{finish, Collect, Evidence};
-use super::{findings_status, open_output, unusable, Format, ReportArgs};
+use super::report::{finish, Collect, Evidence, Stream};
+use super::{findings_status, open_output, unusable, warn_unused_host, Format, ReportArgs};
 use anyhow::{Context, Result};
 use resetscope::pipeline::{self, Options};
 use resetscope::report::json::JsonWriter;
+use resetscope::report::ndjson::NdjsonWriter;
 use resetscope::report::FrameNamer;
 use resetscope::source::merge::{CaptureSet, Input, Open};
 use resetscope::source::spool::{self, Spool};
@@ -73,11 +74,17 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
         });
         spools.push(spool);
     }
-    let json = match r.format {
-        Format::Json => Some(JsonWriter::new(open_output(&r.output)?)?),
+    warn_unused_host(r);
+    let stream = match r.format {
+        Format::Json => Some(Stream::Json(JsonWriter::new(open_output(&r.output)?)?)),
+        Format::Ndjson => Some(Stream::Ndjson(NdjsonWriter::new(
+            open_output(&r.output)?,
+            r.host.clone(),
+            false,
+        ))),
         _ => None,
     };
-    let mut collect = Collect::new(r.format, json, args.extract.is_some());
+    let mut collect = Collect::new(r.format, stream, args.extract.is_some());
     let (mut analysis, errors) =
         pipeline::analyze_set(CaptureSet::open_inputs(inputs), &options, &mut collect);
     for (stats, spool) in analysis.inputs.iter_mut().zip(&spools) {

@@ -1,7 +1,8 @@
 //! `resetscope live`: capture from an interface and diagnose as it happens.
 //!
 //! Findings are printed the moment they are decided (one line each, or one JSON object per
-//! line with `--format json`), a one-line status goes to stderr every second when stderr is
+//! line with `--format json`; with `--format ndjson`, every connection and finding is an
+//! NDJSON line the moment it is released, then a summary line), a one-line status goes to stderr every second when stderr is
 //! a terminal, and on stop (Ctrl-C, `--duration`, `--count`, `--until-findings`) the full
 //! report follows, in the same formats as `analyze`, with libpcap's received and dropped
 //! counts. `-w FILE` keeps the raw packets for `analyze` to re-read later.
@@ -89,13 +90,14 @@ pub use capture::run;
 
 #[cfg(feature = "live")]
 mod capture {
-    use super::super::report::{finish, Collect, Evidence};
-    use super::super::{findings_status, open_output, Format};
+    use super::super::report::{finish, Collect, Evidence, Stream};
+    use super::super::{findings_status, open_output, warn_unused_host, Format};
     use super::LiveArgs;
     use anyhow::{Context, Result};
     use resetscope::diagnose::{ConnectionRecord, Finding, Severity};
     use resetscope::pipeline::{Analyzer, KernelStats, Options, Sink};
     use resetscope::report::json::{scratch_file, JsonWriter};
+    use resetscope::report::ndjson::NdjsonWriter;
     use resetscope::report::terminal::finding_line;
     use resetscope::report::FrameNamer;
     use resetscope::source::live::{list_interfaces, LiveCapture, LiveOptions};
@@ -132,6 +134,8 @@ mod capture {
         /// What the report at the end needs.
         collect: Collect,
         json: bool,
+        /// The NDJSON lines are the output: no other line is printed.
+        ndjson: bool,
         /// Print the lines on stderr: stdout carries a Markdown or HTML document.
         lines_to_stderr: bool,
         names: FrameNamer,
@@ -157,6 +161,9 @@ mod capture {
             if f.severity != Severity::Info {
                 self.counted += 1;
             }
+            if self.ndjson {
+                return;
+            }
             let line = if self.json {
                 // `"type"` first, so line-oriented tools can dispatch on the prefix.
                 let body = resetscope::escape::json_to_string(f).unwrap_or_else(|_| "{}".into());
@@ -176,6 +183,16 @@ mod capture {
         }
     }
 
+    /// This machine's name, the default `host` of live NDJSON lines.
+    fn hostname() -> Option<String> {
+        let mut buf = [0u8; 256];
+        // SAFETY: the buffer is valid for its whole length, which is what gethostname may
+        // write.
+        let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        (rc == 0 && end > 0).then(|| String::from_utf8_lossy(&buf[..end]).into_owned())
+    }
+
     /// Runs `live`.
     pub fn run(args: LiveArgs) -> Result<ExitCode> {
         if args.list_interfaces {
@@ -185,6 +202,7 @@ mod capture {
             return Ok(ExitCode::SUCCESS);
         }
         let r = &args.report;
+        warn_unused_host(r);
         let opts = LiveOptions {
             interface: args.interface.clone(),
             filter: args.filter.join(" "),
@@ -222,7 +240,14 @@ mod capture {
         options.memory = r.memory;
         let mut analyzer = Analyzer::new(&options);
         let mut scratch: Option<std::fs::File> = None;
-        let writer = if json {
+        let writer = if r.format == Format::Ndjson {
+            let host = r.host.clone().or_else(hostname);
+            Some(Stream::Ndjson(NdjsonWriter::new(
+                open_output(&r.output)?,
+                host,
+                true,
+            )))
+        } else if json {
             let out: Box<dyn Write> = match &r.output {
                 Some(_) => open_output(&r.output)?,
                 None => {
@@ -231,17 +256,18 @@ mod capture {
                     Box::new(io::BufWriter::new(f))
                 }
             };
-            Some(if r.output.is_some() {
+            Some(Stream::Json(if r.output.is_some() {
                 JsonWriter::new(out)?
             } else {
                 JsonWriter::single_line(out, "\"type\":\"report\",")?
-            })
+            }))
         } else {
             None
         };
         let mut sink = LiveSink {
             collect: Collect::new(r.format, writer, false),
             json,
+            ndjson: r.format == Format::Ndjson,
             lines_to_stderr: r.output.is_none()
                 && matches!(r.format, Format::Markdown | Format::Html),
             names: names.clone(),
@@ -259,6 +285,7 @@ mod capture {
                 || deadline.is_some_and(|d| Instant::now() >= d)
                 || args.count.is_some_and(|c| packets >= c)
                 || args.until_findings.is_some_and(|n| sink.counted >= n)
+                || sink.collect.failed()
             {
                 break;
             }

@@ -19,8 +19,12 @@ use std::process::ExitCode;
 pub enum Format {
     /// A readable report for a terminal.
     Terminal,
-    /// One JSON document (see docs/json-schema.md).
+    /// One JSON document (see docs/json-schema.md); for `live`, one line per finding, then the
+    /// document on one line.
     Json,
+    /// One JSON object per line: each connection and each finding as they come, then a
+    /// summary (see docs/ndjson.md).
+    Ndjson,
     /// A report for tickets: verdict, findings, estimates, caveats and packet ladders.
     Markdown,
     /// One self-contained HTML page with SVG ladder diagrams and a timeline (no script).
@@ -64,6 +68,18 @@ pub struct ReportArgs {
     /// is given up and the report says what. K, M, G (powers of 1024; KiB, MiB, GiB too).
     #[arg(long, default_value = "512M", value_name = "SIZE", value_parser = parse_size)]
     pub memory: usize,
+    /// The capturing host's name, written in every NDJSON line (`host`). Without it: `null`
+    /// for `analyze` (a file does not say where it was captured), this machine's hostname
+    /// for `live`.
+    #[arg(long, value_name = "NAME")]
+    pub host: Option<String>,
+}
+
+/// Says that `--host` is written in NDJSON lines only, when it is given with another format.
+pub fn warn_unused_host(r: &ReportArgs) {
+    if r.host.is_some() && r.format != Format::Ndjson {
+        eprintln!("resetscope: warning: --host is written only in NDJSON lines (--format ndjson)");
+    }
 }
 
 /// Parses a size: a number of bytes with an optional K, M, G or T suffix (powers of 1024;

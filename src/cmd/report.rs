@@ -8,6 +8,7 @@ use resetscope::diagnose::{ConnectionRecord, Finding, FindingKind};
 use resetscope::pipeline::{Analysis, Sink};
 use resetscope::report::evidence::{self, Target};
 use resetscope::report::json::JsonWriter;
+use resetscope::report::ndjson::NdjsonWriter;
 use resetscope::report::pcap_writer::{Shape, WIRESHARK_MAX_FRAME};
 use resetscope::report::timeline::ResetTimeline;
 use resetscope::report::{html, listed_findings, markdown, FrameNamer, TicketReport};
@@ -18,11 +19,28 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Keeps what the report needs while packets stream by: the JSON report being written, the
-/// reset timeline, and for `--extract` the connections whose packets the second pass must
-/// find (ladders need only the findings listed, which the analysis keeps).
+/// A report written while the packets stream by.
+pub enum Stream {
+    /// The JSON document.
+    Json(JsonWriter<Box<dyn Write>>),
+    /// NDJSON lines.
+    Ndjson(NdjsonWriter<Box<dyn Write>>),
+}
+
+impl Stream {
+    fn sink(&mut self) -> &mut dyn Sink {
+        match self {
+            Stream::Json(w) => w,
+            Stream::Ndjson(w) => w,
+        }
+    }
+}
+
+/// Keeps what the report needs while packets stream by: the JSON report or NDJSON lines being
+/// written, the reset timeline, and for `--extract` the connections whose packets the second
+/// pass must find (ladders need only the findings listed, which the analysis keeps).
 pub struct Collect {
-    json: Option<JsonWriter<Box<dyn Write>>>,
+    stream: Option<Stream>,
     timeline: Option<ResetTimeline>,
     targets: Option<Vec<Target>>,
     /// The memory budget stopped the extract's list: connections with findings left out.
@@ -31,24 +49,30 @@ pub struct Collect {
 }
 
 impl Collect {
-    /// For a report in `format` (`json` is its writer when the format is JSON); `extract`
-    /// also keeps the connections to extract.
-    pub fn new(format: Format, json: Option<JsonWriter<Box<dyn Write>>>, extract: bool) -> Collect {
+    /// For a report in `format` (`stream` is its writer when the format is JSON or NDJSON);
+    /// `extract` also keeps the connections to extract.
+    pub fn new(format: Format, stream: Option<Stream>, extract: bool) -> Collect {
         let ticket = matches!(format, Format::Markdown | Format::Html);
         Collect {
-            json,
+            stream,
             timeline: ticket.then(ResetTimeline::default),
             targets: extract.then(Vec::new),
             left_out: 0,
             full: false,
         }
     }
+
+    /// The NDJSON lines could not be written (a closed pipe): live capture stops.
+    #[cfg_attr(not(feature = "live"), allow(dead_code))]
+    pub fn failed(&self) -> bool {
+        matches!(&self.stream, Some(Stream::Ndjson(w)) if w.failed())
+    }
 }
 
 impl Sink for Collect {
     fn record(&mut self, rec: &ConnectionRecord) {
-        if let Some(w) = self.json.as_mut() {
-            w.record(rec);
+        if let Some(w) = self.stream.as_mut() {
+            w.sink().record(rec);
         }
         if let Some(t) = self.timeline.as_mut() {
             t.add(rec);
@@ -71,8 +95,8 @@ impl Sink for Collect {
     }
 
     fn finding(&mut self, f: &Finding) {
-        if let Some(w) = self.json.as_mut() {
-            w.finding(f);
+        if let Some(w) = self.stream.as_mut() {
+            w.sink().finding(f);
         }
     }
 
@@ -113,7 +137,7 @@ pub fn finish(
 ) -> Result<()> {
     let left_out = collect.left_out;
     let Collect {
-        json,
+        stream,
         timeline,
         targets,
         ..
@@ -222,11 +246,10 @@ pub fn finish(
         ladders = gathered.ladders;
     }
     match r.format {
-        Format::Json => {
-            json.expect("a JSON writer for a JSON report")
-                .finish(a)
-                .context("writing the JSON report")?;
-        }
+        Format::Json | Format::Ndjson => match stream.expect("a writer for a streamed report") {
+            Stream::Json(w) => drop(w.finish(a).context("writing the JSON report")?),
+            Stream::Ndjson(w) => drop(w.finish(a).context("writing the NDJSON lines")?),
+        },
         Format::Terminal => write_terminal(a, names, r)?,
         Format::Markdown | Format::Html => {
             let title = if evidence.files.is_empty() {

@@ -63,8 +63,9 @@ pub struct Summary<'a> {
     pub memory: &'a crate::pipeline::MemoryReport,
 }
 
+/// What the document says after the findings (the NDJSON summary line says the same).
 #[derive(Serialize)]
-struct Tail<'a> {
+pub(crate) struct Tail<'a> {
     summary: Summary<'a>,
     servers: &'a [ServerReport],
     proxies: &'a [crate::diagnose::correlate::ProxyReport],
@@ -97,6 +98,21 @@ pub fn summary(a: &Analysis) -> Summary<'_> {
         findings,
         flow_table: &a.flows,
         memory: &a.memory,
+    }
+}
+
+/// The summary, the per-server estimates, the proxies, the resets from the path, the caveats
+/// (every finding is listed), the inputs, the errors and libpcap's counters.
+pub(crate) fn tail(a: &Analysis) -> Tail<'_> {
+    Tail {
+        summary: summary(a),
+        servers: &a.diagnosis.servers,
+        proxies: &a.diagnosis.proxies,
+        path_resets: &a.diagnosis.path,
+        caveats: caveats_of(a, true),
+        inputs: &a.inputs,
+        errors: &a.input_errors,
+        live_capture: a.kernel,
     }
 }
 
@@ -161,17 +177,7 @@ impl<W: Write> JsonWriter<W> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
-        let tail = Tail {
-            summary: summary(a),
-            servers: &a.diagnosis.servers,
-            proxies: &a.diagnosis.proxies,
-            path_resets: &a.diagnosis.path,
-            caveats: caveats_of(a, true),
-            inputs: &a.inputs,
-            errors: &a.input_errors,
-            live_capture: a.kernel,
-        };
-        let body = escape::json_to_string(&tail).map_err(io::Error::from)?;
+        let body = escape::json_to_string(&tail(a)).map_err(io::Error::from)?;
         // The findings, then the tail object's fields, after the connections array.
         self.out.write_all(if self.compact {
             b"],\"findings\":["

@@ -4,6 +4,8 @@
 //!   per-server idle-timeout estimates with recommendations, and the caveats.
 //! - [`json`]: one JSON document (schema in `docs/json-schema.md`), connection records
 //!   streamed out as they are released so memory stays bounded.
+//! - [`ndjson`]: one JSON object per line (connections, findings, a summary) for log
+//!   shippers and databases (`docs/ndjson.md`), written as they come.
 //! - [`markdown`] and [`html`]: reports for tickets, with the evidence of each finding (a
 //!   packet [`ladder`] gathered by a second, filtered pass over the inputs, see
 //!   [`evidence`]) and, in HTML, a [`timeline`] of resets.
@@ -16,6 +18,7 @@ pub mod html;
 pub mod json;
 pub mod ladder;
 pub mod markdown;
+pub mod ndjson;
 pub mod pcap_writer;
 pub mod terminal;
 pub mod timeline;

@@ -23,11 +23,7 @@ pub fn race_capture() -> PathBuf {
 pub fn race_frames() -> Vec<(u64, u64)> {
     let path = root().join("fixtures/go-idle-race/expected.json");
     let e: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
-    e["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["kind"] == "idle_race")
+    expected_races(&e)
         .map(|f| {
             (
                 f["request_frame"].as_u64().unwrap(),
@@ -35,6 +31,15 @@ pub fn race_frames() -> Vec<(u64, u64)> {
             )
         })
         .collect()
+}
+
+/// The `idle_race` findings of a fixture's expected.json.
+pub fn expected_races(expected: &serde_json::Value) -> impl Iterator<Item = &serde_json::Value> {
+    expected["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "idle_race")
 }
 
 /// Runs `resetscope` with `args`, without colour.
@@ -48,7 +53,13 @@ pub fn run(args: &[&str]) -> Output {
 
 /// Runs `resetscope analyze --format FORMAT FILE...`, which must succeed; returns its output.
 pub fn analyze_as(format: &str, files: &[&Path]) -> String {
-    let mut args = vec!["analyze".to_string(), "--format".into(), format.into()];
+    analyze_with(&["--format", format], files)
+}
+
+/// Runs `resetscope analyze OPTIONS... FILE...`, which must succeed; returns its output.
+pub fn analyze_with(options: &[&str], files: &[&Path]) -> String {
+    let mut args = vec!["analyze".to_string()];
+    args.extend(options.iter().map(|o| o.to_string()));
     args.extend(files.iter().map(|f| f.display().to_string()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = run(&args);
