@@ -85,8 +85,14 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
         _ => None,
     };
     let mut collect = Collect::new(r.format, stream, args.extract.is_some());
-    let (mut analysis, errors) =
-        pipeline::analyze_set(CaptureSet::open_inputs(inputs), &options, &mut collect);
+    let mut bar = super::progress::Bar::new();
+    let (mut analysis, errors) = pipeline::analyze_watched(
+        CaptureSet::open_inputs(inputs),
+        &options,
+        &mut collect,
+        &mut |p| bar.show(p),
+    );
+    bar.clear();
     for (stats, spool) in analysis.inputs.iter_mut().zip(&spools) {
         if let Some((why, bytes)) = spool.as_ref().and_then(Spool::failure) {
             stats.spool_failure = Some(format!(

@@ -2,6 +2,7 @@
 
 pub mod analyze;
 pub mod live;
+pub mod progress;
 pub mod report;
 
 use anyhow::{bail, Context, Result};

@@ -215,7 +215,7 @@ impl Diagnoser {
     /// race is confirmed against it, not guessed.
     pub fn connection_done(
         &mut self,
-        c: Connection,
+        c: Box<Connection>,
         released: Release,
         sink: &mut dyn crate::pipeline::Sink,
     ) {
@@ -290,6 +290,11 @@ impl Diagnoser {
             self.settle(h, false, sink);
         }
         self.correlator.shed();
+    }
+
+    /// Connections judged so far, and the requests in them that failed.
+    pub fn so_far(&self) -> (u64, u64) {
+        (self.counts.total, self.counts.failed_requests)
     }
 
     /// Verdicts the memory budget made decide before the end of the capture.

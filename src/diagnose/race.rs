@@ -93,7 +93,7 @@ pub(super) fn race(
         };
         let how = match (client_had_fin, written_after) {
             (Some(true), _) => format!(
-                "was written {gap} after the server's FIN had reached the client (the request acknowledges it): the client reused a connection it could have known was closing"
+                "was written after the server's FIN had reached the client (the request acknowledges it; captured {gap} after the FIN): the client reused a connection it could have known was closing"
             ),
             (_, true) => format!(
                 "crossed the server's FIN in flight (captured {gap} after the FIN, but it does not acknowledge it)"

@@ -168,6 +168,32 @@ struct Tombstone {
     latest: Timestamp,
 }
 
+/// What filing one segment in its connection changed.
+struct Filed {
+    /// The connection had no packet before (it starts with this one).
+    is_new: bool,
+    was_closed: bool,
+    closed: bool,
+    /// Its heap state before and after.
+    before: usize,
+    after: usize,
+}
+
+/// Files `seg` in `conn`.
+fn file(conn: &mut Connection, seg: &TcpSegment<'_>, mark: Mark) -> Filed {
+    let was_closed = conn.is_closed();
+    let is_new = conn.dirs.iter().all(|d| d.packets == 0) && conn.first == mark;
+    let before = conn.heap_bytes();
+    conn.on_segment(seg, mark);
+    Filed {
+        is_new,
+        was_closed,
+        closed: conn.is_closed(),
+        before,
+        after: conn.heap_bytes(),
+    }
+}
+
 /// Which of `n` shards a segment's connection belongs to: by its 4-tuple, the same for
 /// both directions (and for every connection on that 4-tuple, so port reuse and tombstones
 /// stay within one shard).
@@ -258,10 +284,20 @@ impl FlowTable {
         seg: &TcpSegment<'_>,
         mark: Mark,
         index: u64,
-        done: &mut impl FnMut(Connection, Release),
+        done: &mut impl FnMut(Box<Connection>, Release),
     ) {
         let key = key_of(seg);
         let is_syn = seg.has(flags::SYN) && !seg.has(flags::ACK);
+        // The common case in one lookup: a segment of a connection in the table that cannot
+        // start a new one.
+        if !is_syn {
+            if let Some(conn) = self.flows.get_mut(&key) {
+                let filed = file(conn, seg, mark);
+                let id = conn.id;
+                self.account(key, id, filed, mark.ts);
+                return;
+            }
+        }
         if is_syn {
             if let Some(c) = self.flows.get(&key) {
                 if c.is_reused_by(seg) {
@@ -270,8 +306,10 @@ impl FlowTable {
                 }
             }
         }
+        // One lookup for the common case, a segment of a connection in the table.
+        let known = self.flows.contains_key(&key);
         let mut replay = None;
-        if !self.flows.contains_key(&key) && !self.tombstones.is_empty() {
+        if !known && !self.tombstones.is_empty() {
             if is_syn {
                 if let Some(t) = self.tombstones.remove(&key) {
                     if t.syn == Some((seg.seq, mark.ts)) {
@@ -283,34 +321,32 @@ impl FlowTable {
                 return;
             }
         }
-        if !self.flows.contains_key(&key) && self.flows.len() >= self.config.max_flows {
+        if !known && self.flows.len() >= self.config.max_flows {
             self.evict(mark.ts, done);
         }
-        let was_closed;
-        let conn = match self.flows.get_mut(&key) {
-            Some(c) => {
-                was_closed = c.is_closed();
-                c
-            }
-            None => {
-                was_closed = false;
+        let conn = match self.flows.entry(key) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
                 self.stats.connections += 1;
                 let mut c = Box::new(Connection::new(index, seg, mark, self.config.max_buffer));
                 c.replay_until = replay;
                 self.bytes += CONNECTION_COST;
-                self.flows.entry(key).or_insert(c)
+                e.insert(c)
             }
         };
-        let is_new = conn.dirs.iter().all(|d| d.packets == 0) && conn.first == mark;
-        let before = conn.heap_bytes();
-        conn.on_segment(seg, mark);
-        self.bytes = (self.bytes + conn.heap_bytes()).saturating_sub(before);
-        let closed = conn.is_closed();
-        if !was_closed && closed {
-            self.closed.push_back((mark.ts, key, conn.id));
+        let filed = file(conn, seg, mark);
+        let id = conn.id;
+        self.account(key, id, filed, mark.ts);
+    }
+
+    /// Counts what filing a segment in connection `id` changed.
+    fn account(&mut self, key: Key, id: u64, f: Filed, ts: Timestamp) {
+        self.bytes = (self.bytes + f.after).saturating_sub(f.before);
+        if !f.was_closed && f.closed {
+            self.closed.push_back((ts, key, id));
         }
         // Open connections: new ones, minus those that closed, plus refusals retried.
-        match (is_new, was_closed, closed) {
+        match (f.is_new, f.was_closed, f.closed) {
             (true, _, false) => self.open += 1,
             (false, false, true) => self.open = self.open.saturating_sub(1),
             (false, true, false) => self.open += 1,
@@ -322,7 +358,7 @@ impl FlowTable {
 
     /// Releases connections whose time is up at capture time `now`. Cheap to call per
     /// packet: it does work at most once per second of capture time.
-    pub fn sweep(&mut self, now: Timestamp, done: &mut impl FnMut(Connection, Release)) {
+    pub fn sweep(&mut self, now: Timestamp, done: &mut impl FnMut(Box<Connection>, Release)) {
         if now.since(self.last_sweep) < SWEEP_EVERY {
             return;
         }
@@ -395,7 +431,7 @@ impl FlowTable {
     }
 
     /// Releases every connection (end of capture), in order of first packet.
-    pub fn finish(&mut self, done: &mut impl FnMut(Connection, Release)) {
+    pub fn finish(&mut self, done: &mut impl FnMut(Box<Connection>, Release)) {
         let mut all: Vec<Box<Connection>> = self.flows.drain().map(|(_, c)| c).collect();
         all.sort_by_key(|c| c.id);
         self.closed.clear();
@@ -408,7 +444,7 @@ impl FlowTable {
     /// lingering for late packets; they leave tombstones as usual) before open ones, and
     /// among each the least recently active first. So a cap above the number of open
     /// connections changes nothing but how long closed ones linger.
-    fn evict(&mut self, now: Timestamp, done: &mut impl FnMut(Connection, Release)) {
+    fn evict(&mut self, now: Timestamp, done: &mut impl FnMut(Box<Connection>, Release)) {
         let mut by_age: Vec<(bool, Timestamp, Key)> = self
             .flows
             .iter()
@@ -450,7 +486,7 @@ impl FlowTable {
         target: usize,
         deep: bool,
         now: Timestamp,
-        done: &mut impl FnMut(Connection, Release),
+        done: &mut impl FnMut(Box<Connection>, Release),
     ) {
         // 1. Closed connections: released now instead of after their linger time.
         while self.heap_bytes() > target {
@@ -560,13 +596,13 @@ impl FlowTable {
         &mut self,
         mut c: Box<Connection>,
         why: Release,
-        done: &mut impl FnMut(Connection, Release),
+        done: &mut impl FnMut(Box<Connection>, Release),
     ) {
         if !c.is_closed() {
             self.open = self.open.saturating_sub(1);
         }
         self.bytes = self.bytes.saturating_sub(CONNECTION_COST + c.heap_bytes());
         c.finish();
-        done(*c, why);
+        done(c, why);
     }
 }

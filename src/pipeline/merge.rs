@@ -113,6 +113,19 @@ impl Merge {
         super::release_free_memory();
     }
 
+    /// How far the analysis has got, `frames` frames into `set`.
+    pub fn progress(&self, set: &crate::source::merge::CaptureSet, frames: u64) -> super::Progress {
+        let (bytes, total) = set.position();
+        let (connections, failed_requests) = self.diag.so_far();
+        super::Progress {
+            bytes,
+            total,
+            frames,
+            connections,
+            failed_requests,
+        }
+    }
+
     /// The most tracked memory at a sample.
     pub fn peak_bytes(&self) -> usize {
         self.peak_bytes

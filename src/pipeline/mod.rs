@@ -414,19 +414,54 @@ pub fn analyze_files(
     analyze_set(CaptureSet::open(paths), options, sink)
 }
 
+/// How far an analysis has got, for a progress display.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Progress {
+    /// Bytes of the inputs read.
+    pub bytes: u64,
+    /// Their total size, when every input's is known (not for pipes).
+    pub total: Option<u64>,
+    /// Frames read.
+    pub frames: u64,
+    /// Connections judged.
+    pub connections: u64,
+    /// Requests found failed in them.
+    pub failed_requests: u64,
+}
+
+/// Frames between two calls of the progress callback.
+const PROGRESS_EVERY: u64 = 1 << 14;
+
+/// Something that shows progress: called every few thousand frames.
+pub type Watch<'a> = &'a mut dyn FnMut(&Progress);
+
 /// [`analyze_files`] over inputs the caller opened (for one, a piped input copied to a
 /// spool for a second pass, see [`crate::source::merge::Input`]).
 pub fn analyze_set(
-    mut set: CaptureSet,
+    set: CaptureSet,
     options: &Options,
     sink: RecordSink<'_>,
 ) -> (Analysis, Vec<SourceError>) {
+    analyze_watched(set, options, sink, &mut |_| {})
+}
+
+/// [`analyze_set`], telling `watch` how far it has got every few thousand frames.
+pub fn analyze_watched(
+    mut set: CaptureSet,
+    options: &Options,
+    sink: RecordSink<'_>,
+    watch: Watch<'_>,
+) -> (Analysis, Vec<SourceError>) {
     let mut analysis = if options.threads > 1 {
-        parallel::analyze(&mut set, options, options.threads, sink)
+        parallel::analyze(&mut set, options, options.threads, sink, watch)
     } else {
         let mut analyzer = Analyzer::new(options);
         while let Some(p) = set.next_packet() {
             analyzer.packet(&p, sink);
+            let frames = analyzer.front.counts.frames;
+            if frames % PROGRESS_EVERY == 0 {
+                watch(&analyzer.merge.progress(&set, frames));
+            }
         }
         analyzer.finish(sink)
     };

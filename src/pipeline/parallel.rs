@@ -72,6 +72,7 @@ pub(super) fn analyze(
     options: &Options,
     threads: usize,
     sink: RecordSink<'_>,
+    watch: super::Watch<'_>,
 ) -> Analysis {
     let n = threads.max(1);
     let (budget_bytes, shard_budget, merge_budget) = budgets(options, n);
@@ -103,7 +104,7 @@ pub(super) fn analyze(
         }
         drop(out_tx);
         let mut batches: Vec<Batch> = (0..n).map(|_| Batch::default()).collect();
-        let (mut segments, mut bytes, mut last) = (0, 0, 0);
+        let (mut segments, mut bytes, mut last, mut shown) = (0, 0, 0, 0);
         while let Some(p) = set.next_packet() {
             let Fronted::Segment {
                 index,
@@ -146,6 +147,11 @@ pub(super) fn analyze(
                 hand_over(&mut batches, &mut merging.spare, &inputs, index, false);
                 (segments, bytes) = (0, 0);
                 merging.take(&out_rx, false, sink);
+                let frames = front.counts.frames;
+                if frames - shown >= super::PROGRESS_EVERY {
+                    shown = frames;
+                    watch(&merging.merge.progress(set, frames));
+                }
             }
         }
         hand_over(&mut batches, &mut merging.spare, &inputs, last, true);

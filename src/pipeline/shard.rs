@@ -214,7 +214,7 @@ const UNKNOWN: usize = usize::MAX;
 
 /// Judges a released connection into an event. Its counts are filled in by [`fix_counts`]
 /// once the table's call returns.
-fn push_release(events: &mut Vec<Event>, index: u64, phase: u8, c: Connection, why: Release) {
+fn push_release(events: &mut Vec<Event>, index: u64, phase: u8, c: Box<Connection>, why: Release) {
     events.push(Event {
         index,
         phase,

@@ -32,6 +32,14 @@ pub(super) enum Backend {
 
 impl Backend {
     /// The bytes from the cursor on.
+    /// The input's size in bytes, when it is a mapped file (a pipe's is not known).
+    pub(super) fn size(&self) -> Option<u64> {
+        match self {
+            Backend::Mapped { map, .. } => Some(map.len() as u64),
+            Backend::Stream(_) => None,
+        }
+    }
+
     pub(super) fn data(&self) -> &[u8] {
         match self {
             Backend::Mapped { map, pos, .. } => &map[*pos..],

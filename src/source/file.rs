@@ -504,6 +504,11 @@ impl CaptureFile {
         &self.path
     }
 
+    /// Bytes read so far, and the file's size when it is known (not for a pipe).
+    pub fn position(&self) -> (u64, Option<u64>) {
+        (self.offset, self.reader.size())
+    }
+
     /// What has been read so far.
     pub fn stats(&self) -> FileStats {
         let mut s = self.stats.clone();

@@ -101,6 +101,14 @@ impl CaptureSet {
         self.files.get_mut(pick)?.next_packet()
     }
 
+    /// Bytes read so far over all files, and their total size when every size is known.
+    pub fn position(&self) -> (u64, Option<u64>) {
+        self.files.iter().fold((0, Some(0)), |(read, total), f| {
+            let (r, t) = f.position();
+            (read + r, total.zip(t).map(|(a, b)| a + b))
+        })
+    }
+
     /// Errors met so far (files that could not be opened, damage found while reading).
     pub fn take_errors(&mut self) -> Vec<SourceError> {
         for f in &mut self.files {
