@@ -1,29 +1,27 @@
 #!/usr/bin/env bash
-# Benchmark resetscope against tshark on one large capture made of repeated
-# real traffic (bench/make-large.py).  See docs/benchmark.md.
+# Benchmark resetscope against tshark and tcpdump on the same captures: a large capture
+# made of repeated real traffic (bench/make-large.py) and one SCALE times larger. See
+# docs/benchmark.md.
 #
 # Usage: bench/run.sh [options]
-#   -n, --runs N        timed runs per tool and file (default 5)
-#   -p, --packets N     packets in the large capture (default 1200000)
-#   -m, --mem-packets M packets in the second capture, on which only
-#                       resetscope is timed, to compare its peak memory
-#                       (default N/2; e.g. 4800000 for a 4x larger one)
-#   -c, --cpu N         CPU both tools are pinned to with taskset (default 0)
-#   -f, --file PCAP     benchmark this capture instead of generating one
-#                       (the memory comparison is then skipped)
-#       --format FMT    resetscope's report format (default json)
+#   -n, --runs N        timed runs per row on the base capture (default 5; 3 on the large one)
+#   -p, --packets N     packets in the base capture (default 1200000)
+#   -s, --scale K       the second capture has K times the packets (default 8; 0: none)
+#   -j, --threads N     threads of the multi-threaded rows (default: nproc)
+#   -f, --file PCAP     benchmark this capture instead of generating them (no second one)
 #       --no-build      use the existing target/release/resetscope
-#       --no-tshark     time resetscope only (no ratio)
+#       --quick         only the terminal and JSON reports of resetscope, and tcpdump
 #   -h, --help
 #
-# Environment: RESETSCOPE_BIN times another binary (cargo build still runs
-# unless --no-build); RESETSCOPE_BENCH_CACHE (default bench/.cache) holds the
-# generated captures, per-run logs and results.md.
+# Environment: RESETSCOPE_BIN times another binary; RESETSCOPE_BENCH_CACHE (default
+# bench/.cache) holds the captures, per-run logs and results.md.
 #
-# Prints progress on stderr and a Markdown report on stdout (also written to
-# $CACHE/results.md).  Exits non-zero if either tool fails on any run.
-# Needs: cargo, python3, tshark, capinfos, taskset, GNU time (/usr/bin/time;
-# installed with apt-get if missing and running as root).
+# Rows, on each capture: resetscope (terminal and JSON report at 1 and N threads; on the
+# base capture also Markdown, HTML and --extract at 1 thread), `tshark -q -z conv,tcp`, and
+# `tcpdump -r F -w /dev/null`. Single-threaded rows are pinned to one CPU (taskset), the
+# others get every CPU. Each row: one warm-up run, then the timed runs; the median wall time,
+# packets per second, CPU time and peak RSS (GNU time). Prints progress on stderr and a
+# Markdown report on stdout (also $CACHE/results.md). Exits non-zero if a tool fails.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -32,12 +30,11 @@ cache=${RESETSCOPE_BENCH_CACHE:-$here/.cache}
 
 runs=5
 packets=1200000
-mem_packets=
-cpu=0
+scale=8
+threads=$(nproc)
 file=
 build=1
-with_tshark=1
-format=json
+quick=0
 
 die() { echo "run.sh: error: $*" >&2; exit 1; }
 log() { echo "run.sh: $*" >&2; }
@@ -46,38 +43,32 @@ while [ $# -gt 0 ]; do
     case $1 in
         -n|--runs) runs=${2:?}; shift 2 ;;
         -p|--packets) packets=${2:?}; shift 2 ;;
-        -m|--mem-packets) mem_packets=${2:?}; shift 2 ;;
-        -c|--cpu) cpu=${2:?}; shift 2 ;;
+        -s|--scale) scale=${2:?}; shift 2 ;;
+        -j|--threads) threads=${2:?}; shift 2 ;;
         -f|--file) file=${2:?}; shift 2 ;;
-        --format) format=${2:?}; shift 2 ;;
         --no-build) build=0; shift ;;
-        --no-tshark) with_tshark=0; shift ;;
+        --quick) quick=1; shift ;;
         -h|--help) sed -n '2,/^set -e/{/^set -e/d;s/^# \{0,1\}//;p}' "$0"; exit 0 ;;
         *) die "unknown argument: $1 (see --help)" ;;
     esac
 done
-[[ $runs =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer"
-[[ $packets =~ ^[1-9][0-9]*$ ]] || die "--packets must be a positive integer"
-mem_packets=${mem_packets:-$((packets / 2))}
-[[ $mem_packets =~ ^[1-9][0-9]*$ ]] || die "--mem-packets must be a positive integer"
-[[ $cpu =~ ^[0-9]+$ ]] || die "--cpu must be a CPU number"
+for v in runs packets threads; do
+    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "--$v must be a positive integer"
+done
+[[ $scale =~ ^[0-9]+$ ]] || die "--scale must be a number"
 
-# ---------------------------------------------------------------- tools
 need() { command -v "$1" >/dev/null 2>&1 || die "$1 not found${2:+ ($2)}"; }
 need python3
 need taskset "apt-get install util-linux"
 need capinfos "apt-get install wireshark-common"
-[ $with_tshark = 0 ] || need tshark "apt-get install tshark"
+need tshark "apt-get install tshark"
+need tcpdump "apt-get install tcpdump"
 if ! /usr/bin/time -f %M true >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        log "installing GNU time"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q time >&2 \
-            || die "could not install GNU time"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q time >&2 || die "could not install GNU time"
     fi
-    /usr/bin/time -f %M true >/dev/null 2>&1 \
-        || die "GNU time (/usr/bin/time) is needed: apt-get install time"
+    /usr/bin/time -f %M true >/dev/null 2>&1 || die "GNU time (/usr/bin/time) is needed: apt-get install time"
 fi
-taskset -c "$cpu" true 2>/dev/null || die "cannot pin to CPU $cpu"
 
 mkdir -p "$cache"
 bin=${RESETSCOPE_BIN:-$repo/target/release/resetscope}
@@ -88,183 +79,142 @@ if [ $build = 1 ]; then
 fi
 [ -x "$bin" ] || die "$bin not found (build it, or drop --no-build)"
 
-# ---------------------------------------------------------------- captures
+captures=()
 if [ -n "$file" ]; then
     [ -r "$file" ] || die "cannot read $file"
-    big=$(cd "$(dirname "$file")" && pwd)/$(basename "$file")
-    second=
+    captures=("$(cd "$(dirname "$file")" && pwd)/$(basename "$file")")
 else
-    big=$cache/large-$packets.pcap
-    second=$cache/large-$mem_packets.pcap
-    log "generating captures in $cache (skipped when up to date)"
-    python3 "$here/make-large.py" --out "$big" --packets "$packets" --reuse >&2 \
-        || die "make-large.py failed"
-    python3 "$here/make-large.py" --out "$second" --packets "$mem_packets" --reuse >&2 \
-        || die "make-large.py failed"
+    captures=("$cache/large-$packets.pcap")
+    [ "$scale" -gt 1 ] && captures+=("$cache/large-$((packets * scale)).pcap")
+    for c in "${captures[@]}"; do
+        n=${c##*large-}; n=${n%.pcap}
+        log "generating $c (skipped when up to date)"
+        python3 "$here/make-large.py" --out "$c" --packets "$n" --reuse >&2 || die "make-large.py failed"
+    done
 fi
 
 count_packets() {
     capinfos -c -M "$1" 2>/dev/null | awk -F: '/Number of packets/ {gsub(/ /, "", $2); print $2}'
 }
-file_mb() { awk -v b="$(stat -c %s "$1")" 'BEGIN { printf "%.0f", b / 1e6 }'; }
 
-# ---------------------------------------------------------------- timing
-# run_tool NAME PCAP OUT -- one run; appends "wall_s maxrss_kb" to $cache/NAME.times
-# and fails loudly (with the tool's stderr) if the tool exits non-zero.
-tool_cmd() {  # tool pcap -> command words in the global array cmd
-    case $1 in
-        resetscope) cmd=("$bin" analyze "$2" --format "$format") ;;
-        tshark) cmd=(tshark -r "$2" -q -z conv,tcp) ;;
-    esac
-}
-
-run_once() {  # tool pcap label stdout-file
-    local tool=$1 pcap=$2 label=$3 out=$4 t0 t1 rc=0
-    local err=$cache/$label.stderr rss=$cache/$label.rss
-    tool_cmd "$tool" "$pcap"
+# run_once LABEL PIN CMD...: one run; appends "wall_s cpu_s maxrss_kib" to $cache/LABEL.times.
+run_once() {
+    local label=$1 pin=$2 t0 t1 rc=0
+    shift 2
+    local err=$cache/$label.stderr res=$cache/$label.res
     t0=$(date +%s%N)
-    /usr/bin/time -f %M -o "$rss" taskset -c "$cpu" "${cmd[@]}" \
-        </dev/null >"$out" 2>"$err" || rc=$?
+    /usr/bin/time -f '%U %S %M' -o "$res" taskset -c "$pin" "$@" </dev/null >/dev/null 2>"$err" || rc=$?
     t1=$(date +%s%N)
     if [ $rc != 0 ]; then
-        echo "run.sh: error: $tool failed (exit $rc) on $pcap:" >&2
-        echo "  command: taskset -c $cpu ${cmd[*]}" >&2
+        echo "run.sh: error: exit $rc: taskset -c $pin $*" >&2
         tail -n 20 "$err" | sed 's/^/  | /' >&2
         exit 1
     fi
-    # GNU time appends "Command exited with non-zero status" lines on
-    # failure; on success the last line is the peak RSS in KiB.
-    echo "$(( (t1 - t0) / 1000 )) $(tail -n 1 "$rss")" >>"$cache/$label.times"
+    tail -n 1 "$res" | awk -v w="$(( (t1 - t0) / 1000 ))" '{ printf "%.6f %.3f %d\n", w / 1e6, $1 + $2, $3 }' \
+        >>"$cache/$label.times"
 }
 
-# bench TOOL PCAP LABEL: one untimed warm-up run, then $runs timed runs.
-# Sets: med_s min_s max_s rss_kb (median peak RSS)
+# bench LABEL N PIN CMD...: a warm-up run and N timed runs; sets med_s cpu_s rss_kib.
 bench() {
-    local tool=$1 pcap=$2 label=$3 i
+    local label=$1 n=$2 pin=$3 i
+    shift 3
     : >"$cache/$label.times"
-    log "$label: warm-up run"
-    if [ "$tool" = resetscope ] && [ "$format" = json ]; then
-        run_once "$tool" "$pcap" "$label" "$cache/$label.out.json"
-        python3 -c 'import json,sys; json.load(open(sys.argv[1]))' \
-            "$cache/$label.out.json" 2>/dev/null \
-            || log "warning: resetscope output for $pcap is not valid JSON ($cache/$label.out.json)"
-    else
-        run_once "$tool" "$pcap" "$label" "$cache/$label.out.txt"
-    fi
+    run_once "$label" "$pin" "$@"
     : >"$cache/$label.times"
-    for ((i = 1; i <= runs; i++)); do
-        run_once "$tool" "$pcap" "$label" /dev/null
-        log "$label: run $i/$runs: $(tail -n 1 "$cache/$label.times" |
-            awk '{ printf "%.3f s, %.1f MiB", $1 / 1e6, $2 / 1024 }')"
+    for ((i = 1; i <= n; i++)); do
+        run_once "$label" "$pin" "$@"
     done
-    read -r med_s min_s max_s rss_kb < <(awk '
-        { t[NR] = $1; r[NR] = $2 }
-        function median(a, n,   i, j, x) {
-            for (i = 2; i <= n; i++) { x = a[i]; for (j = i - 1; j > 0 && a[j] > x; j--) a[j + 1] = a[j]; a[j + 1] = x }
-            return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-        }
-        END {
-            min = t[1]; max = t[1]
-            for (i = 1; i <= NR; i++) { if (t[i] < min) min = t[i]; if (t[i] > max) max = t[i] }
-            printf "%.6f %.6f %.6f %d\n", median(t, NR) / 1e6, min / 1e6, max / 1e6, median(r, NR)
-        }' "$cache/$label.times")
+    read -r med_s cpu_s rss_kib < <(python3 - "$cache/$label.times" <<'EOF'
+import statistics, sys
+rows = [list(map(float, l.split())) for l in open(sys.argv[1]) if l.strip()]
+print(statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows),
+      int(statistics.median(r[2] for r in rows)))
+EOF
+)
+    log "$label: median $med_s s over $n runs"
 }
 
-thousands() { echo "$1" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta'; }
+thousands() { printf "%'d" "$1" 2>/dev/null || echo "$1"; }
 rows=()
-add_row() {  # tool file-label pcap npk
-    local pps
-    pps=$(awk -v n="$4" -v s="$med_s" 'BEGIN { printf "%.0f", n / s }')
-    rows+=("| $1 | $2 | $(thousands "$4") | $(printf '%.3f' "$med_s") | $(printf '%.3f–%.3f' "$min_s" "$max_s") | $(thousands "$pps") | $(awk -v k="$rss_kb" 'BEGIN { printf "%.1f", k / 1024 }') |")
-    last_pps=$pps
-}
-
+declare -A pps_of
+all_cpus=0-$(($(nproc) - 1))
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
-log "warming the page cache (load average now: $load_start)"
-cat "$big" ${second:+"$second"} >/dev/null
 
-npk_big=$(count_packets "$big")
-[ -n "$npk_big" ] || die "capinfos could not count packets in $big"
-big_label="$(basename "$big") ($(file_mb "$big") MB)"
-
-bench resetscope "$big" resetscope-big
-add_row resetscope "$big_label" "$big" "$npk_big"
-rs_pps=$last_pps; rs_rss_big=$rss_kb; rs_med=$med_s
-
-if [ -n "$second" ]; then
-    npk_second=$(count_packets "$second")
-    second_label="$(basename "$second") ($(file_mb "$second") MB)"
-    bench resetscope "$second" resetscope-second
-    add_row resetscope "$second_label" "$second" "$npk_second"
-    rs_rss_second=$rss_kb
-fi
-
-if [ $with_tshark = 1 ]; then
-    bench tshark "$big" tshark-big
-    add_row tshark "$big_label" "$big" "$npk_big"
-    ts_pps=$last_pps; ts_rss=$rss_kb; ts_med=$med_s
-fi
-
-# ---------------------------------------------------------------- report
-head_commit() {  # read .git directly (no git process): short HEAD commit or "?"
-    local g=$repo/.git head ref
-    head=$(cat "$g/HEAD" 2>/dev/null) || { echo "?"; return; }
-    if [[ $head == "ref: "* ]]; then
-        ref=${head#ref: }
-        head=$(cat "$g/$ref" 2>/dev/null || awk -v r="$ref" '$2 == r { print $1 }' "$g/packed-refs" 2>/dev/null)
+for c in "${captures[@]}"; do
+    log "warming the page cache with $c"
+    cat "$c" >/dev/null
+    npk=$(count_packets "$c")
+    [ -n "$npk" ] || die "capinfos could not count packets in $c"
+    mb=$(awk -v b="$(stat -c %s "$c")" 'BEGIN { printf "%.0f", b / 1e6 }')
+    name="$(basename "$c") ($mb MB)"
+    n=$runs
+    [ "$c" != "${captures[0]}" ] && n=$(( runs < 3 ? runs : 3 ))
+    configs=("terminal 1" "json 1" "terminal $threads" "json $threads")
+    if [ "$c" = "${captures[0]}" ] && [ $quick = 0 ]; then
+        configs+=("markdown 1" "html 1" "extract 1")
     fi
-    [ -n "$head" ] && echo "${head:0:12}" || echo "?"
-}
-cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+    for cfg in "${configs[@]}"; do
+        read -r fmt j <<<"$cfg"
+        pin=0
+        [ "$j" -gt 1 ] && pin=$all_cpus
+        label=rs-$(basename "$c" .pcap)-$fmt-$j
+        if [ "$fmt" = extract ]; then
+            bench "$label" "$n" "$pin" "$bin" analyze "$c" -j "$j" --extract "$cache/extract.pcap"
+        else
+            bench "$label" "$n" "$pin" "$bin" analyze "$c" -j "$j" --format "$fmt"
+        fi
+        pps=$(awk -v p="$npk" -v s="$med_s" 'BEGIN { printf "%.0f", p / s }')
+        pps_of["$c $fmt $j"]=$pps
+        rows+=("| $name | resetscope $([ "$fmt" = extract ] && echo "--extract" || echo "--format $fmt") -j $j | $(printf '%.3f' "$med_s") | $(printf '%.2f' "$cpu_s") | $(thousands "$pps") | $((rss_kib / 1024)) |")
+    done
+    if [ $quick = 0 ] || [ "$c" = "${captures[0]}" ]; then
+        if [ $quick = 0 ]; then
+            bench "tshark-$(basename "$c" .pcap)" "$n" 0 tshark -r "$c" -q -z conv,tcp
+            pps=$(awk -v p="$npk" -v s="$med_s" 'BEGIN { printf "%.0f", p / s }')
+            pps_of["$c tshark"]=$pps
+            rows+=("| $name | tshark -q -z conv,tcp | $(printf '%.3f' "$med_s") | $(printf '%.2f' "$cpu_s") | $(thousands "$pps") | $((rss_kib / 1024)) |")
+        fi
+        bench "tcpdump-$(basename "$c" .pcap)" "$n" 0 tcpdump -r "$c" -w /dev/null
+        pps=$(awk -v p="$npk" -v s="$med_s" 'BEGIN { printf "%.0f", p / s }')
+        pps_of["$c tcpdump"]=$pps
+        rows+=("| $name | tcpdump -r F -w /dev/null | $(printf '%.3f' "$med_s") | $(printf '%.2f' "$cpu_s") | $(thousands "$pps") | $((rss_kib / 1024)) |")
+    fi
+done
+
+ratio() { awk -v a="${pps_of[$1]:-0}" -v b="${pps_of[$2]:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "–" }'; }
+base=${captures[0]}
 {
     echo "### Results ($(date -u +%Y-%m-%d))"
     echo
-    echo "| Tool | Capture | Packets | Median wall (s) | Min–max (s) | Packets/s (median) | Peak RSS (MiB, median) |"
-    echo "|---|---|---:|---:|---:|---:|---:|"
+    echo "| Capture | Command | Median wall (s) | CPU (s) | Packets/s | Peak RSS (MiB) |"
+    echo "|---|---|---:|---:|---:|---:|"
     printf '%s\n' "${rows[@]}"
     echo
-    if [ $with_tshark = 1 ]; then
-        awk -v a="$rs_pps" -v b="$ts_pps" -v ta="$rs_med" -v tb="$ts_med" \
-            -v ra="$rs_rss_big" -v rb="$ts_rss" 'BEGIN {
-            printf "- resetscope / tshark throughput: **%.1f×** (%.0f vs %.0f packets/s; median wall %.3f s vs %.3f s)\n", a / b, a, b, ta, tb
-            printf "- peak RSS on the large capture: resetscope %.1f MiB, tshark %.1f MiB\n", ra / 1024, rb / 1024 }'
+    echo "Ratios of packets per second on $(basename "$base"):"
+    echo
+    echo "- terminal report: -j $threads / -j 1 = $(ratio "$base terminal $threads" "$base terminal 1")×; JSON: $(ratio "$base json $threads" "$base json 1")×"
+    if [ $quick = 0 ]; then
+        echo "- -j 1 against tshark: terminal $(ratio "$base terminal 1" "$base tshark")×, JSON $(ratio "$base json 1" "$base tshark")×"
+        echo "- -j 1 against the terminal report: JSON $(ratio "$base json 1" "$base terminal 1")×, Markdown $(ratio "$base markdown 1" "$base terminal 1")×, HTML $(ratio "$base html 1" "$base terminal 1")×, --extract $(ratio "$base extract 1" "$base terminal 1")×"
     fi
-    if [ -n "$second" ]; then
-        awk -v h="$rs_rss_second" -v b="$rs_rss_big" -v nh="$npk_second" -v nb="$npk_big" 'BEGIN {
-            printf "- resetscope peak RSS, %d vs %d packets: %.1f MiB vs %.1f MiB (%.2f× the memory for %.2f× the packets)\n", nb, nh, b / 1024, h / 1024, h / b, nh / nb }'
+    echo "- tcpdump against the terminal report at -j 1: $(ratio "$base tcpdump" "$base terminal 1")×"
+    if [ ${#captures[@]} -gt 1 ]; then
+        big=${captures[1]}
+        echo "- $(basename "$big") against $(basename "$base") (packets/s, 1 = linear): terminal -j 1 $(ratio "$big terminal 1" "$base terminal 1"), JSON -j 1 $(ratio "$big json 1" "$base json 1")"
     fi
-    if [ -n "$file" ] || [ ! -f "$big.meta.json" ]; then :; else
-        conv_file=
-        [ $with_tshark = 0 ] || conv_file=$cache/tshark-big.out.txt
-        python3 - "$big.meta.json" "$conv_file" <<'EOF'
+    for c in "${captures[@]}"; do
+        m=$c.meta.json
+        [ -f "$m" ] && python3 - "$m" <<'EOF'
 import json, sys
 m = json.load(open(sys.argv[1]))
-conv = ""
-if sys.argv[2]:
-    # tshark conv,tcp rows end with "<rel start> <duration>"
-    ev = []
-    for line in open(sys.argv[2]):
-        if "<->" in line:
-            f = line.split()
-            start, dur = float(f[-2]), float(f[-1])
-            ev += [(start, 1), (start + dur, -1)]
-    ev.sort()
-    live = peak = 0
-    for _, d in ev:
-        live += d
-        peak = max(peak, live)
-    conv = (f"; tshark counts {len(ev) // 2:,} TCP conversations, at most {peak:,} "
-            f"open at once (first to last packet)")
-print(f"- capture: {m['packets']:,} packets, {m['bytes'] / 1e6:.0f} MB, link type {m['link_type']}, "
-      f"{m['instances']:,} replays of {len(m['inputs'])} real captures ({m['input_packets']:,} packets, "
-      f"{m['input_connections']} TCP connections), ~{m['tcp_connections_approx']:,} TCP connections{conv}, "
-      f"about {m['concurrency_target']} replays live at once (peak {m['peak_live_instances']}), "
+print(f"- {sys.argv[1].rsplit('/', 1)[-1][:-10]}: {m['packets']:,} packets, {m['bytes'] / 1e6:.0f} MB, "
+      f"{m['instances']:,} replays of {len(m['inputs'])} real captures, ~{m['tcp_connections_approx']:,} TCP "
+      f"connections ({m['packets'] / max(m['tcp_connections_approx'], 1):.0f} packets per connection), "
       f"span {m['approx_span_s']:.0f} s")
 EOF
-    fi
-    echo "- runs: $runs timed runs per row after one untimed warm-up run, page cache warm, both tools pinned with \`taskset -c $cpu\`"
-    echo "- commands: \`resetscope analyze FILE --format $format > /dev/null\`$([ $with_tshark = 0 ] || echo ', `tshark -r FILE -q -z conv,tcp > /dev/null`')"
-    echo "- load average (1/5/15 min) at start: $load_start, at end: $(cut -d' ' -f1-3 /proc/loadavg) — other work on the machine skews the figures"
-    echo "- machine: $(nproc) CPUs, $cpu_model, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, Linux $(uname -r)"
-    echo "- versions: $("$bin" --version 2>/dev/null | head -n 1 || echo resetscope ?) (commit $(head_commit)), $(tshark --version 2>/dev/null | head -n 1 | sed 's/ (Git.*//' || echo tshark ?), $(rustc --version 2>/dev/null | awk '{ print $1, $2 }')"
+    done
+    echo "- runs: $runs timed runs per row on the base capture, $(( runs < 3 ? runs : 3 )) on the larger, after one warm-up run; page cache warm; 1-thread rows and tshark/tcpdump pinned to CPU 0, -j $threads rows on CPUs $all_cpus"
+    echo "- load average (1/5/15 min) at start: $load_start, at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "- machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, Linux $(uname -r)"
+    echo "- versions: $("$bin" --version | head -n 1) ($(cd "$repo" && git rev-parse --short HEAD 2>/dev/null || echo '?')), $(tshark --version | head -n 1 | sed 's/ (Git.*//'), $(tcpdump --version 2>&1 | head -n 1)"
 } | tee "$cache/results.md"

@@ -699,9 +699,28 @@ pub fn analyzer(data: &[u8]) {
         a.packet(&p, &mut json);
     }
     let analysis = a.finish(&mut json);
-    let _ = std::fs::remove_file(&path);
     let out = json.finish(&analysis).expect("json report");
     if let Err(e) = serde_json::from_slice::<serde_json::Value>(&out) {
         panic!("the JSON report does not parse: {e}");
     }
+    // The same report whatever the number of threads (with a flow cap the input cannot
+    // reach: a shard that reaches it evicts what one table would not).
+    let report = |threads: usize| {
+        let mut options = Options::default();
+        options.flows.max_buffer = 4096;
+        options.threads = threads;
+        let mut json = JsonWriter::new(Vec::new()).expect("json report");
+        let set = resetscope::source::merge::CaptureSet::open(std::slice::from_ref(&path));
+        let (analysis, _) = resetscope::pipeline::analyze_set(set, &options, &mut json);
+        json.finish(&analysis).expect("json report")
+    };
+    let one = report(1);
+    let three = report(3);
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        one == three,
+        "the JSON report with 3 threads differs from 1 thread's:\n{}\n{}",
+        String::from_utf8_lossy(&one),
+        String::from_utf8_lossy(&three)
+    );
 }

@@ -24,7 +24,8 @@ use crate::decode::{flags, TcpSegment};
 use crate::time::{Nanos, Timestamp};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::net::IpAddr;
 
 /// The two ends of a connection. `Client` is the side that sent the SYN.
@@ -221,8 +222,12 @@ pub struct FlowTable {
     /// Boxed: a hash table keeps up to twice as many slots as entries, and a slot holds the
     /// value; a pointer there keeps empty slots small.
     flows: FxHashMap<Key, Box<Connection>>,
-    /// Closed connections in order of closing: (when, key, id).
-    closed: VecDeque<(Timestamp, Key, u64)>,
+    /// Closed connections by the time they closed (or were last heard from): (when, id,
+    /// key), earliest first. A heap, not a queue in order of closing: with times that go
+    /// back, or connections re-queued at their last packet, one connection not yet due
+    /// must not hold back others that are, or when a connection is released would depend
+    /// on the others in its table (and so on how they are shared out over threads).
+    closed: BinaryHeap<Reverse<(Timestamp, u64, Key)>>,
     /// Recently released closed connections: key → release time, and what recognises a
     /// replay of the connection (see [`Tombstone`]).
     tombstones: FxHashMap<Key, Tombstone>,
@@ -243,7 +248,7 @@ impl FlowTable {
         FlowTable {
             config,
             flows: FxHashMap::default(),
-            closed: VecDeque::new(),
+            closed: BinaryHeap::new(),
             tombstones: FxHashMap::default(),
             tombstone_queue: VecDeque::new(),
             open: 0,
@@ -343,7 +348,7 @@ impl FlowTable {
     fn account(&mut self, key: Key, id: u64, f: Filed, ts: Timestamp) {
         self.bytes = (self.bytes + f.after).saturating_sub(f.before);
         if !f.was_closed && f.closed {
-            self.closed.push_back((ts, key, id));
+            self.closed.push(Reverse((ts, id, key)));
         }
         // Open connections: new ones, minus those that closed, plus refusals retried.
         match (f.is_new, f.was_closed, f.closed) {
@@ -368,11 +373,11 @@ impl FlowTable {
         // table holds them in: the same order however the connections are spread over the
         // threads (each sweeps its own at the same moments).
         let mut ready = Vec::new();
-        while let Some(&(at, key, id)) = self.closed.front() {
+        while let Some(&Reverse((at, id, key))) = self.closed.peek() {
             if now.since(at) < linger {
                 break;
             }
-            self.closed.pop_front();
+            self.closed.pop();
             let quiet = match self.flows.get(&key) {
                 // A refusal that a retried SYN got past: no longer closed.
                 Some(c) if c.id == id && !c.is_closed() => continue,
@@ -385,7 +390,7 @@ impl FlowTable {
                 ready.push(c);
             } else {
                 let last = self.flows[&key].last_ts();
-                self.closed.push_back((last, key, id));
+                self.closed.push(Reverse((last, id, key)));
             }
         }
         ready.sort_unstable_by_key(|c| c.id);
@@ -490,7 +495,7 @@ impl FlowTable {
     ) {
         // 1. Closed connections: released now instead of after their linger time.
         while self.heap_bytes() > target {
-            let Some((_, key, id)) = self.closed.pop_front() else {
+            let Some(Reverse((_, id, key))) = self.closed.pop() else {
                 break;
             };
             if self
