@@ -18,6 +18,7 @@ mod h2;
 mod race;
 pub mod record;
 mod retry;
+pub mod tally;
 pub mod verdict;
 
 pub use finding::{Finding, FindingKind, RequestRef, Severity};
@@ -104,6 +105,9 @@ pub struct Diagnosis {
     pub findings_dropped: u64,
     /// Findings per kind, kept or not.
     pub counts: BTreeMap<FindingKind, u64>,
+    /// Problems (idle closes aside) by minute and by client network, kept or not.
+    #[serde(skip)]
+    pub tally: tally::Tally,
     /// Per-server estimates and recommendations, servers with findings first.
     pub servers: Vec<ServerReport>,
     /// Connection counters.
@@ -139,6 +143,8 @@ pub struct Diagnoser {
     findings_dropped: u64,
     info_kept: usize,
     by_kind: BTreeMap<FindingKind, u64>,
+    /// Problems by minute and client network, listed or not.
+    tally: tally::Tally,
     servers: HashMap<SocketAddr, ServerTally>,
     counts: ConnectionCounts,
     /// Verdicts waiting for their server's estimate (see [`Diagnoser::connection_done`]).
@@ -277,6 +283,7 @@ impl Diagnoser {
             + self.servers.capacity() * (std::mem::size_of::<ServerTally>() + 64)
             + self.observations * 24
             + self.correlator.heap_bytes()
+            + self.tally.heap_bytes()
     }
 
     /// Memory budget: decides the held verdicts now, against the estimates so far (as a
@@ -398,6 +405,7 @@ impl Diagnoser {
         for f in std::mem::take(&mut v.findings) {
             sink.finding(&f);
             *self.by_kind.entry(f.kind).or_default() += 1;
+            self.tally.add(&f);
             let info = f.severity == Severity::Info;
             if self.findings.len() < MAX_FINDINGS && (!info || self.info_kept < MAX_INFO_FINDINGS) {
                 self.info_kept += info as usize;
@@ -475,6 +483,7 @@ impl Diagnoser {
             findings: self.findings,
             findings_dropped: self.findings_dropped,
             counts: self.by_kind,
+            tally: self.tally,
             servers,
             connections: self.counts,
             proxies: self.proxies,
