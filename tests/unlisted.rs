@@ -1,6 +1,6 @@
-//! Issue 10: when there are more findings than the terminal report lists, it says how many
-//! more, and what all of them add up to: per minute of capture time (a sparkline) and per
-//! client network.
+//! Issue 10: when there are more findings than a report lists, it says how many more, and
+//! what all of them add up to: per minute of capture time (a sparkline) and per client
+//! network (terminal, Markdown, HTML).
 
 mod common;
 
@@ -51,6 +51,32 @@ fn findings_beyond_the_limit_are_summed_up_by_minute_and_network() {
     assert!(
         text.contains("  by client network: 127.0.0.0/24 9\n"),
         "{text}"
+    );
+}
+
+#[test]
+fn markdown_and_html_sum_up_what_they_do_not_list() {
+    let capture = race_capture();
+    let path = capture.to_str().unwrap();
+    let md = run(&["analyze", path, "--limit", "2", "--format", "markdown"]);
+    let md = String::from_utf8(md.stdout).unwrap();
+    assert!(
+        md.contains(
+            "Only the first 2 findings are listed; `--format json` has every one. All 9, listed or not:\n\n\
+             - per minute, 22:28–22:30 UTC: ▇█ (peak 5 at 22:29)\n\
+             - by client network: 127.0.0.0/24 9\n"
+        ),
+        "{md}"
+    );
+    let html = run(&["analyze", path, "--limit", "2", "--format", "html"]);
+    let html = String::from_utf8(html.stdout).unwrap();
+    assert!(
+        html.contains(
+            "All 9, listed or not:</p>\n<ul class=\"muted\">\n\
+             <li>per minute, 22:28–22:30 UTC: ▇█ (peak 5 at 22:29)</li>\n\
+             <li>by client network: 127.0.0.0/24 9</li>\n</ul>"
+        ),
+        "{html}"
     );
 }
 

@@ -135,7 +135,12 @@ pub fn render(t: &TicketReport<'_>) -> String {
         }
         let _ = writeln!(o, "</tbody></table></div>");
         if shown.len() as u64 != t.non_info_count() {
-            let _ = writeln!(o, "<p class=\"muted\">Only the first {} findings are listed; the JSON report has every one.</p>", shown.len());
+            let _ = writeln!(o, "<p class=\"muted\">Only the first {} findings are listed; the JSON report has every one. All {}, listed or not:</p>", shown.len(), t.non_info_count());
+            let _ = writeln!(o, "<ul class=\"muted\">");
+            for line in super::unlisted_summary(&a.diagnosis.tally) {
+                let _ = writeln!(o, "<li>{}</li>", escape::html(&line));
+            }
+            let _ = writeln!(o, "</ul>");
         }
     }
     let idle = a

@@ -91,9 +91,14 @@ pub fn render(t: &TicketReport<'_>) -> String {
         if !listed_all {
             let _ = writeln!(
                 out,
-                "Only the first {} findings are listed; `--format json` has every one.\n",
-                shown.len()
+                "Only the first {} findings are listed; `--format json` has every one. All {}, listed or not:\n",
+                shown.len(),
+                t.non_info_count()
             );
+            for line in super::unlisted_summary(&a.diagnosis.tally) {
+                let _ = writeln!(out, "- {}", escape::markdown(&line));
+            }
+            out.push('\n');
         }
     }
     let idle = a

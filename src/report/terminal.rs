@@ -172,7 +172,9 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
                 out,
                 "… and {more} more ({how}, --format json has every one). All {all}, listed or not:"
             );
-            unlisted_summary(&mut out, &a.diagnosis.tally);
+            for line in super::unlisted_summary(&a.diagnosis.tally) {
+                let _ = writeln!(out, "  {line}");
+            }
         }
     }
     let idle_closes = a
@@ -297,65 +299,6 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
         }
     }
     out
-}
-
-/// What the findings not listed add up to: per minute of capture time, as a sparkline,
-/// and the client networks with the most (the servers follow in their own section).
-fn unlisted_summary(out: &mut String, t: &crate::diagnose::tally::Tally) {
-    let (Some((&first, _)), Some((&last, _))) = (
-        t.per_minute.first_key_value(),
-        t.per_minute.last_key_value(),
-    ) else {
-        return;
-    };
-    let minutes = ((last - first) / 60 + 1) as usize;
-    // At most 60 columns: several minutes a column for a long capture.
-    let per_column = minutes.div_ceil(60);
-    let mut columns = vec![0u64; minutes.div_ceil(per_column)];
-    for (&m, &n) in &t.per_minute {
-        columns[((m - first) / 60) as usize / per_column] += n;
-    }
-    let peak = columns.iter().copied().max().unwrap_or(0).max(1);
-    let bars: String = columns
-        .iter()
-        .map(|&n| match n {
-            0 => '·',
-            n => ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'][((n * 8 - 1) / peak).min(7) as usize],
-        })
-        .collect();
-    let at = |secs: i64| {
-        chrono::DateTime::from_timestamp(secs, 0)
-            .map(|d| d.format("%H:%M").to_string())
-            .unwrap_or_default()
-    };
-    let peak_at = columns.iter().position(|&n| n == peak).unwrap_or(0) as i64;
-    let unit = if per_column == 1 {
-        "minute".to_string()
-    } else {
-        format!("{per_column} minutes")
-    };
-    let _ = writeln!(
-        out,
-        "  per {unit}, {}–{} UTC: {bars} (peak {peak} at {})",
-        at(first),
-        at(last + 60),
-        at(first + peak_at * per_column as i64 * 60)
-    );
-    let top = t.top_networks(5);
-    if !top.is_empty() {
-        let nets = t.per_network.len() + (t.other_networks > 0) as usize;
-        let list: Vec<String> = top.iter().map(|(k, n)| format!("{k} {n}")).collect();
-        let _ = writeln!(
-            out,
-            "  by client network: {}{}",
-            list.join(", "),
-            if nets > top.len() {
-                format!(" (of {nets} networks)")
-            } else {
-                String::new()
-            }
-        );
-    }
 }
 
 /// A finding on one line, in the report's words (live mode prints these as they happen).
