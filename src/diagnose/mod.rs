@@ -1,10 +1,11 @@
 //! Stage 5, diagnose: from finished connections to findings.
 //!
-//! [`Diagnoser::connection_done`] judges each connection as the flow table releases it
-//! ([`verdict::judge`]), hands its findings to the caller's [`crate::pipeline::Sink`] the
-//! moment they are decided and its [`ConnectionRecord`] back to the caller (which may stream
-//! it out and drop it), keeps a bounded sample of findings for reports that list them, and
-//! feeds the per-server tallies.
+//! [`judge`] judges each connection as the flow table releases it ([`verdict::judge`]),
+//! on the thread that held it; [`Diagnoser::take`] takes the verdicts in the order the
+//! connections were released, hands their findings to the caller's
+//! [`crate::pipeline::Sink`] the moment they are decided and their [`ConnectionRecord`]s
+//! after them (the caller may stream them out and drop them), keeps a bounded sample of
+//! findings for reports that list them, and feeds the per-server tallies.
 //! A race shown only by a RST (no FIN) is confirmed against the server's idle timeout as
 //! estimated so far; one at another idle time is a `reset_in_flight`. [`Diagnoser::finish`]
 //! settles the per-server estimates over the whole capture and hands on a [`Diagnosis`].
@@ -147,7 +148,7 @@ pub struct Diagnoser {
     tally: tally::Tally,
     servers: HashMap<SocketAddr, ServerTally>,
     counts: ConnectionCounts,
-    /// Verdicts waiting for their server's estimate (see [`Diagnoser::connection_done`]).
+    /// Verdicts waiting for their server's estimate (see [`Diagnoser::take`]).
     held: Vec<verdict::Verdict>,
     /// Hold every verdict whose findings depend on an estimate until the capture ends.
     hold_until_end: bool,
@@ -215,22 +216,11 @@ impl Diagnoser {
         }
     }
 
-    /// Judges a connection released by the flow table, and hands its findings and record to
+    /// Takes a connection judged by [`judge`] (perhaps on another thread; verdicts must come
+    /// in the order the connections were released), and hands its findings and record to
     /// `sink`. A connection whose race is shown only by a RST is held until its server's
     /// idle-timeout estimate rests on enough idle closes (or the capture ends), so that the
     /// race is confirmed against it, not guessed.
-    pub fn connection_done(
-        &mut self,
-        c: Box<Connection>,
-        released: Release,
-        sink: &mut dyn crate::pipeline::Sink,
-    ) {
-        self.take(judge(&c, released), sink);
-    }
-
-    /// The second half of [`Diagnoser::connection_done`]: takes a connection judged by
-    /// [`judge`] (perhaps on another thread; verdicts must come in the order the
-    /// connections were released).
     pub fn take(&mut self, judged: Judged, sink: &mut dyn crate::pipeline::Sink) {
         let v = match judged {
             Judged::Replay { duplicates } => {

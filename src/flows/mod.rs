@@ -113,10 +113,12 @@ pub enum Release {
 pub struct FlowStats {
     /// Connections created.
     pub connections: u64,
-    /// Most connections held at once.
+    /// Most connections held at once. A table does not count its own peaks: the pipeline
+    /// does, over every shard of the table (`pipeline::merge`).
     pub peak_flows: usize,
     /// Most connections open (not yet closed) at once: a flow cap above this only changes
-    /// how long closed connections linger, never a verdict.
+    /// how long closed connections linger, never a verdict. Counted by the pipeline, as
+    /// `peak_flows`.
     pub peak_open: usize,
     /// Connections released because the table was full.
     pub evicted: u64,
@@ -147,6 +149,24 @@ pub struct ShedStats {
     pub requests_folded: u64,
     /// Open connections judged early (as if the capture had ended for them).
     pub evicted: u64,
+}
+
+impl FlowStats {
+    /// Adds the counters of another shard of the table (the peaks are the pipeline's).
+    pub fn add(&mut self, o: &FlowStats) {
+        self.connections += o.connections;
+        self.evicted += o.evicted;
+        self.idle_released += o.idle_released;
+        self.late_packets += o.late_packets;
+        let (a, b) = (&mut self.shed, &o.shed);
+        a.times += b.times;
+        a.closed_early += b.closed_early;
+        a.tombstones += b.tombstones;
+        a.buffers += b.buffers;
+        a.heads += b.heads;
+        a.requests_folded += b.requests_folded;
+        a.evicted += b.evicted;
+    }
 }
 
 /// What one connection in the table costs beyond its heap state: the boxed struct and its
@@ -311,8 +331,8 @@ impl FlowTable {
                 }
             }
         }
-        // One lookup for the common case, a segment of a connection in the table.
-        let known = self.flows.contains_key(&key);
+        // Past the fast path, only a SYN can belong to a connection in the table.
+        let known = is_syn && self.flows.contains_key(&key);
         let mut replay = None;
         if !known && !self.tombstones.is_empty() {
             if is_syn {
@@ -357,8 +377,6 @@ impl FlowTable {
             (false, true, false) => self.open += 1,
             _ => {}
         }
-        self.stats.peak_open = self.stats.peak_open.max(self.open);
-        self.stats.peak_flows = self.stats.peak_flows.max(self.flows.len());
     }
 
     /// Releases connections whose time is up at capture time `now`. Cheap to call per

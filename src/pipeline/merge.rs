@@ -145,18 +145,7 @@ impl Merge {
     pub fn flow_stats<'a>(&self, shards: impl IntoIterator<Item = &'a FlowStats>) -> FlowStats {
         let mut all = FlowStats::default();
         for s in shards {
-            all.connections += s.connections;
-            all.evicted += s.evicted;
-            all.idle_released += s.idle_released;
-            all.late_packets += s.late_packets;
-            let (a, b) = (&mut all.shed, &s.shed);
-            a.times += b.times;
-            a.closed_early += b.closed_early;
-            a.tombstones += b.tombstones;
-            a.buffers += b.buffers;
-            a.heads += b.heads;
-            a.requests_folded += b.requests_folded;
-            a.evicted += b.evicted;
+            all.add(s);
         }
         all.peak_flows = self.peak_flows;
         all.peak_open = self.peak_open;

@@ -334,10 +334,8 @@ impl Analyzer {
     }
 
     fn merge_events(&mut self, sink: RecordSink<'_>) {
-        if self.shard.has_events() {
-            for e in self.shard.take_events() {
-                self.merge.event(0, e, sink);
-            }
+        for e in self.shard.take_events() {
+            self.merge.event(0, e, sink);
         }
     }
 

@@ -108,11 +108,10 @@ impl Shard {
         table.process(seg, mark, index, &mut |c, why| {
             push_release(events, index, phase::FILED_RELEASE, c, why)
         });
-        let (now_flows, now_open) = (self.flows.len(), self.flows.open());
-        fix_counts(&mut self.events, now_flows, now_open);
+        self.count_releases();
         if self.flows.stats.connections != started {
             self.event(index, phase::FILED, index, What::Started);
-        } else if (now_flows, now_open) != (flows, open) {
+        } else if (self.flows.len(), self.flows.open()) != (flows, open) {
             self.event(index, phase::FILED, 0, What::Counted);
         }
         self.filed += 1;
@@ -133,8 +132,7 @@ impl Shard {
             };
             push_release(events, index, p, c, why)
         });
-        let (flows, open) = (self.flows.len(), self.flows.open());
-        fix_counts(&mut self.events, flows, open);
+        self.count_releases();
     }
 
     /// Reports the tracked memory (broadcast to every shard at segment `index`).
@@ -148,19 +146,13 @@ impl Shard {
         let events = &mut self.events;
         self.flows
             .finish(&mut |c, why| push_release(events, END, phase::FILED_RELEASE, c, why));
-        let (flows, open) = (self.flows.len(), self.flows.open());
-        fix_counts(&mut self.events, flows, open);
+        self.count_releases();
         self.sample(END);
     }
 
     /// The events so far, in key order.
     pub fn take_events(&mut self) -> std::vec::Drain<'_, Event> {
         self.events.drain(..)
-    }
-
-    /// Whether events wait to be taken.
-    pub fn has_events(&self) -> bool {
-        !self.events.is_empty()
     }
 
     /// The table's counters.
@@ -171,6 +163,23 @@ impl Shard {
     /// Connections held.
     pub fn connections(&self) -> usize {
         self.flows.len()
+    }
+
+    /// Gives the release events of the table's call just made the table's counts after it.
+    /// Releases only lower the counts, and the merge compares counts with their peak only
+    /// when they rise, so the counts after the last release serve for every release of the
+    /// call.
+    fn count_releases(&mut self) {
+        let (flows, open) = (self.flows.len(), self.flows.open());
+        for e in self
+            .events
+            .iter_mut()
+            .rev()
+            .take_while(|e| e.flows == UNKNOWN)
+        {
+            e.flows = flows;
+            e.open = open;
+        }
     }
 
     fn event(&mut self, index: u64, phase: u8, sub: u64, what: What) {
@@ -203,8 +212,7 @@ impl Shard {
                 break;
             }
         }
-        let (flows, open) = (self.flows.len(), self.flows.open());
-        fix_counts(&mut self.events, flows, open);
+        self.count_releases();
         release_free_memory();
     }
 }
@@ -212,8 +220,8 @@ impl Shard {
 /// Counts not yet known: the table cannot be asked while it releases.
 const UNKNOWN: usize = usize::MAX;
 
-/// Judges a released connection into an event. Its counts are filled in by [`fix_counts`]
-/// once the table's call returns.
+/// Judges a released connection into an event. Its counts are filled in by
+/// [`Shard::count_releases`] once the table's call returns.
 fn push_release(events: &mut Vec<Event>, index: u64, phase: u8, c: Box<Connection>, why: Release) {
     events.push(Event {
         index,
@@ -223,14 +231,4 @@ fn push_release(events: &mut Vec<Event>, index: u64, phase: u8, c: Box<Connectio
         open: UNKNOWN,
         what: What::Released(judge(&c, why)),
     });
-}
-
-/// Gives the release events of the call just made the table's counts after it. Releases
-/// only lower the counts, and the merge compares counts with their peak only when they
-/// rise, so the counts after the last release serve for every release of the call.
-fn fix_counts(events: &mut [Event], flows: usize, open: usize) {
-    for e in events.iter_mut().rev().take_while(|e| e.flows == UNKNOWN) {
-        e.flows = flows;
-        e.open = open;
-    }
 }

@@ -106,6 +106,16 @@ pub fn unlisted_summary(t: &crate::diagnose::tally::Tally) -> Vec<String> {
     out
 }
 
+/// How many findings other than idle closes there are, listed or not.
+pub fn problem_count(a: &Analysis) -> u64 {
+    a.diagnosis
+        .counts
+        .iter()
+        .filter(|(k, _)| **k != FindingKind::IdleClose)
+        .map(|(_, n)| n)
+        .sum()
+}
+
 /// The findings a report lists: every one but the informational idle closes, up to `limit`
 /// (0 = all).
 pub fn listed_findings(a: &Analysis, limit: usize) -> Vec<&Finding> {
@@ -221,12 +231,7 @@ impl TicketReport<'_> {
 
     /// How many findings other than idle closes there are (listed or not).
     pub fn non_info_count(&self) -> u64 {
-        let counts = &self.analysis.diagnosis.counts;
-        counts
-            .iter()
-            .filter(|(k, _)| **k != FindingKind::IdleClose)
-            .map(|(_, n)| n)
-            .sum()
+        problem_count(self.analysis)
     }
 }
 

@@ -158,22 +158,23 @@ impl<W: Write> crate::pipeline::Sink for NdjsonWriter<W> {
 }
 
 /// One line into `buf`: the head's keys, then the body object's, then a newline. Both are
-/// objects serialized with [`escape::JsonFormatter`]; the head's closing brace and the
-/// body's opening one are dropped where they meet.
+/// objects serialized with [`escape::JsonFormatter`]; the body is written over the head's
+/// closing brace, and its opening brace becomes the comma between them.
 fn splice(buf: &mut Vec<u8>, head: &Head<'_>, body: &impl Serialize) -> io::Result<()> {
     buf.clear();
     escape::json_to_writer(&mut *buf, head).map_err(io::Error::from)?;
     let at = buf.len() - 1;
+    buf.truncate(at);
     escape::json_to_writer(&mut *buf, body).map_err(io::Error::from)?;
-    if buf.get(at + 1) != Some(&b'{') {
+    if buf.get(at) != Some(&b'{') {
         return Err(io::Error::other("an NDJSON line's body is not an object"));
     }
-    if buf.get(at + 2) == Some(&b'}') {
+    if buf.get(at + 1) == Some(&b'}') {
         // An empty body: the head alone.
-        buf.truncate(at + 1);
+        buf.truncate(at);
+        buf.push(b'}');
     } else {
         buf[at] = b',';
-        buf.remove(at + 1);
     }
     buf.push(b'\n');
     Ok(())

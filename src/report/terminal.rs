@@ -160,7 +160,7 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
             let all: u64 = if opts.all {
                 a.diagnosis.counts.values().sum()
             } else {
-                a.diagnosis.tally.per_minute.values().sum()
+                super::problem_count(a)
             };
             let more = all.saturating_sub(listed as u64);
             let how = if (shown.len() as u64) < all {

@@ -31,7 +31,6 @@ pub(super) enum Backend {
 }
 
 impl Backend {
-    /// The bytes from the cursor on.
     /// The input's size in bytes, when it is a mapped file (a pipe's is not known).
     pub(super) fn size(&self) -> Option<u64> {
         match self {
@@ -40,6 +39,7 @@ impl Backend {
         }
     }
 
+    /// The bytes from the cursor on.
     pub(super) fn data(&self) -> &[u8] {
         match self {
             Backend::Mapped { map, pos, .. } => &map[*pos..],
