@@ -154,24 +154,14 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
                 escape::terminal_max(&f.sentence, 1000)
             );
         }
-        let dropped = a.diagnosis.findings_dropped;
-        if listed < shown.len() || dropped > 0 {
-            // Every finding the table could show, kept in memory or not.
-            let all: u64 = if opts.all {
-                a.diagnosis.counts.values().sum()
-            } else {
-                super::problem_count(a)
-            };
-            let more = all.saturating_sub(listed as u64);
-            let how = if (shown.len() as u64) < all {
-                format!("--limit 0 lists the {} kept in memory", shown.len())
-            } else {
-                "--limit 0 lists all".to_string()
-            };
-            let _ = writeln!(
-                out,
-                "… and {more} more ({how}, --format json has every one). All {all}, listed or not:"
-            );
+        // Every finding the table could show, kept in memory or not.
+        let all: u64 = if opts.all {
+            a.diagnosis.counts.values().sum()
+        } else {
+            super::problem_count(a)
+        };
+        if let Some(line) = not_listed(listed, shown.len(), all) {
+            let _ = writeln!(out, "{line}");
             for line in super::unlisted_summary(&a.diagnosis.tally) {
                 let _ = writeln!(out, "  {line}");
             }
@@ -299,6 +289,20 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
         }
     }
     out
+}
+
+/// What the table leaves out, when it does: `listed` of the `kept` findings the analysis
+/// kept in memory, of `all` there were.
+fn not_listed(listed: usize, kept: usize, all: u64) -> Option<String> {
+    let more = all.checked_sub(listed as u64).filter(|&m| m > 0)?;
+    let how = if (kept as u64) < all {
+        format!("--limit 0 lists the {kept} kept in memory")
+    } else {
+        "--limit 0 lists all".to_string()
+    };
+    Some(format!(
+        "… and {more} more ({how}, --format json has every one). All {all}, listed or not:"
+    ))
 }
 
 /// A finding on one line, in the report's words (live mode prints these as they happen).
@@ -517,4 +521,25 @@ pub fn headline(a: &Analysis) -> String {
         return format!("No request was lost: {}.", what.join(", "));
     }
     "No resets and no failed requests.".to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::not_listed;
+
+    #[test]
+    fn the_line_on_findings_not_listed_says_what_is_true() {
+        // Every finding listed, though informational ones were not kept: nothing to say.
+        assert_eq!(not_listed(1659, 1659, 1659), None);
+        assert_eq!(not_listed(9, 9, 9), None);
+        assert_eq!(
+            not_listed(2, 9, 9).as_deref(),
+            Some("… and 7 more (--limit 0 lists all, --format json has every one). All 9, listed or not:")
+        );
+        // More than memory kept: --limit 0 cannot list them all, and says so.
+        assert_eq!(
+            not_listed(50, 5000, 306913).as_deref(),
+            Some("… and 306863 more (--limit 0 lists the 5000 kept in memory, --format json has every one). All 306913, listed or not:")
+        );
+    }
 }
