@@ -131,9 +131,26 @@ pub fn markdown_max(s: &str, max: usize) -> String {
             // What starts code, emphasis, links and images, HTML and autolinks, entities,
             // headings, block quotes, strike-through and fences, math, e-mail autolinks, or
             // ends a table cell.
-            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '&' | '#' | '|' | '~' | '$' | '@' => {
-                true
+            '\\' | '`' | '*' | '[' | ']' | '<' | '>' | '&' | '|' | '$' | '@' => true,
+            // Only where they could start or end emphasis or strike-through, so that our
+            // own `~301 ms` and `idle_race` keep no needless backslash: a `_` not between
+            // two letters or digits, and a `~` that could close a strike-through
+            // (CommonMark §6.2, GFM §6.5; with every closer escaped, openers are text). At
+            // the start, the neighbour in the report is not known: escaped.
+            '_' => {
+                !(i > 0
+                    && t[i - 1].is_alphanumeric()
+                    && t.get(i + 1).is_some_and(|n| n.is_alphanumeric()))
             }
+            '~' => {
+                // Text only as an opener that nothing can close: after a space or `(`,
+                // before a letter or digit (`~301 ms`, `(~5 s)`).
+                !(i > 0
+                    && (t[i - 1].is_whitespace() || t[i - 1] == '(')
+                    && t.get(i + 1).is_some_and(|n| n.is_alphanumeric()))
+            }
+            // A heading at the start, or the closing sequence of one at the end.
+            '#' => i == 0 || t[i..].iter().all(|&c| c == '#'),
             // The end of a URL scheme (`http:/`): no extended autolink (which needs `://`;
             // `mailto:` and `xmpp:` need an `@` too).
             ':' => i > 0 && t[i - 1].is_ascii_alphabetic() && t.get(i + 1) == Some(&'/'),
@@ -289,6 +306,18 @@ mod tests {
     #[test]
     fn markdown_cannot_break_tables_or_code() {
         assert_eq!(markdown("/a|b`c`<script>"), "/a\\|b\\`c\\`\\<script\\>");
+    }
+
+    #[test]
+    fn markdown_adds_no_needless_backslash_to_our_sentences() {
+        // Issue 12: `\~301 ms` showed its backslash where the Markdown was not rendered.
+        assert_eq!(markdown("after ~301 ms (~5 s)"), "after ~301 ms (~5 s)");
+        assert_eq!(markdown("an idle_race at #28"), "an idle_race at #28");
+        // What could still be markup is escaped.
+        assert_eq!(markdown("~a~"), "\\~a\\~");
+        assert_eq!(markdown("x~~y"), "x\\~\\~y");
+        assert_eq!(markdown("_a_ b_"), "\\_a\\_ b\\_");
+        assert_eq!(markdown("# x #"), "\\# x \\#");
     }
 
     #[test]

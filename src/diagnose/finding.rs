@@ -125,6 +125,10 @@ pub struct Finding {
     /// The connection's first and last packet times (where its packets are found again).
     #[serde(skip)]
     pub span: (Timestamp, Timestamp),
+    /// The connection's first and last frames (which pin it among connections that reuse
+    /// its addresses and ports, e.g. in a Wireshark filter).
+    #[serde(skip)]
+    pub frame_span: (crate::source::FrameRef, crate::source::FrameRef),
     /// How much it matters.
     pub severity: Severity,
     /// The connection's id (see `connections[].id`).

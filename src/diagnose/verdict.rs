@@ -400,6 +400,7 @@ impl FindingBase<'_> {
             severity: kind.severity(),
             connection: self.c.id,
             span: (self.c.first.ts, self.c.last.ts),
+            frame_span: (self.c.first.frame, self.c.last.frame),
             client: self.c.client,
             server: self.c.server,
             time: mark.ts,

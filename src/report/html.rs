@@ -15,7 +15,8 @@ use std::fmt::Write;
 const STYLE: &str = r#"
 :root { --fg: #1b1f24; --muted: #57606a; --line: #d0d7de; --err: #b42318; --warn: #b54708; --req: #175cd3; --bg: #fff; }
 * { box-sizing: border-box; }
-body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; color: var(--fg); background: var(--bg); margin: 0 auto; max-width: 1000px; padding: 16px; }
+body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; color: var(--fg); background: var(--bg); margin: 0 auto; max-width: 1600px; padding: 16px 24px; overflow-wrap: break-word; }
+p, li, .headline { max-width: 110ch; }
 h1 { font-size: 1.5em; margin: 0.2em 0; } h2 { font-size: 1.2em; border-bottom: 1px solid var(--line); padding-bottom: 4px; margin-top: 1.6em; } h3 { font-size: 1.05em; }
 .headline { font-size: 1.1em; font-weight: 600; border-left: 4px solid var(--err); padding: 6px 12px; background: #fef3f2; }
 .headline.ok { border-color: #067647; background: #ecfdf3; }
@@ -27,6 +28,8 @@ table { border-collapse: collapse; width: 100%; font-size: 0.92em; }
 th, td { border: 1px solid var(--line); padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: #f6f8fa; }
 .kind { font-family: ui-monospace, monospace; white-space: nowrap; }
+td.n { white-space: nowrap; text-align: right; }
+td.req { overflow-wrap: anywhere; }
 .error { color: var(--err); font-weight: 600; } .warning { color: var(--warn); font-weight: 600; }
 article { border: 1px solid var(--line); border-radius: 6px; padding: 8px 14px; margin: 14px 0; break-inside: avoid; }
 svg { max-width: 100%; height: auto; display: block; }
@@ -44,6 +47,16 @@ svg g.fin line { stroke: var(--warn); stroke-width: 2.5; } svg g.fin text.label 
 svg g.rst line { stroke: var(--err); stroke-width: 2.5; } svg g.rst text.label { fill: var(--err); font-weight: 700; }
 svg .axis { stroke: #8c959f; } svg .bar { fill: #f97066; }
 svg .mark { fill: var(--warn); } svg .mark.idle_race, svg .mark.reset_in_flight { fill: var(--err); }
+/* A phone: each finding a block of labelled lines, the ladders at their own size (scrolled). */
+@media (max-width: 640px) {
+  body { padding: 10px 12px; font-size: 14px; }
+  table.findings thead { display: none; }
+  table.findings, table.findings tbody, table.findings tr, table.findings td { display: block; width: 100%; }
+  table.findings tr { border: 1px solid var(--line); border-radius: 6px; margin: 0 0 10px; padding: 4px 0; }
+  table.findings td { border: none; padding: 1px 10px; text-align: left; overflow-wrap: anywhere; }
+  table.findings td::before { content: attr(data-label) ": "; color: var(--muted); }
+  svg.ladder { max-width: none; width: 760px; }
+}
 @media print { body { max-width: none; } a { color: inherit; text-decoration: none; } }
 "#;
 
@@ -92,7 +105,7 @@ pub fn render(t: &TicketReport<'_>) -> String {
     if shown.is_empty() {
         let _ = writeln!(o, "<p>No resets and no failed requests.</p>");
     } else {
-        let _ = writeln!(o, "<div class=\"scroll\"><table><thead><tr><th>#</th><th>time</th><th>kind</th><th>client → server</th><th>request</th><th>decided by</th><th>idle</th><th>retry safe</th><th>frames</th></tr></thead><tbody>");
+        let _ = writeln!(o, "<div class=\"scroll\"><table class=\"findings\"><thead><tr><th>#</th><th>time</th><th>kind</th><th>client → server</th><th>request</th><th>decided by</th><th>idle</th><th>retry safe</th><th>frames</th></tr></thead><tbody>");
         let first = p.first_ts.unwrap_or_default();
         for (i, f) in shown.iter().enumerate() {
             let sev = match f.severity {
@@ -120,7 +133,7 @@ pub fn render(t: &TicketReport<'_>) -> String {
             };
             let _ = writeln!(
                 o,
-                "<tr><td><a href=\"#finding-{n}\">{n}</a></td><td>+{:.3} s</td><td class=\"kind {sev}\">{}</td><td>{} → {}</td><td>{request}</td><td>{} {} {}</td><td>{}</td><td>{retry}</td><td>{}</td></tr>",
+                "<tr><td data-label=\"finding\"><a href=\"#finding-{n}\">{n}</a></td><td data-label=\"time\" class=\"n\">+{:.3} s</td><td data-label=\"kind\" class=\"kind {sev}\">{}</td><td data-label=\"client → server\">{} → {}</td><td data-label=\"request\" class=\"req\">{request}</td><td data-label=\"decided by\">{} {} {}</td><td data-label=\"idle\" class=\"n\">{}</td><td data-label=\"retry safe\">{retry}</td><td data-label=\"frames\">{}</td></tr>",
                 f.time.since(first).as_secs_f64(),
                 f.kind.name(),
                 h(&f.client.to_string()),
@@ -211,7 +224,7 @@ pub fn render(t: &TicketReport<'_>) -> String {
             let _ = writeln!(
                 o,
                 "<p>Wireshark filter: <code class=\"filter\">{}</code></p>",
-                h(&wireshark_filter(f.client, f.server))
+                h(&wireshark_filter(f))
             );
             if let Some(ladder) = t.ladders.get(&f.connection) {
                 let _ = writeln!(

@@ -157,11 +157,7 @@ pub fn render(t: &TicketReport<'_>) -> String {
                 f.server
             );
             let _ = writeln!(out, "{}\n", md(&f.sentence));
-            let _ = writeln!(
-                out,
-                "Wireshark filter: `{}`\n",
-                wireshark_filter(f.client, f.server)
-            );
+            let _ = writeln!(out, "Wireshark filter: `{}`\n", wireshark_filter(f));
             if let Some(ladder) = t.ladders.get(&f.connection) {
                 let _ = writeln!(
                     out,

@@ -291,9 +291,36 @@ fn file_name(p: &Path) -> String {
         .unwrap_or_else(|| p.display().to_string())
 }
 
-/// A Wireshark display filter that isolates one connection, e.g.
-/// `ip.addr == 127.0.0.1 && tcp.port == 54198 && tcp.port == 9000`.
-pub fn wireshark_filter(client: std::net::SocketAddr, server: std::net::SocketAddr) -> String {
+/// A Wireshark display filter that isolates the finding's connection, e.g.
+/// `ip.addr == 127.0.0.1 && tcp.port == 54198 && tcp.port == 9000 && frame.number in
+/// {12..19}` (a set with a range, Wireshark 3.6 and later; no `<` or `>`, which Markdown
+/// and HTML would have to escape). The addresses and ports alone would also match later connections
+/// that reuse them, so the filter pins the connection by its first and last frames, or by
+/// its first and last packets' times when they are in different files of a set (frame
+/// numbers start again in each file).
+pub fn wireshark_filter(f: &crate::diagnose::Finding) -> String {
+    let (first, last) = f.frame_span;
+    let pin = if first.file == last.file {
+        format!("frame.number in {{{}..{}}}", first.number, last.number)
+    } else {
+        format!(
+            "frame.time_epoch in {{{}..{}}}",
+            epoch(f.span.0),
+            epoch(f.span.1)
+        )
+    };
+    format!("{} && {pin}", tuple_filter(f.client, f.server))
+}
+
+/// Seconds since the epoch with nine decimals, as Wireshark's `frame.time_epoch` takes them.
+fn epoch(t: crate::time::Timestamp) -> String {
+    let sign = if t.0 < 0 { "-" } else { "" };
+    let ns = t.0.unsigned_abs();
+    format!("{sign}{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000)
+}
+
+/// The part of [`wireshark_filter`] that names the addresses and ports.
+fn tuple_filter(client: std::net::SocketAddr, server: std::net::SocketAddr) -> String {
     let field = if client.is_ipv4() {
         "ip.addr"
     } else {
@@ -321,18 +348,23 @@ mod tests {
     #[test]
     fn wireshark_filters() {
         assert_eq!(
-            super::wireshark_filter(
+            super::tuple_filter(
                 "10.0.0.1:54198".parse().unwrap(),
                 "10.0.0.5:8080".parse().unwrap()
             ),
             "ip.addr == 10.0.0.1 && ip.addr == 10.0.0.5 && tcp.port == 54198 && tcp.port == 8080"
         );
         assert_eq!(
-            super::wireshark_filter(
+            super::tuple_filter(
                 "[::1]:40000".parse().unwrap(),
                 "[::1]:9000".parse().unwrap()
             ),
             "ipv6.addr == ::1 && tcp.port == 40000 && tcp.port == 9000"
         );
+        assert_eq!(
+            super::epoch(crate::time::Timestamp(1_732_141_729_000_000_042)),
+            "1732141729.000000042"
+        );
+        assert_eq!(super::epoch(crate::time::Timestamp(-1)), "-0.000000001");
     }
 }
