@@ -556,10 +556,8 @@ pub fn escape(data: &[u8]) {
     // character that always makes Markdown stands behind a backslash, and none of the
     // characters that make it only somewhere (a list marker at the start, `http:/`, `www.`,
     // `1. ` at the start, spaces that would be trimmed) is left raw there.
-    const ALWAYS: &[char] = &[
-        '\\', '`', '*', '_', '[', ']', '<', '>', '&', '#', '|', '~', '$', '@',
-    ];
-    const SOMETIMES: &[char] = &[':', '.', ')', '-', '+', '='];
+    const ALWAYS: &[char] = &['\\', '`', '*', '[', ']', '<', '>', '&', '|', '$', '@'];
+    const SOMETIMES: &[char] = &[':', '.', ')', '-', '+', '=', '_', '~', '#'];
     let md = escape::markdown_max(&text, max);
     // (character, written raw)
     let mut tokens: Vec<(char, bool)> = Vec::new();
@@ -602,6 +600,17 @@ pub fn escape(data: &[u8]) {
         let next = chars.get(i + 1).copied();
         let bad = match c {
             '-' | '+' | '=' => i == 0,
+            // Emphasis or strike-through could start or end here.
+            '_' => {
+                !(prev.is_some_and(char::is_alphanumeric)
+                    && next.is_some_and(char::is_alphanumeric))
+            }
+            '~' => {
+                !(prev.is_some_and(|p| p.is_whitespace() || p == '(')
+                    && next.is_some_and(char::is_alphanumeric))
+            }
+            // A heading, or the closing run of one.
+            '#' => i == 0 || chars[i..].iter().all(|&c| c == '#'),
             ' ' => first.is_none_or(|f| i < f) || last.is_none_or(|l| i > l),
             ':' => prev.is_some_and(|p| p.is_ascii_alphabetic()) && next == Some('/'),
             '.' if i >= 3 && chars[i - 3..i].iter().all(|w| w.eq_ignore_ascii_case(&'w')) => true,
