@@ -10,8 +10,11 @@
 //! (`unicode-properties`), not from `resetscope::escape::is_dangerous`, which the first test
 //! checks against it code point by code point.
 
+mod common;
+
+use common::gfm;
 use proptest::prelude::*;
-use pulldown_cmark::{Event, Options, Parser, Tag};
+use pulldown_cmark::{Event, Parser, Tag};
 use resetscope::escape;
 use std::sync::LazyLock;
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
@@ -228,17 +231,6 @@ fn no_dangerous(format: &str, out: &str) -> Result<(), TestCaseError> {
         )));
     }
     Ok(())
-}
-
-/// GitHub's Markdown: CommonMark with tables, strike-through, task lists, footnotes, alerts
-/// and math (smart punctuation is not GFM).
-fn gfm() -> Options {
-    Options::ENABLE_TABLES
-        | Options::ENABLE_STRIKETHROUGH
-        | Options::ENABLE_TASKLISTS
-        | Options::ENABLE_FOOTNOTES
-        | Options::ENABLE_GFM
-        | Options::ENABLE_MATH
 }
 
 /// GFM's extended autolinks, which pulldown-cmark does not implement: as in GitHub's

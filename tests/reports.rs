@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn report(format: &str, files: &[&Path]) -> String {
@@ -446,18 +446,21 @@ fn extract_gives_the_same_findings() {
     }
 }
 
-#[test]
-fn html_renders_in_chromium_without_console_messages() {
-    let dir = scratch("chromium");
+/// The HTML reports of the race and hostile fixtures, written in a scratch directory named
+/// `dir`, for the checks in headless Chromium: `None` (and a message saying what was not
+/// checked) where Chromium is not installed, which CI does not allow.
+fn html_pages_for_chromium(dir: &str, unchecked: &str) -> Option<Vec<(&'static str, PathBuf)>> {
     let available = Command::new("sh")
         .args(["-c", "command -v chromium"])
         .output()
         .is_ok_and(|o| o.status.success());
     if !available {
         assert!(std::env::var_os("CI").is_none(), "CI must install chromium");
-        eprintln!("chromium not installed: HTML rendering not checked");
-        return;
+        eprintln!("chromium not installed: {unchecked} not checked");
+        return None;
     }
+    let dir = scratch(dir);
+    let mut pages = Vec::new();
     for (name, capture) in [("race", race_capture()), ("hostile", hostile())] {
         let page = dir.join(format!("{name}.html"));
         let out = run(&[
@@ -469,7 +472,18 @@ fn html_renders_in_chromium_without_console_messages() {
             capture.to_str().unwrap(),
         ]);
         assert!(out.status.success());
-        let shot = dir.join(format!("{name}.png"));
+        pages.push((name, page));
+    }
+    Some(pages)
+}
+
+#[test]
+fn html_renders_in_chromium_without_console_messages() {
+    let Some(pages) = html_pages_for_chromium("chromium", "HTML rendering") else {
+        return;
+    };
+    for (name, page) in pages {
+        let shot = page.with_file_name(format!("{name}.png"));
         let check = Command::new(root().join("scripts/check-html.sh"))
             .arg(&page)
             .arg(&shot)
@@ -521,13 +535,8 @@ fn extended_autolink(run: &str) -> bool {
 /// strike-through or an autolink outside code blocks. The only HTML and links are the
 /// report's own anchors.
 fn parse_markdown(md: &str) -> ParsedMarkdown {
-    use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
-    let options = Options::ENABLE_TABLES
-        | Options::ENABLE_STRIKETHROUGH
-        | Options::ENABLE_TASKLISTS
-        | Options::ENABLE_FOOTNOTES
-        | Options::ENABLE_GFM
-        | Options::ENABLE_MATH;
+    use pulldown_cmark::{Event, HeadingLevel, Parser, Tag, TagEnd};
+    let options = gfm();
     let mut parsed = ParsedMarkdown {
         title: String::new(),
         rows: Vec::new(),
@@ -656,12 +665,6 @@ fn markdown_parses_as_intended_even_with_hostile_text() {
 #[test]
 fn markdown_shows_no_backslash_in_commonmark_or_gfm() {
     use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd};
-    let gfm = Options::ENABLE_TABLES
-        | Options::ENABLE_STRIKETHROUGH
-        | Options::ENABLE_TASKLISTS
-        | Options::ENABLE_FOOTNOTES
-        | Options::ENABLE_GFM
-        | Options::ENABLE_MATH;
     for name in ["go-idle-race", "refused", "tls-idle-race", "nginx-go-proxy"] {
         let capture = root().join("fixtures").join(name).join("capture.pcap");
         let md = report("markdown", &[&capture]);
@@ -670,7 +673,7 @@ fn markdown_shows_no_backslash_in_commonmark_or_gfm() {
                 assert!(!source.contains(needless), "{name}: {needless} in {source}");
             }
         }
-        for (flavour, options) in [("CommonMark", Options::empty()), ("GFM", gfm)] {
+        for (flavour, options) in [("CommonMark", Options::empty()), ("GFM", gfm())] {
             let mut in_code = false;
             for event in Parser::new_ext(&md, options) {
                 match event {
@@ -695,29 +698,12 @@ fn markdown_shows_no_backslash_in_commonmark_or_gfm() {
 /// (`RESETSCOPE_KEEP_SHOTS=DIR` copies them there).
 #[test]
 fn html_uses_the_width_of_a_desktop_and_of_a_phone() {
-    let available = Command::new("sh")
-        .args(["-c", "command -v chromium"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !available {
-        assert!(std::env::var_os("CI").is_none(), "CI must install chromium");
-        eprintln!("chromium not installed: HTML layout not checked");
+    let Some(pages) = html_pages_for_chromium("layout", "HTML layout") else {
         return;
-    }
-    let dir = scratch("layout");
-    for (name, capture) in [("race", race_capture()), ("hostile", hostile())] {
-        let page = dir.join(format!("{name}.html"));
-        let out = run(&[
-            "analyze",
-            "-f",
-            "html",
-            "-o",
-            page.to_str().unwrap(),
-            capture.to_str().unwrap(),
-        ]);
-        assert!(out.status.success());
+    };
+    for (name, page) in pages {
         for width in [1280, 390] {
-            let shot = dir.join(format!("{name}-{width}.png"));
+            let shot = page.with_file_name(format!("{name}-{width}.png"));
             let o = Command::new(root().join("scripts/html-layout.sh"))
                 .arg(&page)
                 .arg(width.to_string())

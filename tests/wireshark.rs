@@ -2,10 +2,10 @@
 //! frames of the finding's connection, never a later connection that reuses its addresses
 //! and ports (issue 12). Skipped with a message where tshark is not installed (CI has it).
 
+use resetscope::app::Mark;
 use resetscope::diagnose::Finding;
 use resetscope::pipeline::{self, Options, Sink};
 use resetscope::source::merge::CaptureSet;
-use resetscope::source::FrameRef;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -20,8 +20,13 @@ impl Sink for AllFindings {
     }
 }
 
+/// Whether tshark runs here; says so when it does not (the test is then skipped).
 fn tshark() -> bool {
-    Command::new("tshark").arg("--version").output().is_ok()
+    let here = Command::new("tshark").arg("--version").output().is_ok();
+    if !here {
+        eprintln!("wireshark: skipped: tshark is not installed (apt-get install tshark)");
+    }
+    here
 }
 
 fn findings(files: &[PathBuf]) -> Vec<Finding> {
@@ -54,8 +59,8 @@ fn kept(files: &[PathBuf], filter: &str) -> BTreeSet<(u16, u64)> {
     out
 }
 
-fn between(f: (u16, u64), span: (FrameRef, FrameRef)) -> bool {
-    let at = |r: FrameRef| (r.file, r.number);
+fn between(f: (u16, u64), span: (Mark, Mark)) -> bool {
+    let at = |m: Mark| (m.frame.file, m.frame.number);
     at(span.0) <= f && f <= at(span.1)
 }
 
@@ -76,7 +81,7 @@ fn check(files: &[PathBuf]) -> (usize, usize) {
     for f in &all {
         let filter = resetscope::report::wireshark_filter(f);
         let got = kept(files, &filter);
-        let (first, last) = f.frame_span;
+        let (first, last) = (f.span.0.frame, f.span.1.frame);
         assert!(
             got.contains(&(first.file, first.number)),
             "{filter}: {got:?}"
@@ -92,7 +97,7 @@ fn check(files: &[PathBuf]) -> (usize, usize) {
         let expected: BTreeSet<_> = same_tuple
             .iter()
             .copied()
-            .filter(|&x| between(x, f.frame_span))
+            .filter(|&x| between(x, f.span))
             .collect();
         assert_eq!(got, expected, "{filter}");
         reused += (same_tuple.len() > got.len()) as usize;
@@ -109,7 +114,6 @@ fn fixture(name: &str) -> PathBuf {
 #[test]
 fn filters_pin_connections_that_reuse_ports() {
     if !tshark() {
-        eprintln!("wireshark: skipped: tshark is not installed (apt-get install tshark)");
         return;
     }
     // Two refused connections from the same client port (the kernel reused it): frames 3-4
@@ -132,7 +136,6 @@ fn filters_pin_connections_that_reuse_ports() {
 #[test]
 fn filters_match_each_connection_exactly() {
     if !tshark() {
-        eprintln!("wireshark: skipped: tshark is not installed (apt-get install tshark)");
         return;
     }
     for name in ["go-idle-race", "ipv6", "abort-linger0"] {
@@ -146,7 +149,6 @@ fn filters_match_each_connection_exactly() {
 #[test]
 fn filters_pin_a_connection_across_rotated_files_by_time() {
     if !tshark() {
-        eprintln!("wireshark: skipped: tshark is not installed (apt-get install tshark)");
         return;
     }
     // Frame numbers start again in each file: a connection that spans files is pinned by the
@@ -158,7 +160,7 @@ fn filters_pin_a_connection_across_rotated_files_by_time() {
     let all = findings(&files);
     let spanning: Vec<_> = all
         .iter()
-        .filter(|f| f.frame_span.0.file != f.frame_span.1.file)
+        .filter(|f| f.span.0.frame.file != f.span.1.frame.file)
         .collect();
     assert!(
         !spanning.is_empty(),

@@ -159,8 +159,8 @@ pub fn finish(
                     id: f.connection,
                     client: f.client,
                     server: f.server,
-                    start: f.span.0,
-                    end: f.span.1,
+                    start: f.span.0.ts,
+                    end: f.span.1.ts,
                     ladder: true,
                 });
             }

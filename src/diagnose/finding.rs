@@ -122,13 +122,11 @@ pub struct RequestRef {
 pub struct Finding {
     /// Stable identifier of the kind.
     pub kind: FindingKind,
-    /// The connection's first and last packet times (where its packets are found again).
+    /// The connection's first and last packets, frame and time: where its packets are found
+    /// again, and what tells it from other connections on its addresses and ports (port
+    /// reuse), e.g. in a Wireshark filter.
     #[serde(skip)]
-    pub span: (Timestamp, Timestamp),
-    /// The connection's first and last frames (which pin it among connections that reuse
-    /// its addresses and ports, e.g. in a Wireshark filter).
-    #[serde(skip)]
-    pub frame_span: (crate::source::FrameRef, crate::source::FrameRef),
+    pub span: (crate::app::Mark, crate::app::Mark),
     /// How much it matters.
     pub severity: Severity,
     /// The connection's id (see `connections[].id`).

@@ -75,7 +75,7 @@ pub fn render(t: &TicketReport<'_>) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
         h(&title)
     );
-    let failed = t.non_info_count() > 0;
+    let failed = super::problem_count(t.analysis) > 0;
     let _ = writeln!(o, "<header><h1>{}</h1>", h(&title));
     let _ = writeln!(
         o,
@@ -147,8 +147,8 @@ pub fn render(t: &TicketReport<'_>) -> String {
             );
         }
         let _ = writeln!(o, "</tbody></table></div>");
-        if shown.len() as u64 != t.non_info_count() {
-            let _ = writeln!(o, "<p class=\"muted\">Only the first {} findings are listed; the JSON report has every one. All {}, listed or not:</p>", shown.len(), t.non_info_count());
+        if shown.len() as u64 != super::problem_count(t.analysis) {
+            let _ = writeln!(o, "<p class=\"muted\">Only the first {} findings are listed; the JSON report has every one. All {}, listed or not:</p>", shown.len(), super::problem_count(t.analysis));
             let _ = writeln!(o, "<ul class=\"muted\">");
             for line in super::unlisted_summary(&a.diagnosis.tally) {
                 let _ = writeln!(o, "<li>{}</li>", escape::html(&line));

@@ -87,13 +87,13 @@ pub fn render(t: &TicketReport<'_>) -> String {
             );
         }
         out.push('\n');
-        let listed_all = shown.len() as u64 == t.non_info_count();
+        let listed_all = shown.len() as u64 == super::problem_count(t.analysis);
         if !listed_all {
             let _ = writeln!(
                 out,
                 "Only the first {} findings are listed; `--format json` has every one. All {}, listed or not:\n",
                 shown.len(),
-                t.non_info_count()
+                super::problem_count(t.analysis)
             );
             for line in super::unlisted_summary(&a.diagnosis.tally) {
                 let _ = writeln!(out, "- {}", escape::markdown(&line));

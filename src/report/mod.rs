@@ -228,11 +228,6 @@ impl TicketReport<'_> {
     pub fn findings(&self) -> Vec<&Finding> {
         listed_findings(self.analysis, self.limit)
     }
-
-    /// How many findings other than idle closes there are (listed or not).
-    pub fn non_info_count(&self) -> u64 {
-        problem_count(self.analysis)
-    }
 }
 
 /// Names frames for people: `#123` with one input file, `rot-2.pcap#123` with several.
@@ -294,19 +289,22 @@ fn file_name(p: &Path) -> String {
 /// A Wireshark display filter that isolates the finding's connection, e.g.
 /// `ip.addr == 127.0.0.1 && tcp.port == 54198 && tcp.port == 9000 && frame.number in
 /// {12..19}` (a set with a range, Wireshark 3.6 and later; no `<` or `>`, which Markdown
-/// and HTML would have to escape). The addresses and ports alone would also match later connections
-/// that reuse them, so the filter pins the connection by its first and last frames, or by
-/// its first and last packets' times when they are in different files of a set (frame
-/// numbers start again in each file).
+/// and HTML would have to escape). The addresses and ports alone would also match later
+/// connections that reuse them, so the filter pins the connection by its first and last
+/// frames, or by their times when they are in different files of a set (frame numbers
+/// start again in each file).
 pub fn wireshark_filter(f: &crate::diagnose::Finding) -> String {
-    let (first, last) = f.frame_span;
-    let pin = if first.file == last.file {
-        format!("frame.number in {{{}..{}}}", first.number, last.number)
+    let (first, last) = f.span;
+    let pin = if first.frame.file == last.frame.file {
+        format!(
+            "frame.number in {{{}..{}}}",
+            first.frame.number, last.frame.number
+        )
     } else {
         format!(
             "frame.time_epoch in {{{}..{}}}",
-            epoch(f.span.0),
-            epoch(f.span.1)
+            epoch(first.ts),
+            epoch(last.ts)
         )
     };
     format!("{} && {pin}", tuple_filter(f.client, f.server))

@@ -8,6 +8,18 @@ pub mod adversarial;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// GitHub's Markdown, as pulldown-cmark reads it: CommonMark with tables, strike-through,
+/// task lists, footnotes, alerts and math (smart punctuation is not GFM).
+pub fn gfm() -> pulldown_cmark::Options {
+    use pulldown_cmark::Options;
+    Options::ENABLE_TABLES
+        | Options::ENABLE_STRIKETHROUGH
+        | Options::ENABLE_TASKLISTS
+        | Options::ENABLE_FOOTNOTES
+        | Options::ENABLE_GFM
+        | Options::ENABLE_MATH
+}
+
 /// The repository root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
