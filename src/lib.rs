@@ -20,6 +20,7 @@ pub mod community_id;
 pub mod decode;
 pub mod diagnose;
 pub mod escape;
+pub mod filter;
 pub mod flows;
 pub mod pipeline;
 pub mod report;
