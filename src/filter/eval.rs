@@ -88,6 +88,13 @@ pub(crate) enum Expr {
         lo: u16,
         hi: u16,
     },
+    /// One of several ports: what libpcap's optimiser makes of `port 53 or 5353` (the
+    /// source port against each, then the destination port against each).
+    Ports {
+        transports: Transports,
+        dir: Dir,
+        ports: Box<[u16]>,
+    },
 }
 
 /// A read past the captured bytes: the frame is rejected.
@@ -246,7 +253,8 @@ impl Expr {
                 if !f.is(*ethertype)? {
                     return Ok(false);
                 }
-                let at = |off: usize| -> R<bool> { Ok(f.u32(off)? & mask == *addr) };
+                // Under a zero mask (net 0/0) libpcap's optimiser drops the load.
+                let at = |off: usize| -> R<bool> { Ok(*mask == 0 || f.u32(off)? & mask == *addr) };
                 directed(*dir, || at(*src), || at(*dst))
             }
             Expr::Host6 { dir, addr, mask } => {
@@ -285,30 +293,113 @@ impl Expr {
                 lo,
                 hi,
             } => {
-                let (at, base) = if f.is(ETHERTYPE_IPV6)? {
-                    if !transports.has(f.u8(6)?) {
-                        return Ok(false);
-                    }
-                    (0, 40)
-                } else if f.is(ETHERTYPE_IP)? {
-                    if !transports.has(f.u8(9)?) {
-                        return Ok(false);
-                    }
-                    // Only the first fragment has the ports.
-                    if f.u16(6)? & 0x1fff != 0 {
-                        return Ok(false);
-                    }
-                    (0, 4 * (f.u8(0)? & 0x0f) as usize)
-                } else {
+                let Some(base) = transport(f, *transports)? else {
                     return Ok(false);
                 };
                 let port = |off: usize| -> R<bool> {
-                    let p = f.u16(base + at + off)?;
+                    let p = f.u16(base + off)?;
                     Ok(*lo <= p && p <= *hi)
                 };
                 directed(*dir, || port(0), || port(2))
             }
+            Expr::Ports {
+                transports,
+                dir,
+                ports,
+            } => {
+                let Some(base) = transport(f, *transports)? else {
+                    return Ok(false);
+                };
+                let port = |off: usize| -> R<bool> {
+                    let p = f.u16(base + off)?;
+                    Ok(ports.contains(&p))
+                };
+                directed(*dir, || port(0), || port(2))
+            }
         }
+    }
+}
+
+/// Where the ports are (an offset in the link-layer payload), if the packet is one of these
+/// transports with ports libpcap reads: IPv6 with the transport as next header, or the first
+/// fragment of IPv4, behind as many header words as its IHL says.
+fn transport(f: &Frame<'_>, transports: Transports) -> R<Option<usize>> {
+    if f.is(ETHERTYPE_IPV6)? {
+        if !transports.has(f.u8(6)?) {
+            return Ok(None);
+        }
+        return Ok(Some(40));
+    }
+    if f.is(ETHERTYPE_IP)? {
+        if !transports.has(f.u8(9)?) {
+            return Ok(None);
+        }
+        // Only the first fragment has the ports.
+        if f.u16(6)? & 0x1fff != 0 {
+            return Ok(None);
+        }
+        return Ok(Some(4 * (f.u8(0)? & 0x0f) as usize));
+    }
+    Ok(None)
+}
+
+/// Merges runs of single-port primitives of the same protocols and direction in a chain of
+/// `or`s into one [`Expr::Ports`], as libpcap's optimiser merges their comparisons. The
+/// answer differs only on a frame cut between its source and destination ports, where the
+/// order of the reads decides between keeping it and rejecting it.
+pub(crate) fn merge_ports(e: Expr) -> Expr {
+    match e {
+        Expr::Or(..) => {
+            let mut chain = Vec::new();
+            flatten_or(e, &mut chain);
+            let mut out: Vec<Expr> = Vec::new();
+            for item in chain {
+                let single = |e: &Expr| match e {
+                    Expr::Port {
+                        transports,
+                        dir,
+                        lo,
+                        hi,
+                    } if lo == hi && *dir != Dir::Both => Some((*transports, *dir, vec![*lo])),
+                    Expr::Ports {
+                        transports,
+                        dir,
+                        ports,
+                    } => Some((*transports, *dir, ports.to_vec())),
+                    _ => None,
+                };
+                if let (Some(prev), Some((t2, d2, p2))) = (out.last(), single(&item)) {
+                    if let Some((t1, d1, mut p1)) = single(prev) {
+                        if t1 == t2 && d1 == d2 {
+                            p1.extend(p2);
+                            *out.last_mut().expect("a previous item") = Expr::Ports {
+                                transports: t1,
+                                dir: d1,
+                                ports: p1.into_boxed_slice(),
+                            };
+                            continue;
+                        }
+                    }
+                }
+                out.push(item);
+            }
+            let mut items = out.into_iter();
+            let first = items.next().expect("an or has two sides");
+            items.fold(first, |a, b| Expr::Or(Box::new(a), Box::new(b)))
+        }
+        Expr::And(a, b) => Expr::And(Box::new(merge_ports(*a)), Box::new(merge_ports(*b))),
+        Expr::Not(a) => Expr::Not(Box::new(merge_ports(*a))),
+        other => other,
+    }
+}
+
+fn flatten_or(e: Expr, out: &mut Vec<Expr>) {
+    match e {
+        Expr::Or(a, b) => {
+            flatten_or(*a, out);
+            flatten_or(*b, out);
+        }
+        other => out.push(merge_ports(other)),
     }
 }
 

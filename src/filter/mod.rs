@@ -66,7 +66,7 @@ impl Filter {
     /// them with spaces). The empty expression keeps every frame, as tcpdump's does.
     pub fn parse(expr: &str) -> Result<Filter, FilterError> {
         Ok(Filter {
-            expr: parse::parse(expr)?,
+            expr: eval::merge_ports(parse::parse(expr)?),
             text: expr.split_whitespace().collect::<Vec<_>>().join(" "),
         })
     }

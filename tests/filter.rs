@@ -1,0 +1,507 @@
+//! The capture filter against tcpdump: for a table of expressions that covers every primitive
+//! and combinator, on captures of every supported link type, the frames
+//! `resetscope::filter::Filter` keeps are exactly those `tcpdump -r F -w - EXPR` writes.
+//!
+//! The captures: real ones from fixtures/ and tests/corpus/ (Ethernet, VLAN and QinQ, Linux
+//! SLL and SLL2, raw IPv6, pcapng, a snaplen-cut capture, tunnels), and
+//! tests/filter/mix.pcap (made by tests/filter/make.py: one frame of each kind the filter has
+//! to tell apart: ARP, RARP, ICMP, IGMP, SCTP, IPv4 fragments and options, IPv6 extension
+//! headers, IP-in-IP, 802.1Q, LLC, frames cut inside their headers), rewritten here into
+//! every other link type (NULL, LOOP, raw IP 12 and 101, IPv4 228, IPv6 229, SLL, SLL2).
+//!
+//! tcpdump is required: without it the test fails in CI (which installs it) and is skipped
+//! elsewhere with a message.
+
+use resetscope::filter::Filter;
+use resetscope::source::file::CaptureFile;
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// One frame as read: link type, captured bytes, length on the wire.
+struct Frame {
+    linktype: u32,
+    data: Vec<u8>,
+    orig_len: u32,
+}
+
+fn read(path: &Path) -> Vec<Frame> {
+    let mut file = CaptureFile::open(path, 0).unwrap_or_else(|e| panic!("{e}"));
+    let mut out = Vec::new();
+    while let Some(p) = file.next_packet() {
+        out.push(Frame {
+            linktype: p.linktype,
+            data: p.data.to_vec(),
+            orig_len: p.orig_len,
+        });
+    }
+    if let Some(e) = file.take_error() {
+        panic!("{}: {e}", path.display());
+    }
+    out
+}
+
+fn repo(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// Whether tcpdump runs here; fails in CI when it does not.
+fn tcpdump() -> bool {
+    let here = Command::new("tcpdump").arg("--version").output().is_ok();
+    if !here {
+        assert!(std::env::var_os("CI").is_none(), "CI must have tcpdump");
+        eprintln!("filter: skipped: tcpdump is not installed (apt-get install tcpdump)");
+    }
+    here
+}
+
+fn scratch(name: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!("resetscope-filter-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(format!("{}-{name}", N.fetch_add(1, Ordering::Relaxed)))
+}
+
+/// The 1-based numbers of the frames tcpdump keeps, or its message when it rejects the
+/// expression.
+fn tcpdump_keeps(path: &Path, frames: &[Frame], expr: &str) -> Result<BTreeSet<usize>, String> {
+    let out = scratch("out.pcap");
+    let o = Command::new("tcpdump")
+        .arg("-r")
+        .arg(path)
+        .arg("-w")
+        .arg(&out)
+        .arg(expr)
+        .output()
+        .expect("tcpdump runs");
+    if !o.status.success() {
+        let _ = std::fs::remove_file(&out);
+        let message = String::from_utf8_lossy(&o.stderr).into_owned();
+        // libpcap's optimiser refuses a program that can only return false (`ip and ip6`,
+        // `arp` on raw IP): it keeps nothing.
+        if message.contains("expression rejects all packets") {
+            return Ok(BTreeSet::new());
+        }
+        return Err(message);
+    }
+    let written = read(&out);
+    std::fs::remove_file(&out).unwrap();
+    // What tcpdump wrote is a subsequence of the input: find each in turn.
+    let mut kept = BTreeSet::new();
+    let mut next = 0;
+    for w in &written {
+        let at = frames[next..]
+            .iter()
+            .position(|f| f.data == w.data && f.orig_len == w.orig_len)
+            .unwrap_or_else(|| panic!("{}: a frame tcpdump wrote is not in the input", expr));
+        next += at + 1;
+        kept.insert(next);
+    }
+    Ok(kept)
+}
+
+fn ours(frames: &[Frame], f: &Filter) -> BTreeSet<usize> {
+    (1..=frames.len())
+        .filter(|&n| f.matches(frames[n - 1].linktype, &frames[n - 1].data))
+        .collect()
+}
+
+/// The expressions, with `{a}`/`{b}` an IPv4 source/destination of the capture, `{a6}`/`{b6}`
+/// IPv6 ones, `{p}` a TCP or UDP port of it, `{a8}`/`{a16}`/`{a24}` the first one, two or
+/// three parts of `{a}`, and `{n6}` the /48 of `{a6}`.
+const TABLE: &[&str] = &[
+    "",
+    // protocols
+    "ip",
+    "ip6",
+    "arp",
+    "rarp",
+    "tcp",
+    "udp",
+    "sctp",
+    "icmp",
+    "icmp6",
+    "igmp",
+    "proto 17",
+    "ip proto 4",
+    "ip proto 41",
+    "ip6 proto 58",
+    // IPv4 hosts and nets
+    "host {a}",
+    "src host {a}",
+    "dst host {a}",
+    "src or dst host {a}",
+    "src and dst host {a}",
+    "ip host {a}",
+    "arp host {a}",
+    "src {a}",
+    "dst {b}",
+    "host {a} or {b}",
+    "host {a} and {b}",
+    "host {a24}",
+    "net {a16}",
+    "net {a16}.0.0/16",
+    "net {a8}.0.0.0 mask 255.0.0.0",
+    "net {a8}",
+    "src net {a16}",
+    "net 0.0.0.0/0",
+    "dst net 192.168.0.0/16",
+    "net 172.16.0.0/12",
+    "net 10.0.0.0/8",
+    // IPv6 hosts and nets
+    "host {a6}",
+    "src host {a6}",
+    "dst host {b6}",
+    "ip6 host {a6}",
+    "host {a6} or {b6}",
+    "ip6 net {n6}/48",
+    "net fe80::/10",
+    "ip6 net ::/0",
+    "src or dst net 2001:db8::/32",
+    "src and dst host ::1",
+    // ports
+    "port {p}",
+    "src port {p}",
+    "dst port {p}",
+    "port 80",
+    "port 443",
+    "port 53",
+    "port 0",
+    "port 0x50",
+    "tcp port 80",
+    "udp port 53",
+    "sctp port 80",
+    "tcp src port 80",
+    "udp dst port 53",
+    "src or dst port 80",
+    "src and dst port 1234",
+    "port 80 or 443",
+    "port 80 or 443 or 8080",
+    "port http",
+    "port https",
+    "port domain",
+    "tcp port https",
+    "portrange 1-1023",
+    "portrange 1024-65535",
+    "tcp portrange 8000-8100",
+    "udp portrange 50-60",
+    "src portrange 80-90",
+    "dst portrange 1024-2048",
+    "portrange 90-80",
+    "portrange http-https",
+    "portrange 80",
+    // combinations
+    "tcp and port 80",
+    "tcp or udp",
+    "tcp or udp and port 53",
+    "(tcp or udp) and port 53",
+    "tcp or (udp and port 53)",
+    "not tcp",
+    "! ip",
+    "not (tcp or udp)",
+    "not port 80",
+    "ip and not tcp",
+    "ip6 && !tcp",
+    "tcp || icmp",
+    "icmp or icmp6 or arp",
+    "ip and ip6",
+    "not ip and not ip6",
+    "host {a} and not port 22",
+    "host {a} or port 80",
+    "port 80 or host {a}",
+    "not host {a} and not arp",
+    "tcp and (port 80 or 443) and host {a}",
+    "tcp port {p} and src {a}",
+    "host {a} and (port 80) or 443",
+    "host not {a}",
+    "host {a} or not {b}",
+    "src host {a} and ({b} or 10.0.0.6)",
+    "udp port 53 or 5353",
+    "src port 53 or 5353",
+    "port 53 or 5353 or host {a}",
+    "host {a} or port 53 or 5353",
+    "tcp port 80 or udp port 53",
+    "port 80 or portrange 5000-6000",
+];
+
+/// Addresses and a port to put in the table, from the capture's first IPv4 and IPv6 packets
+/// and its first TCP or UDP one (the documentation addresses where it has none).
+struct Subst {
+    a: [u8; 4],
+    b: [u8; 4],
+    a6: std::net::Ipv6Addr,
+    b6: std::net::Ipv6Addr,
+    p: u16,
+}
+
+/// Where the network layer starts and what EtherType it has, for picking addresses only.
+fn network(linktype: u32, d: &[u8]) -> Option<(u16, &[u8])> {
+    let et = |at: usize| d.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    match linktype {
+        1 => Some((et(12)?, d.get(14..)?)),
+        113 => Some((et(14)?, d.get(16..)?)),
+        276 => Some((et(0)?, d.get(20..)?)),
+        101 | 12 => match d.first()? >> 4 {
+            4 => Some((0x0800, d)),
+            6 => Some((0x86dd, d)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn subst(frames: &[Frame]) -> Subst {
+    let mut s = Subst {
+        a: [10, 0, 0, 5],
+        b: [10, 0, 0, 6],
+        a6: "2001:db8::5".parse().unwrap(),
+        b6: "2001:db8:1::6".parse().unwrap(),
+        p: 80,
+    };
+    let (mut v4, mut v6, mut port) = (false, false, false);
+    for f in frames {
+        let Some((et, ip)) = network(f.linktype, &f.data) else {
+            continue;
+        };
+        if et == 0x0800 && ip.len() >= 24 {
+            if !v4 {
+                s.a.copy_from_slice(&ip[12..16]);
+                s.b.copy_from_slice(&ip[16..20]);
+                v4 = true;
+            }
+            let hl = 4 * (ip[0] & 15) as usize;
+            if !port && matches!(ip[9], 6 | 17) && ip.len() >= hl + 4 {
+                s.p = u16::from_be_bytes([ip[hl + 2], ip[hl + 3]]);
+                port = true;
+            }
+        }
+        if et == 0x86dd && ip.len() >= 40 && !v6 {
+            s.a6 = <[u8; 16]>::try_from(&ip[8..24]).unwrap().into();
+            s.b6 = <[u8; 16]>::try_from(&ip[24..40]).unwrap().into();
+            v6 = true;
+        }
+    }
+    s
+}
+
+fn fill(expr: &str, s: &Subst) -> String {
+    let [a0, a1, a2, a3] = s.a;
+    let [b0, b1, b2, b3] = s.b;
+    let seg = s.a6.segments();
+    expr.replace("{a}", &format!("{a0}.{a1}.{a2}.{a3}"))
+        .replace("{b}", &format!("{b0}.{b1}.{b2}.{b3}"))
+        .replace("{a24}", &format!("{a0}.{a1}.{a2}"))
+        .replace("{a16}", &format!("{a0}.{a1}"))
+        .replace("{a8}", &format!("{a0}"))
+        .replace("{a6}", &s.a6.to_string())
+        .replace("{b6}", &s.b6.to_string())
+        .replace("{n6}", &format!("{:x}:{:x}:{:x}::", seg[0], seg[1], seg[2]))
+        .replace("{p}", &s.p.to_string())
+}
+
+/// Every expression of the table on one capture: the frames kept are tcpdump's, and an
+/// expression tcpdump rejects is rejected. Returns how many frames matched at all, and the
+/// mismatches.
+fn check(path: &Path, frames: &[Frame]) -> (usize, Vec<String>) {
+    let s = subst(frames);
+    let mut bad = Vec::new();
+    let mut kept = 0;
+    for raw in TABLE {
+        let expr = fill(raw, &s);
+        let theirs = tcpdump_keeps(path, frames, &expr);
+        match (Filter::parse(&expr), theirs) {
+            (Ok(f), Ok(theirs)) => {
+                let mine = ours(frames, &f);
+                kept += mine.len();
+                if mine != theirs {
+                    let extra: Vec<_> = mine.difference(&theirs).collect();
+                    let missing: Vec<_> = theirs.difference(&mine).collect();
+                    bad.push(format!(
+                        "{}: {expr:?}: we keep {extra:?} tcpdump does not; tcpdump keeps \
+                         {missing:?} we do not",
+                        path.display()
+                    ));
+                }
+            }
+            (Err(e), Ok(_)) => bad.push(format!("{expr:?}: we reject it ({e}), tcpdump not")),
+            (Ok(_), Err(e)) => bad.push(format!("{expr:?}: tcpdump rejects it ({e}), we not")),
+            (Err(_), Err(_)) => {}
+        }
+    }
+    (kept, bad)
+}
+
+/// Writes a classic pcap (little-endian, microseconds) of this link type.
+fn write_pcap(path: &Path, linktype: u32, frames: &[Frame]) {
+    let mut out = Vec::new();
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&65535u32.to_le_bytes());
+    out.extend_from_slice(&linktype.to_le_bytes());
+    for (i, f) in frames.iter().enumerate() {
+        out.extend_from_slice(&(1_700_000_000 + i as u32).to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&(f.data.len() as u32).to_le_bytes());
+        out.extend_from_slice(&f.orig_len.to_le_bytes());
+        out.extend_from_slice(&f.data);
+    }
+    std::fs::File::create(path)
+        .unwrap()
+        .write_all(&out)
+        .unwrap();
+}
+
+/// The Ethernet frames of mix.pcap rewritten to another link type: its header, then the
+/// Ethernet payload (cut where the original was cut). Frames the link type cannot carry
+/// are left out.
+fn rewrite(frames: &[Frame], linktype: u32) -> Vec<Frame> {
+    let mut out = Vec::new();
+    for (i, f) in frames.iter().enumerate() {
+        if f.data.len() < 14 {
+            continue;
+        }
+        let et = u16::from_be_bytes([f.data[12], f.data[13]]);
+        let payload = &f.data[14..];
+        let head: Vec<u8> = match linktype {
+            // NULL in the file's (little-endian) byte order; IPv6 under each BSD value and
+            // Linux's 10, which libpcap does not take for IPv6.
+            0 | 108 => {
+                let family: u32 = match et {
+                    0x0800 => 2,
+                    0x86dd => [24, 28, 30, 10][i % 4],
+                    _ => continue,
+                };
+                if linktype == 0 {
+                    family.to_le_bytes().to_vec()
+                } else {
+                    family.to_be_bytes().to_vec()
+                }
+            }
+            12 | 101 => Vec::new(),
+            228 | 229 if matches!(et, 0x0800 | 0x86dd) => Vec::new(),
+            228 | 229 => continue,
+            113 => {
+                let mut h = vec![0, 0, 0, 1, 0, 6];
+                h.extend_from_slice(&f.data[6..12]);
+                h.extend_from_slice(&[0, 0]);
+                h.extend_from_slice(&et.to_be_bytes());
+                h
+            }
+            276 => {
+                let mut h = et.to_be_bytes().to_vec();
+                h.extend_from_slice(&[0, 0, 0, 0, 0, 2, 0, 1, 0, 6]);
+                h.extend_from_slice(&f.data[6..12]);
+                h.extend_from_slice(&[0, 0]);
+                h
+            }
+            _ => unreachable!(),
+        };
+        let mut data = head.clone();
+        data.extend_from_slice(payload);
+        out.push(Frame {
+            linktype,
+            data,
+            orig_len: f.orig_len - 14 + head.len() as u32,
+        });
+    }
+    out
+}
+
+/// Real captures: one of each link type and of the oddities the filter must get right.
+const CAPTURES: &[&str] = &[
+    "fixtures/refused/capture.pcap",
+    "fixtures/ipv6/capture.pcap",
+    "fixtures/sll-any/capture.pcap",
+    "fixtures/sll2-any/capture.pcap",
+    "fixtures/pcapng-nano/capture.pcapng",
+    "fixtures/damaged/snaplen.pcap",
+    "fixtures/oddities/mpls/capture.pcap",
+    "fixtures/oddities/pppoe/capture.pcap",
+    "tests/corpus/public/pcpp-sll2.pcap",
+    "tests/corpus/public/pcpp-four_ipv6_http_streams.pcap",
+    "tests/corpus/public/zeek-vlan-qinqinq.pcap",
+    "tests/corpus/public/zeek-http-qinq-0.pcap",
+    "tests/corpus/public/cs-http_ip4and6.pcapng",
+    "tests/corpus/public/zeek-nmap-vsn.pcap",
+    "tests/corpus/public/zeek-erspan.pcap",
+    "tests/corpus/public/tcpdump-bgp-bgpsec.pcap",
+    "tests/corpus/public/pcpp-example.pcap",
+    "tests/corpus/zeek/Traces/tunnels/Teredo.pcap",
+    "tests/corpus/zeek/extra/Traces/var-services-std-ports.pcap",
+];
+
+fn report(results: Vec<(String, usize, usize, Vec<String>)>) {
+    let mut bad = Vec::new();
+    for (name, frames, kept, b) in results {
+        eprintln!(
+            "{name}: {frames} frames, {} expressions, {kept} frames kept in all, {} mismatches",
+            TABLE.len(),
+            b.len()
+        );
+        bad.extend(b);
+    }
+    assert!(
+        bad.is_empty(),
+        "{} mismatches:\n{}",
+        bad.len(),
+        bad.join("\n")
+    );
+}
+
+#[test]
+fn real_captures_keep_what_tcpdump_keeps() {
+    if !tcpdump() {
+        return;
+    }
+    let results = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..2)
+            .map(|half| {
+                scope.spawn(move || {
+                    let mut out = Vec::new();
+                    for rel in CAPTURES.iter().skip(half).step_by(2) {
+                        let path = repo(rel);
+                        let frames = read(&path);
+                        let (kept, bad) = check(&path, &frames);
+                        out.push((rel.to_string(), frames.len(), kept, bad));
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    report(results);
+}
+
+#[test]
+fn every_link_type_keeps_what_tcpdump_keeps() {
+    if !tcpdump() {
+        return;
+    }
+    let mix = repo("tests/filter/mix.pcap");
+    let frames = read(&mix);
+    let mut results = Vec::new();
+    let (kept, bad) = check(&mix, &frames);
+    results.push(("mix.pcap (Ethernet)".to_string(), frames.len(), kept, bad));
+    for linktype in [0, 108, 12, 101, 228, 229, 113, 276] {
+        let derived = rewrite(&frames, linktype);
+        let path = scratch(&format!("mix-{linktype}.pcap"));
+        write_pcap(&path, linktype, &derived);
+        let (kept, bad) = check(&path, &derived);
+        results.push((
+            format!("mix.pcap as link type {linktype}"),
+            derived.len(),
+            kept,
+            bad,
+        ));
+        std::fs::remove_file(&path).unwrap();
+    }
+    report(results);
+}
