@@ -626,12 +626,11 @@ impl<'a> Parser<'a> {
                 return self.mcode6(t, a, len, q);
             }
             if is_mac(text) {
+                // Only after 'ether' (or 'link'), which this filter does not support.
                 return Err(self.err(
                     Some(t),
-                    ErrorKind::Unsupported,
-                    "MAC addresses ('ether host') are not supported by the offline filter \
-                     (build with --features live for libpcap's compiler)"
-                        .to_string(),
+                    ErrorKind::Invalid,
+                    "ethernet address used in non-ether expression".to_string(),
                 ));
             }
             return Err(self.err(
