@@ -34,6 +34,13 @@ pub struct AnalyzeArgs {
     /// available cores.
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
+    /// Show one connection in full: what was recorded of it, its requests, every FIN and
+    /// RST, its findings and its packets. By its id (`id` in the JSON report) or by the
+    /// client's or server's address and port (`10.0.0.5:54110`, `[2001:db8::1]:443`).
+    #[arg(long, value_name = "ID|IP:PORT", value_parser = super::connection::Spec::parse)]
+    pub connection: Option<super::connection::Spec>,
+    #[command(flatten)]
+    pub narrow: super::narrow::NarrowArgs,
     #[command(flatten)]
     pub report: ReportArgs,
 }
@@ -41,7 +48,23 @@ pub struct AnalyzeArgs {
 /// Runs `analyze`.
 pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     let r = &args.report;
-    let mut options = Options::default();
+    if let Err(e) = super::narrow::check_inputs(&args.files) {
+        e.exit();
+    }
+    let narrow = args.narrow.narrow().unwrap_or_else(|e| e.exit());
+    if args.connection.is_some()
+        && (matches!(r.format, Format::Markdown | Format::Html) || args.extract.is_some())
+    {
+        clap::Error::raw(
+            clap::error::ErrorKind::ArgumentConflict,
+            "--connection writes the terminal or the JSON format, without --extract (a connection's packets: --connection … --format json, or the Wireshark filter it prints)\n",
+        )
+        .exit();
+    }
+    let mut options = Options {
+        narrow: std::sync::Arc::new(narrow),
+        ..Options::default()
+    };
     options.flows.max_flows = r.max_flows.max(1);
     options.memory = r.memory;
     options.threads = match args.threads {
@@ -50,7 +73,9 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     };
     let names = FrameNamer::new(&args.files);
     // The second pass needs every input twice: keep a copy of those that cannot be reread.
-    let second_pass = matches!(r.format, Format::Markdown | Format::Html) || args.extract.is_some();
+    let second_pass = matches!(r.format, Format::Markdown | Format::Html)
+        || args.extract.is_some()
+        || args.connection.is_some();
     let mut spools: Vec<Option<Spool>> = Vec::new();
     let mut inputs = Vec::new();
     for path in &args.files {
@@ -75,6 +100,31 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
         spools.push(spool);
     }
     warn_unused_host(r);
+    if let Some(spec) = args.connection {
+        let mut pick = super::connection::Pick::new(spec);
+        let mut bar = super::progress::Bar::new();
+        let (analysis, errors) = pipeline::analyze_watched(
+            CaptureSet::open_inputs(inputs),
+            &options,
+            &mut pick,
+            &mut |p| bar.show(p),
+        );
+        bar.clear();
+        unusable(&errors)?;
+        for e in &errors {
+            eprintln!(
+                "resetscope: warning: {}",
+                resetscope::escape::terminal_lines(&e.to_string())
+            );
+        }
+        let evidence = Evidence {
+            files: &args.files,
+            extract: None,
+            spools: &spools,
+            narrow: Some(&options.narrow),
+        };
+        return super::connection::finish(pick, &analysis, &names, r, evidence);
+    }
     let stream = match r.format {
         Format::Json => Some(Stream::Json(JsonWriter::new(open_output(&r.output)?)?)),
         Format::Ndjson => Some(Stream::Ndjson(NdjsonWriter::new(
@@ -112,6 +162,7 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
         files: &args.files,
         extract: args.extract.as_deref(),
         spools: &spools,
+        narrow: Some(&options.narrow),
     };
     finish(collect, &mut analysis, &names, r, evidence)?;
     unusable(&errors)?;

@@ -362,6 +362,7 @@ mod capture {
             &names,
             r,
             Evidence {
+                narrow: None,
                 files: &written,
                 extract: None,
                 spools: &[],

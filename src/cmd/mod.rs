@@ -1,7 +1,9 @@
 //! The subcommands, and what they share: report options, output, exit status.
 
 pub mod analyze;
+pub mod connection;
 pub mod live;
+pub mod narrow;
 pub mod progress;
 pub mod report;
 

@@ -5,6 +5,7 @@
 use super::{open_output, write_terminal, Format, ReportArgs};
 use anyhow::{Context, Result};
 use resetscope::diagnose::{ConnectionRecord, Finding, FindingKind};
+use resetscope::pipeline::narrow::Narrow;
 use resetscope::pipeline::{Analysis, Sink};
 use resetscope::report::evidence::{self, Target};
 use resetscope::report::json::JsonWriter;
@@ -90,6 +91,7 @@ impl Sink for Collect {
                 start: rec.start,
                 end: rec.end,
                 ladder: false,
+                max_rows: evidence::MAX_ROWS,
             });
         }
     }
@@ -125,6 +127,9 @@ pub struct Evidence<'a> {
     /// By input, the scratch copy the first pass made of an input that cannot be read
     /// twice (a pipe); the second pass reads that instead. Empty when there is none.
     pub spools: &'a [Option<Spool>],
+    /// What narrowed the first pass (`--since`, `--until`, the filter): the second leaves
+    /// out the same frames.
+    pub narrow: Option<&'a Narrow>,
 }
 
 /// Writes the report: the second pass for ladders and the extract, then the report itself.
@@ -162,6 +167,7 @@ pub fn finish(
                     start: f.span.0.ts,
                     end: f.span.1.ts,
                     ladder: true,
+                    max_rows: evidence::MAX_ROWS,
                 });
             }
         }
@@ -171,27 +177,22 @@ pub fn finish(
     }
     let mut ladders = FxHashMap::default();
     if (ticket || evidence.extract.is_some()) && !evidence.files.is_empty() {
-        let mut inputs = Vec::new();
-        for (i, path) in evidence.files.iter().enumerate() {
-            inputs.push(match evidence.spools.get(i).and_then(Option::as_ref) {
-                Some(spool) => Input {
-                    path: path.clone(),
-                    open: Open::File(spool.reopen().with_context(|| {
-                        format!(
-                            "reading back the copy of {} kept in {}",
-                            path.display(),
-                            spool.dir().display()
-                        )
-                    })?),
-                },
-                None => Input::path(path),
-            });
-        }
-        let gathered = evidence::gather(inputs, &Shape::of(&a.inputs), &targets, evidence.extract)
-            .with_context(|| match evidence.extract {
-                Some(p) => format!("writing {}", p.display()),
-                None => "reading the evidence".to_string(),
-            })?;
+        let inputs = second_pass_inputs(&evidence)?;
+        let window = evidence
+            .narrow
+            .zip(a.packets.first_ts)
+            .map(|(n, first)| n.resolve(first));
+        let gathered = evidence::gather(
+            inputs,
+            &Shape::of(&a.inputs),
+            &targets,
+            evidence.extract,
+            window,
+        )
+        .with_context(|| match evidence.extract {
+            Some(p) => format!("writing {}", p.display()),
+            None => "reading the evidence".to_string(),
+        })?;
         // The first pass reported what it met, and a copy that stopped short is a caveat;
         // anything else new here means an input changed.
         let spool_failed = |text: &str| {
@@ -287,4 +288,26 @@ pub fn finish(
         }
     }
     Ok(())
+}
+
+/// The inputs of the second pass: each file again, or the copy kept of one that cannot be
+/// read twice.
+pub fn second_pass_inputs(evidence: &Evidence<'_>) -> Result<Vec<Input>> {
+    let mut inputs = Vec::new();
+    for (i, path) in evidence.files.iter().enumerate() {
+        inputs.push(match evidence.spools.get(i).and_then(Option::as_ref) {
+            Some(spool) => Input {
+                path: path.clone(),
+                open: Open::File(spool.reopen().with_context(|| {
+                    format!(
+                        "reading back the copy of {} kept in {}",
+                        path.display(),
+                        spool.dir().display()
+                    )
+                })?),
+            },
+            None => Input::path(path),
+        });
+    }
+    Ok(inputs)
 }

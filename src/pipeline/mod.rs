@@ -14,6 +14,7 @@
 //! their events back into the order one shard makes, so the analysis is the same.
 
 mod merge;
+pub mod narrow;
 mod parallel;
 mod shard;
 
@@ -61,6 +62,9 @@ pub type RecordSink<'a> = &'a mut dyn Sink;
 pub struct PacketCounts {
     /// Frames read.
     pub frames: u64,
+    /// Frames inside the time window that the capture filter kept (all frames read when
+    /// neither is given); the others are not analysed.
+    pub matched: u64,
     /// TCP segments analysed.
     pub tcp: u64,
     /// Frames on link types we do not decode, by link type.
@@ -108,6 +112,8 @@ pub struct Analysis {
     pub kernel: Option<KernelStats>,
     /// The memory budget, and what it made the analysis give up.
     pub memory: MemoryReport,
+    /// The time window and capture filter the analysis was narrowed to, if any.
+    pub narrowed: Option<narrow::Narrowed>,
 }
 
 /// The memory budget of a run (`--memory`), how much of it was used, and what was given up
@@ -188,6 +194,18 @@ pub struct Options {
     /// Threads that hold the flow table, each a shard of the connections (0 or 1: the
     /// calling thread alone). The report is the same whatever the number.
     pub threads: usize,
+    /// The time window and capture filter (`--since`, `--until`, `-- FILTER`).
+    pub narrow: std::sync::Arc<narrow::Narrow>,
+}
+
+impl std::fmt::Debug for narrow::Narrow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Narrow")
+            .field("since", &self.since)
+            .field("until", &self.until)
+            .field("filter", &self.filter_text)
+            .finish()
+    }
 }
 
 /// The share of the tracked budget the flow tables may hold; the diagnosis and the
@@ -216,6 +234,10 @@ fn budgets(options: &Options, shards: usize) -> (usize, usize, usize) {
 struct Front {
     counts: PacketCounts,
     last_sweep: Option<Timestamp>,
+    /// What narrows the analysis, when anything does.
+    narrow: Option<std::sync::Arc<narrow::Narrow>>,
+    /// `narrow`'s window, once the first frame has fixed it.
+    window: Option<(Option<Timestamp>, Option<Timestamp>)>,
 }
 
 /// What the front made of a frame.
@@ -233,6 +255,28 @@ enum Fronted<'a> {
 }
 
 impl Front {
+    fn new(options: &Options) -> Front {
+        Front {
+            narrow: (!options.narrow.is_empty()).then(|| options.narrow.clone()),
+            ..Front::default()
+        }
+    }
+
+    /// Whether the time window and the filter keep the frame.
+    fn keeps(&mut self, p: &RawPacket<'_>) -> bool {
+        let Some(n) = self.narrow.as_deref() else {
+            return true;
+        };
+        let first = self.counts.first_ts.unwrap_or(p.ts);
+        let (since, until) = *self.window.get_or_insert_with(|| {
+            let w = n.resolve(first);
+            (w.since, w.until)
+        });
+        since.is_none_or(|s| p.ts >= s)
+            && until.is_none_or(|u| p.ts <= u)
+            && n.filter.as_ref().is_none_or(|f| f(p.linktype, p.data))
+    }
+
     fn frame<'a>(&mut self, p: &RawPacket<'a>) -> Fronted<'a> {
         let c = &mut self.counts;
         c.frames += 1;
@@ -252,6 +296,11 @@ impl Front {
         if (p.data.len() as u64) < p.orig_len as u64 {
             c.cut += 1;
         }
+        if !self.keeps(p) {
+            return Fronted::Skipped;
+        }
+        let c = &mut self.counts;
+        c.matched += 1;
         match decode::decode(p.linktype, p.data) {
             Ok(seg) => {
                 c.tcp += 1;
@@ -300,7 +349,7 @@ impl Analyzer {
     pub fn new(options: &Options) -> Analyzer {
         let (budget_bytes, shard_budget, merge_budget) = budgets(options, 1);
         Analyzer {
-            front: Front::default(),
+            front: Front::new(options),
             shard: Shard::new(0, options.flows.clone(), shard_budget),
             merge: Merge::new(Diagnoser::new(!options.decide_early), 1, merge_budget),
             budget_bytes,
@@ -398,6 +447,7 @@ fn finish(
         diagnosis: merge.finish(sink),
         kernel: None,
         memory,
+        narrowed: None,
     }
 }
 
@@ -465,6 +515,7 @@ pub fn analyze_watched(
     };
     let errors = set.take_errors();
     analysis.inputs = set.stats();
+    analysis.narrowed = options.narrow.described(analysis.packets.first_ts);
     analysis.input_errors = errors.iter().map(|e| e.to_string()).collect();
     (analysis, errors)
 }

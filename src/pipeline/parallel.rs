@@ -76,7 +76,7 @@ pub(super) fn analyze(
 ) -> Analysis {
     let n = threads.max(1);
     let (budget_bytes, shard_budget, merge_budget) = budgets(options, n);
-    let mut front = Front::default();
+    let mut front = Front::new(options);
     let mut merging = Merging {
         merge: super::Merge::new(Diagnoser::new(!options.decide_early), n, merge_budget),
         queues: (0..n).map(|_| VecDeque::new()).collect(),

@@ -26,6 +26,27 @@ pub fn caveats_of(a: &Analysis, every_finding: bool) -> Vec<Caveat> {
     for e in &a.input_errors {
         add("input_error", e.clone());
     }
+    if let Some(n) = &a.narrowed {
+        let mut what = Vec::new();
+        match (n.since, n.until) {
+            (Some(s), Some(u)) => what.push(format!("from {} to {}", s.rfc3339(), u.rfc3339())),
+            (Some(s), None) => what.push(format!("from {}", s.rfc3339())),
+            (None, Some(u)) => what.push(format!("until {}", u.rfc3339())),
+            (None, None) => {}
+        }
+        if let Some(f) = &n.filter {
+            what.push(format!("kept by the capture filter '{f}'"));
+        }
+        add(
+            "narrowed",
+            format!(
+                "only the frames {} were analysed ({} of {} read): a connection that crosses the time window, or whose packets the filter keeps in part, is seen in part, and what happened outside it is not in the verdicts",
+                what.join(" and "),
+                a.packets.matched,
+                a.packets.frames
+            ),
+        );
+    }
     if let Some(k) = a.kernel.filter(|k| k.dropped + k.interface_dropped > 0) {
         add(
             "kernel_drops",

@@ -19,6 +19,7 @@ use crate::decode::{self, flags, TcpSegment};
 use crate::escape;
 use crate::flows::seq::SeqNumber;
 use crate::flows::Side;
+use crate::pipeline::narrow::Window;
 use crate::source::merge::{CaptureSet, Input};
 use crate::source::{FrameRef, SourceError};
 use crate::time::Timestamp;
@@ -45,6 +46,8 @@ pub struct Target {
     pub end: Timestamp,
     /// Keep its ladder (only the findings a report lists need one).
     pub ladder: bool,
+    /// The most packets its ladder keeps (the last ones): [`MAX_ROWS`] in reports.
+    pub max_rows: usize,
 }
 
 /// One packet of a ladder.
@@ -243,12 +246,14 @@ pub struct Gathered {
 
 /// Reads `inputs` again and returns the ladder of every target (by connection id); with
 /// `extract`, also writes every packet of the targets there, in a file whose header fits
-/// `shape` (what the first pass read).
+/// `shape` (what the first pass read). `window`: the first pass's narrowing (the same
+/// frames are left out).
 pub fn gather(
     inputs: Vec<Input>,
     shape: &Shape,
     targets: &[Target],
     extract: Option<&Path>,
+    window: Option<Window<'_>>,
 ) -> std::io::Result<Gathered> {
     let mut by_key: FxHashMap<(SocketAddr, SocketAddr), Vec<usize>> = FxHashMap::default();
     for (i, t) in targets.iter().enumerate() {
@@ -266,6 +271,9 @@ pub fn gather(
     };
     let mut set = CaptureSet::open_inputs(inputs);
     while let Some(p) = set.next_packet() {
+        if window.is_some_and(|w| !w.keeps(&p)) {
+            continue;
+        }
         let Ok(seg) = decode::decode(p.linktype, p.data) else {
             continue;
         };
@@ -311,7 +319,7 @@ pub fn gather(
             len: seg.payload_len,
             summary: payload_summary(&seg),
         };
-        if c.rows.len() == MAX_ROWS {
+        if c.rows.len() >= t.max_rows.max(1) {
             c.rows.pop_front();
             c.omitted += 1;
         }
@@ -355,6 +363,7 @@ mod tests {
             start: Timestamp(start),
             end: Timestamp(end),
             ladder: false,
+            max_rows: MAX_ROWS,
         }
     }
 

@@ -61,6 +61,10 @@ pub struct Summary<'a> {
     pub flow_table: &'a crate::flows::FlowStats,
     /// The memory budget and what it made the analysis give up.
     pub memory: &'a crate::pipeline::MemoryReport,
+    /// The time window and capture filter the analysis was narrowed to (absent when it was
+    /// not: every frame read was analysed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub narrowed: &'a Option<crate::pipeline::narrow::Narrowed>,
 }
 
 /// What the document says after the findings (the NDJSON summary line says the same).
@@ -98,6 +102,7 @@ pub fn summary(a: &Analysis) -> Summary<'_> {
         findings,
         flow_table: &a.flows,
         memory: &a.memory,
+        narrowed: &a.narrowed,
     }
 }
 

@@ -4,11 +4,12 @@
 
 use super::evidence::{Ladder, LadderRow};
 use super::FrameNamer;
-use crate::diagnose::Finding;
+use crate::diagnose::{Finding, RequestRef};
 use crate::escape;
 use crate::flows::Side;
 use crate::time::Nanos;
 use std::fmt::Write;
+use std::net::SocketAddr;
 
 /// A pause at least this long is drawn as an idle gap.
 const IDLE_GAP: Nanos = Nanos(50_000_000);
@@ -22,10 +23,10 @@ enum Role {
     Plain,
 }
 
-fn role(row: &LadderRow, f: &Finding) -> Role {
+fn role(row: &LadderRow, request: Option<&RequestRef>) -> Role {
     if row.is_rst() {
         Role::Rst
-    } else if f.request.as_ref().is_some_and(|r| r.frame == row.frame) {
+    } else if request.is_some_and(|r| r.frame == row.frame) {
         Role::Request
     } else if row.is_fin() {
         Role::Fin
@@ -45,10 +46,10 @@ fn numbers(row: &LadderRow) -> String {
     s
 }
 
-fn note(row: &LadderRow, f: &Finding) -> String {
-    match role(row, f) {
+fn note(row: &LadderRow, request: Option<&RequestRef>) -> String {
+    match role(row, request) {
         Role::Request => {
-            let r = f.request.as_ref().expect("request role");
+            let r = request.expect("request role");
             format!(
                 "◀ the request{}",
                 if r.idempotent {
@@ -72,13 +73,24 @@ fn fenced(s: &str) -> String {
         .replace('~', "\\x7e")
 }
 
-/// The ladder as fixed-width text, for a fenced code block.
+/// The ladder of a finding as fixed-width text, for a fenced code block.
 pub fn text(ladder: &Ladder, f: &Finding, names: &FrameNamer) -> String {
+    text_of(ladder, (f.client, f.server), f.request.as_ref(), names)
+}
+
+/// The ladder of a connection between `ends` (client, server) as fixed-width text, the
+/// row of `request` marked.
+pub fn text_of(
+    ladder: &Ladder,
+    ends: (SocketAddr, SocketAddr),
+    request: Option<&RequestRef>,
+    names: &FrameNamer,
+) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
         "{:>8}  {:>10}  client {} / server {}",
-        "frame", "time", f.client, f.server
+        "frame", "time", ends.0, ends.1
     );
     if ladder.omitted > 0 {
         let _ = writeln!(
@@ -109,7 +121,7 @@ pub fn text(ladder: &Ladder, f: &Finding, names: &FrameNamer) -> String {
             row.flag_names(),
             numbers(row),
             fenced(&row.summary),
-            note(row, f)
+            note(row, request)
         );
         let _ = writeln!(out, "{}", line.trim_end());
     }
@@ -181,7 +193,7 @@ pub fn svg(ladder: &Ladder, f: &Finding, names: &FrameNamer) -> String {
             continue;
         }
         let Some(row) = row else { continue };
-        let class = match role(row, f) {
+        let class = match role(row, f.request.as_ref()) {
             Role::Request => "req",
             Role::Fin => "fin",
             Role::Rst => "rst",

@@ -13,6 +13,7 @@
 //! Captured text is always passed through [`crate::escape`].
 
 pub mod caveats;
+pub mod connection;
 pub mod evidence;
 pub mod html;
 pub mod json;
@@ -294,7 +295,17 @@ fn file_name(p: &Path) -> String {
 /// frames, or by their times when they are in different files of a set (frame numbers
 /// start again in each file).
 pub fn wireshark_filter(f: &crate::diagnose::Finding) -> String {
-    let (first, last) = f.span;
+    connection_filter(f.client, f.server, f.span.0, f.span.1)
+}
+
+/// [`wireshark_filter`] for the connection between `client` and `server` whose first and
+/// last packets are `first` and `last`.
+pub fn connection_filter(
+    client: std::net::SocketAddr,
+    server: std::net::SocketAddr,
+    first: crate::app::Mark,
+    last: crate::app::Mark,
+) -> String {
     let pin = if first.frame.file == last.frame.file {
         format!(
             "frame.number in {{{}..{}}}",
@@ -307,7 +318,7 @@ pub fn wireshark_filter(f: &crate::diagnose::Finding) -> String {
             epoch(last.ts)
         )
     };
-    format!("{} && {pin}", tuple_filter(f.client, f.server))
+    format!("{} && {pin}", tuple_filter(client, server))
 }
 
 /// Seconds since the epoch with nine decimals, as Wireshark's `frame.time_epoch` takes them.

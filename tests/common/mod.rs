@@ -365,3 +365,37 @@ pub fn run_piped(args: &[&str], input: Vec<u8>, env: &[(&str, &str)]) -> Output 
     writer.join().unwrap();
     out
 }
+
+/// The frame numbers tshark's display filter keeps in `file`; `None`, said on stderr, where
+/// tshark is not installed (CI installs it).
+pub fn tshark_frames(file: &str, filter: &str) -> Option<Vec<u64>> {
+    let Ok(out) = Command::new("tshark")
+        .args([
+            "-n",
+            "-r",
+            file,
+            "-Y",
+            filter,
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+        ])
+        .output()
+    else {
+        eprintln!("tshark is not installed (apt-get install tshark): not compared with it");
+        return None;
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| l.trim().parse().unwrap())
+            .collect(),
+    )
+}
