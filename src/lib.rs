@@ -22,6 +22,7 @@ pub mod diagnose;
 pub mod escape;
 pub mod filter;
 pub mod flows;
+pub mod kernel;
 pub mod pipeline;
 pub mod report;
 pub mod source;

@@ -198,6 +198,9 @@ pub struct Finding {
     pub community_id: crate::community_id::CommunityId,
     /// TLS: the server name the client asked for (SNI), escape before printing.
     pub server_name: Option<String>,
+    /// What this host's kernel said of the deciding RST (live capture with kernel events,
+    /// or a pcapng one wrote): `null` when nothing is known.
+    pub kernel_reason: Option<crate::kernel::reason::KernelReason>,
     /// What the close that decided it was: `FIN`, `RST`, or `SYN` (a connect timeout).
     pub close_how: &'static str,
     /// One plain-language sentence.

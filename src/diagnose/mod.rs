@@ -162,6 +162,8 @@ pub struct Diagnoser {
     correlator: correlate::Correlator,
     proxies: Vec<correlate::ProxyReport>,
     path: Option<correlate::PathReport>,
+    /// The kernel's reasons for RSTs by frame, joined to closes and findings.
+    kernel: crate::kernel::reason::ReasonTable,
 }
 
 /// A connection as [`judge`] leaves it for [`Diagnoser::take`].
@@ -213,6 +215,35 @@ impl Diagnoser {
         Diagnoser {
             hold_until_end,
             ..Diagnoser::default()
+        }
+    }
+
+    /// Joins the kernel's reasons in `kernel` to the RSTs of every connection and to the
+    /// findings they decide.
+    pub fn with_kernel(mut self, kernel: crate::kernel::reason::ReasonTable) -> Diagnoser {
+        self.kernel = kernel;
+        self
+    }
+
+    /// Gives each RST close its kernel reason, and each finding that of the RST that decided
+    /// it: its close frame, else the first RST among its frames that has one.
+    fn join_kernel(&self, v: &mut verdict::Verdict) {
+        if self.kernel.is_empty() {
+            return;
+        }
+        for c in v.record.closes.iter_mut() {
+            if c.kind != crate::flows::CloseKind::Fin {
+                c.kernel_reason = self.kernel.get(c.mark.frame);
+            }
+        }
+        let closes = &v.record.closes;
+        for f in v.findings.iter_mut() {
+            f.kernel_reason = self.kernel.get(f.close_frame).or_else(|| {
+                closes
+                    .iter()
+                    .filter(|c| f.frames.contains(&c.mark.frame))
+                    .find_map(|c| c.kernel_reason)
+            });
         }
     }
 
@@ -348,6 +379,7 @@ impl Diagnoser {
         last: bool,
         sink: &mut dyn crate::pipeline::Sink,
     ) {
+        self.join_kernel(&mut v);
         let e = |d: &mut Diagnoser, server: SocketAddr| {
             d.servers.get_mut(&server).and_then(|t| t.estimate_so_far())
         };

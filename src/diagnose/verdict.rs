@@ -423,6 +423,7 @@ impl FindingBase<'_> {
             path_silence_ms: None,
             retried_by_proxy: None,
             server_name: self.c.app.tls().and_then(|t| t.hello.sni.clone()),
+            kernel_reason: None,
             community_id: crate::community_id::CommunityId(self.c.client, self.c.server),
             close_how: how,
             sentence,

@@ -70,6 +70,9 @@ pub struct CloseEvent {
     /// IPv4 identification (0 for IPv6).
     #[serde(skip)]
     pub ip_id: u16,
+    /// A RST: what this host's kernel said of it (live capture, or a pcapng it wrote).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kernel_reason: Option<crate::kernel::reason::KernelReason>,
 }
 
 /// How the client/server roles were decided.
@@ -590,6 +593,7 @@ impl Connection {
             retransmission,
             ttl: seg.ttl,
             ip_id: (seg.ident >> 16) as u16,
+            kernel_reason: None,
         };
         if retransmission
             && self.closes.iter().filter(|c| c.retransmission).count() >= MAX_FIN_RETRANSMISSIONS

@@ -196,6 +196,9 @@ pub struct Options {
     pub threads: usize,
     /// The time window and capture filter (`--since`, `--until`, `-- FILTER`).
     pub narrow: std::sync::Arc<narrow::Narrow>,
+    /// The kernel's reasons for RSTs by frame: read from packet comments as frames pass,
+    /// and joined to findings and closes (see [`crate::kernel::reason`]).
+    pub kernel: crate::kernel::reason::ReasonTable,
 }
 
 impl std::fmt::Debug for narrow::Narrow {
@@ -238,6 +241,8 @@ struct Front {
     narrow: Option<std::sync::Arc<narrow::Narrow>>,
     /// `narrow`'s window, once the first frame has fixed it.
     window: Option<(Option<Timestamp>, Option<Timestamp>)>,
+    /// Where kernel reasons from packet comments go.
+    kernel: crate::kernel::reason::ReasonTable,
 }
 
 /// What the front made of a frame.
@@ -258,6 +263,7 @@ impl Front {
     fn new(options: &Options) -> Front {
         Front {
             narrow: (!options.narrow.is_empty()).then(|| options.narrow.clone()),
+            kernel: options.kernel.clone(),
             ..Front::default()
         }
     }
@@ -298,6 +304,12 @@ impl Front {
         }
         if !self.keeps(p) {
             return Fronted::Skipped;
+        }
+        if let Some(r) = p
+            .comment
+            .and_then(crate::kernel::reason::KernelReason::from_comment)
+        {
+            self.kernel.insert(p.frame, r);
         }
         let c = &mut self.counts;
         c.matched += 1;
@@ -351,7 +363,11 @@ impl Analyzer {
         Analyzer {
             front: Front::new(options),
             shard: Shard::new(0, options.flows.clone(), shard_budget),
-            merge: Merge::new(Diagnoser::new(!options.decide_early), 1, merge_budget),
+            merge: Merge::new(
+                Diagnoser::new(!options.decide_early).with_kernel(options.kernel.clone()),
+                1,
+                merge_budget,
+            ),
             budget_bytes,
         }
     }

@@ -78,7 +78,11 @@ pub(super) fn analyze(
     let (budget_bytes, shard_budget, merge_budget) = budgets(options, n);
     let mut front = Front::new(options);
     let mut merging = Merging {
-        merge: super::Merge::new(Diagnoser::new(!options.decide_early), n, merge_budget),
+        merge: super::Merge::new(
+            Diagnoser::new(!options.decide_early).with_kernel(options.kernel.clone()),
+            n,
+            merge_budget,
+        ),
         queues: (0..n).map(|_| VecDeque::new()).collect(),
         spare: (0..n).map(|_| Vec::new()).collect(),
         marks: vec![0; n],

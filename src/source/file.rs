@@ -96,6 +96,28 @@ struct Pending {
     start: usize,
     len: usize,
     block_len: usize,
+    /// The packet comment's offset and length in the reader's buffer.
+    comment: Option<(usize, usize)>,
+}
+
+/// An EPB's `opt_comment` (the one a live capture wrote, if there are several) as the
+/// address and length of its text in the reader's buffer.
+fn epb_comment(options: &[PcapNGOption<'_>]) -> Option<(usize, usize)> {
+    let comments = options
+        .iter()
+        .filter(|o| o.code.0 == 1)
+        .filter_map(|o| match &o.value {
+            std::borrow::Cow::Borrowed(v) => v.get(..o.len as usize),
+            std::borrow::Cow::Owned(_) => None,
+        });
+    let mut first = None;
+    for c in comments {
+        if c.starts_with(crate::kernel::reason::COMMENT_PREFIX.as_bytes()) {
+            return Some((c.as_ptr() as usize, c.len()));
+        }
+        first = first.or(Some((c.as_ptr() as usize, c.len())));
+    }
+    first
 }
 
 /// What one call to the parser produced, owned so the reader can be used again.
@@ -112,6 +134,8 @@ enum Step {
         time: Time,
         linktype: u32,
         orig_len: u32,
+        /// An EPB's comment (address and length in the buffer).
+        comment: Option<(usize, usize)>,
     },
     Section {
         big_endian: bool,
@@ -558,6 +582,9 @@ impl CaptureFile {
             linktype: p.linktype,
             orig_len: p.orig_len,
             data,
+            comment: p
+                .comment
+                .and_then(|(s, l)| std::str::from_utf8(self.reader.data().get(s..s + l)?).ok()),
         })
     }
 
@@ -641,6 +668,7 @@ impl CaptureFile {
                     time,
                     linktype,
                     orig_len,
+                    comment,
                 } => {
                     self.frames += 1;
                     let ts = self.clock.settle(time, self.frames);
@@ -655,6 +683,7 @@ impl CaptureFile {
                         start,
                         len,
                         block_len: consumed,
+                        comment: comment.map(|(p, l)| (p - base, l)),
                     });
                     return;
                 }
@@ -764,6 +793,7 @@ impl CaptureFile {
                             .map_or(Time::OutOfRange, Time::At),
                             linktype: iface.linktype,
                             orig_len: b.origlen,
+                            comment: None,
                         },
                         None => Step::Bad("packet record before the file header".into()),
                     },
@@ -786,6 +816,7 @@ impl CaptureFile {
                                 time: pcapng_ts(epb.ts_high, epb.ts_low, iface),
                                 linktype: iface.linktype,
                                 orig_len: epb.origlen,
+                                comment: epb_comment(&epb.options),
                             },
                             None => Step::Bad(format!(
                                 "packet on interface {} which the section never described",
@@ -800,6 +831,7 @@ impl CaptureFile {
                             time: Time::Missing,
                             linktype: iface.linktype,
                             orig_len: spb.origlen,
+                            comment: None,
                         },
                         None => Step::Bad("simple packet block with no interface".into()),
                     },
@@ -1059,6 +1091,7 @@ fn obsolete_packet(body: &[u8], big_endian: bool, interfaces: &[Interface]) -> S
         time: pcapng_ts(u32_at(4), u32_at(8), iface),
         linktype: iface.linktype,
         orig_len: u32_at(16),
+        comment: None,
     }
 }
 

@@ -226,6 +226,7 @@ impl LiveCapture {
                     linktype: self.linktype,
                     orig_len: p.header.len,
                     data: p.data,
+                    comment: None,
                 }))
             }
             Err(pcap::Error::TimeoutExpired) | Err(pcap::Error::NoMorePackets) => Ok(None),

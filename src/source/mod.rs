@@ -45,6 +45,9 @@ pub struct RawPacket<'a> {
     pub orig_len: u32,
     /// The captured bytes, starting at the link-layer header.
     pub data: &'a [u8],
+    /// The pcapng packet comment (`opt_comment`), if any: where a live capture keeps the
+    /// kernel's reason for a RST.
+    pub comment: Option<&'a str>,
 }
 
 /// Something wrong with an input file. Each variant names the file and, where it applies,
