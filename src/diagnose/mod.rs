@@ -244,6 +244,20 @@ impl Diagnoser {
                     .filter(|c| f.frames.contains(&c.mark.frame))
                     .find_map(|c| c.kernel_reason)
             });
+            if let Some(r) = f.kernel_reason {
+                let words = r.sentence(f.by, f.request.is_some());
+                let mut chars = words.chars();
+                let first = chars.next().map(|c| c.to_ascii_uppercase());
+                let sep = if f.sentence.ends_with('.') || f.sentence.is_empty() { " " } else { ". " };
+                f.sentence = format!(
+                    "{}{sep}{}{}.",
+                    f.sentence,
+                    first.into_iter().collect::<String>(),
+                    chars.as_str()
+                )
+                .trim_start()
+                .to_string();
+            }
         }
     }
 

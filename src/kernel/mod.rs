@@ -18,3 +18,43 @@ pub mod reason;
 pub mod join;
 #[cfg(feature = "live")]
 pub mod tracefs;
+
+use serde::Serialize;
+
+/// What the report says of the host's kernel: whether its reset events were read (and why
+/// not), how many RSTs had each reason, and the change of its counters over a live capture.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct HostKernel {
+    /// Where the reasons come from: `tracefs` (a live capture read the events) or
+    /// `packet_comments` (a pcapng that a live capture wrote); `null` when none were read.
+    pub reasons_from: Option<&'static str>,
+    /// Why the kernel's reset events could not be read (one line), if they could not.
+    pub unavailable: Option<String>,
+    /// Events the kernel reported lost from its trace buffer.
+    pub events_lost: u64,
+    /// RSTs by what the kernel said of them.
+    pub resets: Vec<ReasonCount>,
+    /// The change of the TCP abort and listen counters over the capture (live only).
+    pub counters: Vec<netstat::CounterChange>,
+}
+
+/// How many RSTs on the wire the kernel said one thing of.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReasonCount {
+    /// The reason (event, name, plain words).
+    #[serde(flatten)]
+    pub reason: reason::KernelReason,
+    /// RSTs.
+    pub rsts: u64,
+}
+
+impl HostKernel {
+    /// The counts of a reason table.
+    pub fn counts(table: &reason::ReasonTable) -> Vec<ReasonCount> {
+        table
+            .counts()
+            .into_iter()
+            .map(|(reason, rsts)| ReasonCount { reason, rsts })
+            .collect()
+    }
+}

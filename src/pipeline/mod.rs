@@ -110,6 +110,9 @@ pub struct Analysis {
     pub diagnosis: Diagnosis,
     /// libpcap's counters of a live capture.
     pub kernel: Option<KernelStats>,
+    /// What the host's kernel said of the resets, and its counters (live capture, or a
+    /// pcapng one wrote).
+    pub host_kernel: Option<crate::kernel::HostKernel>,
     /// The memory budget, and what it made the analysis give up.
     pub memory: MemoryReport,
     /// The time window and capture filter the analysis was narrowed to, if any.
@@ -462,6 +465,7 @@ fn finish(
         flows,
         diagnosis: merge.finish(sink),
         kernel: None,
+        host_kernel: None,
         memory,
         narrowed: None,
     }
@@ -532,6 +536,13 @@ pub fn analyze_watched(
     let errors = set.take_errors();
     analysis.inputs = set.stats();
     analysis.narrowed = options.narrow.described(analysis.packets.first_ts);
+    if !options.kernel.is_empty() {
+        analysis.host_kernel = Some(crate::kernel::HostKernel {
+            reasons_from: Some("packet_comments"),
+            resets: crate::kernel::HostKernel::counts(&options.kernel),
+            ..Default::default()
+        });
+    }
     analysis.input_errors = errors.iter().map(|e| e.to_string()).collect();
     (analysis, errors)
 }

@@ -56,6 +56,20 @@ pub fn caveats_of(a: &Analysis, every_finding: bool) -> Vec<Caveat> {
             ),
         );
     }
+    if let Some(k) = &a.host_kernel {
+        if let Some(why) = &k.unavailable {
+            add(
+                "kernel_reasons",
+                format!("the kernel's reasons for the resets could not be read: {why}; the verdicts do not depend on them"),
+            );
+        }
+        if k.events_lost > 0 {
+            add(
+                "kernel_events_lost",
+                format!("the kernel lost {} reset events from its trace buffer: some RSTs may have no kernel reason, and none is called 'not sent by this host' from then on", k.events_lost),
+            );
+        }
+    }
     // What the input files claim about drops and times, and second-pass copies that stopped
     // short (src/source: FileStats). Counts are summed saturating: a file may claim anything.
     let (mut drops, mut implausible) = (Some(0u64), Vec::new());

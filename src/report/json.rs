@@ -78,6 +78,8 @@ pub(crate) struct Tail<'a> {
     inputs: &'a [FileStats],
     errors: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
+    kernel: &'a Option<crate::kernel::HostKernel>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     live_capture: Option<crate::pipeline::KernelStats>,
 }
 
@@ -117,6 +119,7 @@ pub(crate) fn tail(a: &Analysis) -> Tail<'_> {
         caveats: caveats_of(a, true),
         inputs: &a.inputs,
         errors: &a.input_errors,
+        kernel: &a.host_kernel,
         live_capture: a.kernel,
     }
 }

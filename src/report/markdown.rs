@@ -136,6 +136,22 @@ pub fn render(t: &TicketReport<'_>) -> String {
         out.push('\n');
     }
 
+    let kernel = super::host_kernel_lines(a);
+    if !kernel.is_empty() {
+        let _ = writeln!(out, "## Host kernel\n");
+        for line in kernel {
+            match line.strip_prefix("  ") {
+                Some(item) => {
+                    let _ = writeln!(out, "- {}", md(item));
+                }
+                None => {
+                    let _ = writeln!(out, "\n{}\n", md(&line));
+                }
+            }
+        }
+        out.push('\n');
+    }
+
     let cav = caveats(a);
     if !cav.is_empty() {
         let _ = writeln!(out, "## Caveats\n");

@@ -87,6 +87,9 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
             k.received, k.dropped, k.interface_dropped
         );
     }
+    for line in super::host_kernel_lines(a) {
+        let _ = writeln!(out, "{line}");
+    }
     let _ = writeln!(out, "{}", headline(a));
     out.push('\n');
 
@@ -321,7 +324,7 @@ pub fn finding_line(f: &Finding, names: &FrameNamer) -> String {
         .unwrap_or_default();
     format!(
         "{} {} {} → {}{}, {} {} {}: {}",
-        f.time.to_datetime().format("%H:%M:%S%.3f"),
+        f.time.to_datetime().format("%H:%M:%S%.3f UTC"),
         f.kind.name(),
         f.client,
         f.server,
