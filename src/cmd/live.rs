@@ -5,7 +5,18 @@
 //! NDJSON line the moment it is released, then a summary line), a one-line status goes to stderr every second when stderr is
 //! a terminal, and on stop (Ctrl-C, `--duration`, `--count`, `--until-findings`) the full
 //! report follows, in the same formats as `analyze`, with libpcap's received and dropped
-//! counts. `-w FILE` keeps the raw packets for `analyze` to re-read later.
+//! counts. `-w FILE` keeps the packets, as pcapng, for `analyze` to re-read later.
+//!
+//! **The kernel's reasons.** When tracefs can be used (root), the kernel's reset events are
+//! read through an instance of its own ([`resetscope::kernel::tracefs`]) while packets are
+//! captured. A RST packet is held back, with every packet behind it so that the order is
+//! kept, until its event has come or [`HOLD`] has passed (findings are printed at most that
+//! much later); then it is joined to its event ([`resetscope::kernel::join`]), and its
+//! reason rides on the packet as its comment: into the pcapng file, and into the analysis,
+//! which joins it to the finding it decides. When the events cannot be read, one line on
+//! stderr and one caveat say why, and nothing is held. The kernel's TCP abort and listen
+//! counters (`/proc/net/netstat`) are read at the start and the stop, and the report shows
+//! their change.
 
 use super::ReportArgs;
 use anyhow::Result;
@@ -46,9 +57,15 @@ pub struct LiveArgs {
     /// Stop after this many findings (idle closes not counted).
     #[arg(long, value_name = "N")]
     pub until_findings: Option<u64>,
-    /// Also write the raw packets to this pcap file (re-read it later with `analyze`).
+    /// Also write the packets to this pcapng file, each RST with the kernel's reason as its
+    /// packet comment (Wireshark's `frame.comment`); re-read it later with `analyze`. `-`
+    /// writes them to standard output, and the report goes to standard error.
     #[arg(short = 'w', long, value_name = "FILE")]
     pub write: Option<PathBuf>,
+    /// Where tracefs is mounted, for the kernel's reasons for resets (default
+    /// /sys/kernel/tracing, or RESETSCOPE_TRACEFS).
+    #[arg(long, value_name = "DIR", hide = true)]
+    pub tracefs: Option<PathBuf>,
     #[command(flatten)]
     pub report: ReportArgs,
 }
@@ -91,20 +108,30 @@ pub use capture::run;
 #[cfg(feature = "live")]
 mod capture {
     use super::super::report::{finish, Collect, Evidence, Stream};
-    use super::super::{findings_status, open_output, warn_unused_host, Format};
+    use super::super::{findings_status, open_output, warn_unused_host, Format, STDERR};
     use super::LiveArgs;
     use anyhow::{Context, Result};
     use resetscope::diagnose::{ConnectionRecord, Finding, Severity};
+    use resetscope::kernel::join::{local_addresses, Joiner};
+    use resetscope::kernel::netstat;
+    use resetscope::kernel::tracefs::{ResetEvent, Tracer};
+    use resetscope::kernel::HostKernel;
     use resetscope::pipeline::{Analyzer, KernelStats, Options, Sink};
     use resetscope::report::json::{scratch_file, JsonWriter};
     use resetscope::report::ndjson::NdjsonWriter;
+    use resetscope::report::pcapng_writer::PcapngWriter;
     use resetscope::report::terminal::finding_line;
     use resetscope::report::FrameNamer;
     use resetscope::source::live::{list_interfaces, LiveCapture, LiveOptions};
+    use resetscope::source::{FrameRef, RawPacket};
     use resetscope::time::Timestamp;
+    use std::collections::VecDeque;
     use std::io::{self, IsTerminal, Seek, Write};
+    use std::net::SocketAddr;
+    use std::path::PathBuf;
     use std::process::ExitCode;
     use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
     use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
     static STOP: AtomicBool = AtomicBool::new(false);
@@ -141,6 +168,8 @@ mod capture {
         names: FrameNamer,
         /// Findings so far, idle closes aside (for `--until-findings`).
         counted: u64,
+        /// A status line is shown on stderr: erase it before a line is printed.
+        status: bool,
     }
 
     impl Sink for LiveSink {
@@ -173,6 +202,9 @@ mod capture {
             } else {
                 finding_line(f, &self.names)
             };
+            if self.status {
+                eprint!("\r\x1b[K");
+            }
             if self.lines_to_stderr {
                 eprintln!("{line}");
             } else {
@@ -193,13 +225,127 @@ mod capture {
         (rc == 0 && end > 0).then(|| String::from_utf8_lossy(&buf[..end]).into_owned())
     }
 
+    /// How long a RST packet waits for its kernel event (see the module docs).
+    pub const HOLD: Duration = Duration::from_millis(250);
+
+    /// A packet read from libpcap, kept until its reason is known.
+    struct Held {
+        frame: FrameRef,
+        ts: Timestamp,
+        linktype: u32,
+        orig_len: u32,
+        data: Vec<u8>,
+        arrived: Instant,
+        /// A RST: its source and destination.
+        rst: Option<(SocketAddr, SocketAddr)>,
+    }
+
+    /// The RST's source and destination, if the frame is a TCP RST.
+    fn rst_of(p: &RawPacket<'_>) -> Option<(SocketAddr, SocketAddr)> {
+        let seg = resetscope::decode::decode(p.linktype, p.data).ok()?;
+        seg.has(resetscope::decode::flags::RST).then(|| {
+            (
+                SocketAddr::new(seg.src, seg.sport),
+                SocketAddr::new(seg.dst, seg.dport),
+            )
+        })
+    }
+
+    /// Where packets go once their reason is known: the `-w` file and the analysis.
+    struct Out<'a> {
+        analyzer: &'a mut Analyzer,
+        sink: &'a mut LiveSink,
+        writer: &'a mut Option<PcapngWriter<Box<dyn Write>>>,
+        /// The -w file could not be written: the capture stops.
+        write_error: &'a mut Option<String>,
+    }
+
+    impl Out<'_> {
+        fn packet(&mut self, p: &RawPacket<'_>) {
+            if let Some(w) = self.writer.as_mut() {
+                if let Err(e) = w.packet(p) {
+                    *self.write_error = Some(e.to_string());
+                    *self.writer = None;
+                }
+            }
+            self.analyzer.packet(p, self.sink);
+        }
+    }
+
+    /// The kernel's events, and the packets held for them.
+    struct Kernel {
+        tracer: Tracer,
+        joiner: Joiner,
+        events: Vec<ResetEvent>,
+        held: VecDeque<Held>,
+    }
+
+    impl Kernel {
+        fn read(&mut self) {
+            self.tracer.read_events(&mut self.events);
+            if self.tracer.lost > 0 {
+                self.joiner.set_lost();
+            }
+            self.joiner.add(self.events.drain(..));
+        }
+
+        /// Hands on the held packets whose reasons are known, in order.
+        fn release(&mut self, out: &mut Out<'_>) {
+            while let Some(h) = self.held.front() {
+                let reason = match h.rst {
+                    None => None,
+                    Some((src, dst)) => {
+                        let settled =
+                            h.arrived.elapsed() >= HOLD || self.joiner.complete(src, dst, h.ts);
+                        if !settled {
+                            return;
+                        }
+                        self.joiner.reason(src, dst, h.ts, true)
+                    }
+                };
+                let h = self.held.pop_front().expect("a held packet");
+                let comment = reason.map(|r| r.comment());
+                out.packet(&RawPacket {
+                    frame: h.frame,
+                    ts: h.ts,
+                    linktype: h.linktype,
+                    orig_len: h.orig_len,
+                    data: &h.data,
+                    comment: comment.as_deref(),
+                });
+            }
+        }
+
+        /// How long the first held packet may still wait, in milliseconds.
+        fn next_due_ms(&self) -> Option<i32> {
+            self.held.front().map(|h| {
+                HOLD.saturating_sub(h.arrived.elapsed())
+                    .as_millis()
+                    .clamp(1, 100) as i32
+            })
+        }
+    }
+
     /// Runs `live`.
-    pub fn run(args: LiveArgs) -> Result<ExitCode> {
+    pub fn run(mut args: LiveArgs) -> Result<ExitCode> {
         if args.list_interfaces {
             for line in list_interfaces()? {
                 println!("{line}");
             }
             return Ok(ExitCode::SUCCESS);
+        }
+        // `-w -`: the packets are the standard output; the report goes to standard error.
+        let to_stdout = args.write.as_deref() == Some(std::path::Path::new("-"));
+        if to_stdout && args.report.output.is_none() {
+            args.report.output = Some(PathBuf::from(STDERR));
+        }
+        if matches!(args.report.format, Format::Markdown | Format::Html)
+            && (args.write.is_none() || to_stdout)
+        {
+            eprintln!(
+                "resetscope: note: the packet ladders of the {} report need a -w FILE to read the packets back from; without one the report has none",
+                if args.report.format == Format::Html { "HTML" } else { "Markdown" }
+            );
         }
         let r = &args.report;
         warn_unused_host(r);
@@ -211,26 +357,81 @@ mod capture {
             buffer_size: args.buffer_size.map(|k| k.saturating_mul(1024)),
             immediate: !args.no_immediate,
         };
-        let mut cap = LiveCapture::open(&opts, args.write.as_deref())?;
+        // The kernel's side: counters first, then the events, so that both cover every
+        // packet captured.
+        let counters_at_start = netstat::read(None);
+        let root = args
+            .tracefs
+            .clone()
+            .or_else(|| std::env::var_os("RESETSCOPE_TRACEFS").map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(resetscope::kernel::tracefs::DEFAULT_ROOT));
+        let mut host = HostKernel::default();
+        let mut kernel = match Tracer::start(&root) {
+            Ok(tracer) => {
+                host.reasons_from = Some("tracefs");
+                Some(Kernel {
+                    tracer,
+                    joiner: Joiner::new(local_addresses(), now()),
+                    events: Vec::new(),
+                    held: VecDeque::new(),
+                })
+            }
+            Err(why) => {
+                eprintln!(
+                    "resetscope: the kernel's reasons for resets cannot be read: {why}; going on without them (the verdicts are unchanged)"
+                );
+                host.unavailable = Some(why);
+                None
+            }
+        };
+        let mut cap = LiveCapture::open(&opts)?;
         catch_signals();
         let filter = if opts.filter.is_empty() {
             String::new()
         } else {
             format!(", filter {:?}", opts.filter)
         };
+        let reasons = match &kernel {
+            Some(k) => format!("; kernel reset reasons from {}", k.tracer.dir().display()),
+            None => String::new(),
+        };
         eprintln!(
-            "resetscope: capturing on {} (link type {}{filter}); Ctrl-C stops and prints the report",
+            "resetscope: capturing on {} (link type {}{filter}{reasons}); Ctrl-C stops and prints the report",
             cap.device(),
             cap.linktype()
         );
+        let mut writer: Option<PcapngWriter<Box<dyn Write>>> = match &args.write {
+            None => None,
+            Some(path) => {
+                let out: Box<dyn Write> = if to_stdout {
+                    Box::new(io::BufWriter::new(io::stdout()))
+                } else {
+                    Box::new(io::BufWriter::new(
+                        std::fs::File::create(path)
+                            .with_context(|| format!("cannot create {}", path.display()))?,
+                    ))
+                };
+                Some(
+                    PcapngWriter::new(
+                        out,
+                        cap.linktype(),
+                        opts.snaplen.max(0) as u32,
+                        Some(cap.device()),
+                    )
+                    .with_context(|| format!("writing {}", path.display()))?,
+                )
+            }
+        };
+        let mut write_error: Option<String> = None;
 
         // Findings are printed the moment they are decided; records (and findings) go to the
         // JSON report: a file, or a scratch file copied to stdout at the end, so memory stays
         // bounded however long the capture runs.
         let json = r.format == Format::Json;
         // The -w file, if any: what frame numbers point into, and where the second pass finds the
-        // packets behind findings.
-        let written: Vec<std::path::PathBuf> = args.write.iter().cloned().collect();
+        // packets behind findings (not when it went to standard output).
+        let written: Vec<std::path::PathBuf> =
+            args.write.iter().filter(|_| !to_stdout).cloned().collect();
         let names = FrameNamer::new(&written);
         let mut options = Options {
             decide_early: true,
@@ -238,9 +439,10 @@ mod capture {
         };
         options.flows.max_flows = r.max_flows.max(1);
         options.memory = r.memory;
+        let reason_table = options.kernel.clone();
         let mut analyzer = Analyzer::new(&options);
         let mut scratch: Option<std::fs::File> = None;
-        let writer = if r.format == Format::Ndjson {
+        let writer_json = if r.format == Format::Ndjson {
             let host = r.host.clone().or_else(hostname);
             Some(Stream::Ndjson(NdjsonWriter::new(
                 open_output(&r.output)?,
@@ -264,19 +466,20 @@ mod capture {
         } else {
             None
         };
+        let status = io::stderr().is_terminal();
         let mut sink = LiveSink {
-            collect: Collect::new(r.format, writer, false),
+            collect: Collect::new(r.format, writer_json, false),
             json,
             ndjson: r.format == Format::Ndjson,
-            lines_to_stderr: r.output.is_none()
-                && matches!(r.format, Format::Markdown | Format::Html),
+            lines_to_stderr: to_stdout
+                || (r.output.is_none() && matches!(r.format, Format::Markdown | Format::Html)),
             names: names.clone(),
             counted: 0,
+            status,
         };
 
         let started = Instant::now();
         let deadline = args.duration.map(|d| started + d);
-        let status = io::stderr().is_terminal();
         let mut last_tick = Instant::now();
         let mut packets: u64 = 0;
         let mut stats = KernelStats::default();
@@ -286,19 +489,54 @@ mod capture {
                 || args.count.is_some_and(|c| packets >= c)
                 || args.until_findings.is_some_and(|n| sink.counted >= n)
                 || sink.collect.failed()
+                || write_error.is_some()
             {
                 break;
             }
-            let got = match cap.try_next()? {
-                Some(p) => {
-                    analyzer.packet(&p, &mut sink);
-                    packets += 1;
-                    true
-                }
-                None => false,
+            let mut out = Out {
+                analyzer: &mut analyzer,
+                sink: &mut sink,
+                writer: &mut writer,
+                write_error: &mut write_error,
             };
+            let mut got = false;
+            // A bounded batch, so that events and the clock are looked at in between.
+            for _ in 0..1024 {
+                if args.count.is_some_and(|c| packets >= c) {
+                    break;
+                }
+                let Some(p) = cap.try_next()? else {
+                    break;
+                };
+                got = true;
+                packets += 1;
+                match kernel.as_mut() {
+                    None => out.packet(&p),
+                    Some(k) => {
+                        let rst = rst_of(&p);
+                        if rst.is_none() && k.held.is_empty() {
+                            out.packet(&p);
+                        } else {
+                            k.held.push_back(Held {
+                                frame: p.frame,
+                                ts: p.ts,
+                                linktype: p.linktype,
+                                orig_len: p.orig_len,
+                                data: p.data.to_vec(),
+                                arrived: Instant::now(),
+                                rst,
+                            });
+                        }
+                    }
+                }
+            }
+            if let Some(k) = kernel.as_mut() {
+                k.read();
+                k.release(&mut out);
+            }
             if !got {
-                cap.wait(100);
+                let ms = kernel.as_ref().and_then(Kernel::next_due_ms).unwrap_or(100);
+                cap.wait(ms, kernel.as_ref().and_then(|k| k.tracer.fd()));
             }
             if last_tick.elapsed().as_millis() >= 250
                 || (!got && last_tick.elapsed().as_millis() >= 100)
@@ -322,8 +560,28 @@ mod capture {
                 }
             }
         }
+        // The packets still held wait out their time for their events (at most HOLD).
+        if let Some(k) = kernel.as_mut() {
+            let mut out = Out {
+                analyzer: &mut analyzer,
+                sink: &mut sink,
+                writer: &mut writer,
+                write_error: &mut write_error,
+            };
+            while !k.held.is_empty() {
+                k.read();
+                k.release(&mut out);
+                if let Some(ms) = k.next_due_ms() {
+                    cap.wait(ms.min(10), k.tracer.fd());
+                }
+            }
+            host.events_lost = k.tracer.lost;
+        }
+        // The instance goes as soon as it is no longer needed (and on any early return, when
+        // `kernel` is dropped).
+        drop(kernel);
         if status {
-            eprintln!();
+            eprint!("\r\x1b[K");
         }
         let s = cap.stats();
         if s.received > 0 || s.dropped > 0 {
@@ -333,16 +591,37 @@ mod capture {
                 interface_dropped: s.interface_dropped,
             };
         }
-        cap.flush();
+        if let Some(w) = writer.as_mut() {
+            if let Err(e) = w.flush() {
+                write_error.get_or_insert(e.to_string());
+            }
+        }
+        drop(writer);
         let mut analysis = analyzer.finish(&mut sink);
         analysis.kernel = Some(stats);
-        if let Some(path) = &args.write {
+        if let (Some(a), Some(b)) = (&counters_at_start, netstat::read(None)) {
+            host.counters = a.change(&b);
+        }
+        if host.reasons_from.is_some() {
+            host.resets = HostKernel::counts(&reason_table);
+        }
+        analysis.host_kernel = Some(host);
+        if let Some(e) = &write_error {
+            eprintln!(
+                "resetscope: error: writing the packets to {} stopped the capture: {e}",
+                args.write
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new("-"))
+                    .display()
+            );
+        }
+        if let Some(path) = args.write.as_ref().filter(|_| !to_stdout) {
             // The -w file holds exactly the frames analysed, numbered alike: it is the input
             // that every frame reference points into.
             let p = &analysis.packets;
             analysis.inputs = vec![resetscope::source::FileStats {
                 path: path.display().to_string(),
-                format: "pcap".into(),
+                format: "pcapng".into(),
                 frames: p.frames,
                 cut_frames: p.cut,
                 linktypes: vec![cap.linktype()],
@@ -374,6 +653,9 @@ mod capture {
             let mut out = io::stdout().lock();
             io::copy(&mut f, &mut out).context("writing the JSON report")?;
             out.flush()?;
+        }
+        if write_error.is_some() {
+            return Ok(ExitCode::FAILURE);
         }
         Ok(findings_status(&analysis, r.fail_on_findings))
     }

@@ -118,12 +118,17 @@ pub fn parse_size(s: &str) -> std::result::Result<usize, String> {
 /// Opens `--output`, or standard output.
 pub fn open_output(path: &Option<PathBuf>) -> Result<Box<dyn Write>> {
     Ok(match path {
+        // Standard error as itself: creating the path would truncate a file it points to.
+        Some(p) if p.as_os_str() == STDERR => Box::new(io::BufWriter::new(io::stderr())),
         Some(p) => Box::new(io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
         )),
         None => Box::new(io::BufWriter::new(io::stdout())),
     })
 }
+
+/// The `--output` that means standard error (`live -w -` sends the report there).
+pub const STDERR: &str = "/dev/stderr";
 
 /// Writes the terminal report to `--output` or standard output.
 pub fn write_terminal(a: &Analysis, names: &FrameNamer, r: &ReportArgs) -> Result<()> {

@@ -248,7 +248,11 @@ impl Diagnoser {
                 let words = r.sentence(f.by, f.request.is_some());
                 let mut chars = words.chars();
                 let first = chars.next().map(|c| c.to_ascii_uppercase());
-                let sep = if f.sentence.ends_with('.') || f.sentence.is_empty() { " " } else { ". " };
+                let sep = if f.sentence.ends_with('.') || f.sentence.is_empty() {
+                    " "
+                } else {
+                    ". "
+                };
                 f.sentence = format!(
                     "{}{sep}{}{}.",
                     f.sentence,

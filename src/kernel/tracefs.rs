@@ -74,7 +74,9 @@ fn clock_ns(clock: libc::clockid_t) -> i64 {
     };
     // SAFETY: a valid timespec for the call to fill.
     unsafe { libc::clock_gettime(clock, &mut ts) };
-    ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64
+    #[allow(clippy::unnecessary_cast)] // time_t and c_long are not i64 everywhere
+    let ns = ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64;
+    ns
 }
 
 /// CLOCK_REALTIME − CLOCK_MONOTONIC, from the tightest of a few back-to-back readings.
@@ -308,7 +310,7 @@ pub fn parse_line(line: &str, offset_ns: i64) -> Parsed {
     let Some(ts) = line[..at]
         .split_whitespace()
         .last()
-        .and_then(|t| mono_ns(t))
+        .and_then(mono_ns)
         .map(|ns| Timestamp(ns.saturating_add(offset_ns)))
     else {
         return Parsed::Other;

@@ -353,6 +353,55 @@ fn tuple_filter(client: std::net::SocketAddr, server: std::net::SocketAddr) -> S
     format!("{addrs} && {ports}")
 }
 
+/// The host kernel's part of a report, one line each: the reasons the kernel gave for the
+/// RSTs (and where they come from) and the change of its counters over a live capture.
+/// Empty when nothing is known. Plain text: the names and words are the kernel's and ours.
+pub fn host_kernel_lines(a: &Analysis) -> Vec<String> {
+    let Some(k) = &a.host_kernel else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    if let Some(from) = k.reasons_from {
+        let from = match from {
+            "tracefs" => "read from tracefs as they happened",
+            _ => "read from the capture's packet comments",
+        };
+        if k.resets.is_empty() {
+            out.push(format!("kernel reset reasons ({from}): no RST on the wire"));
+        } else {
+            out.push(format!("kernel reset reasons ({from}):"));
+            for r in &k.resets {
+                let name = match r.reason.event {
+                    crate::kernel::reason::KernelEvent::Sent => {
+                        format!(
+                            "{} {}",
+                            r.reason.event.name(),
+                            r.reason.name().unwrap_or("OTHER")
+                        )
+                    }
+                    crate::kernel::reason::KernelEvent::Received => "tcp_receive_reset".into(),
+                    crate::kernel::reason::KernelEvent::NotSent => "no tcp_send_reset".into(),
+                };
+                out.push(format!(
+                    "  {} RST{} {name}: {}",
+                    r.rsts,
+                    if r.rsts == 1 { "" } else { "s" },
+                    r.reason.meaning()
+                ));
+            }
+        }
+    }
+    if !k.counters.is_empty() {
+        out.push(
+            "kernel TCP counters over the capture (/proc/net/netstat, the whole host):".into(),
+        );
+        for c in &k.counters {
+            out.push(format!("  {} +{}: {}", c.name, c.change, c.meaning));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -377,42 +426,4 @@ mod tests {
         );
         assert_eq!(super::epoch(crate::time::Timestamp(-1)), "-0.000000001");
     }
-}
-
-/// The host kernel's part of a report, one line each: the reasons the kernel gave for the
-/// RSTs (and where they come from) and the change of its counters over a live capture.
-/// Empty when nothing is known. Plain text: the names and words are the kernel's and ours.
-pub fn host_kernel_lines(a: &Analysis) -> Vec<String> {
-    let Some(k) = &a.host_kernel else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    if let Some(from) = k.reasons_from {
-        let from = match from {
-            "tracefs" => "read from tracefs as they happened",
-            _ => "read from the capture's packet comments",
-        };
-        if k.resets.is_empty() {
-            out.push(format!("kernel reset reasons ({from}): no RST on the wire"));
-        } else {
-            out.push(format!("kernel reset reasons ({from}):"));
-            for r in &k.resets {
-                let name = match r.reason.event {
-                    crate::kernel::reason::KernelEvent::Sent => {
-                        format!("{} {}", r.reason.event.name(), r.reason.name().unwrap_or("OTHER"))
-                    }
-                    crate::kernel::reason::KernelEvent::Received => "tcp_receive_reset".into(),
-                    crate::kernel::reason::KernelEvent::NotSent => "no tcp_send_reset".into(),
-                };
-                out.push(format!("  {} RST{} {name}: {}", r.rsts, if r.rsts == 1 { "" } else { "s" }, r.reason.meaning()));
-            }
-        }
-    }
-    if !k.counters.is_empty() {
-        out.push("kernel TCP counters over the capture (/proc/net/netstat, the whole host):".into());
-        for c in &k.counters {
-            out.push(format!("  {} +{}: {}", c.name, c.change, c.meaning));
-        }
-    }
-    out
 }

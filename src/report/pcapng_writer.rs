@@ -140,7 +140,12 @@ mod tests {
         let mut f = CaptureFile::open(&path, 0).unwrap();
         let mut seen = Vec::new();
         while let Some(p) = f.next_packet() {
-            seen.push((p.ts, p.orig_len, p.data.len(), p.comment.map(str::to_string)));
+            seen.push((
+                p.ts,
+                p.orig_len,
+                p.data.len(),
+                p.comment.map(str::to_string),
+            ));
         }
         assert_eq!(seen.len(), 3);
         assert_eq!(seen[0].0, Timestamp(1_700_000_000_123_456_000));

@@ -10,7 +10,6 @@
 use super::{FrameRef, RawPacket};
 use crate::time::Timestamp;
 use std::os::fd::AsRawFd;
-use std::path::Path;
 
 /// How to open the interface.
 #[derive(Clone, Debug)]
@@ -112,15 +111,14 @@ pub fn list_interfaces() -> Result<Vec<String>, LiveError> {
 /// An open live capture.
 pub struct LiveCapture {
     cap: pcap::Capture<pcap::Active>,
-    savefile: Option<pcap::Savefile>,
     linktype: u32,
     frames: u64,
     device: String,
 }
 
 impl LiveCapture {
-    /// Opens the device, applies the filter, and optionally starts writing a pcap file.
-    pub fn open(opts: &LiveOptions, write_to: Option<&Path>) -> Result<LiveCapture, LiveError> {
+    /// Opens the device and applies the filter.
+    pub fn open(opts: &LiveOptions) -> Result<LiveCapture, LiveError> {
         let device = match &opts.interface {
             Some(name) => pcap::Device::from(name.as_str()),
             None => pcap::Device::lookup()
@@ -174,17 +172,9 @@ impl LiveCapture {
             cap.set_datalink(pcap::Linktype(276))
                 .map_err(pcap_err("selecting Linux cooked v2"))?;
         }
-        let savefile = match write_to {
-            Some(p) => Some(
-                cap.savefile(p)
-                    .map_err(pcap_err(format!("creating {}", p.display())))?,
-            ),
-            None => None,
-        };
         let linktype = cap.get_datalink().0 as u32;
         Ok(LiveCapture {
             cap,
-            savefile,
             linktype,
             frames: 0,
             device: name,
@@ -201,15 +191,11 @@ impl LiveCapture {
         self.linktype
     }
 
-    /// The next packet if one is ready, without waiting. Packets are written to the `-w`
-    /// file as they are read.
+    /// The next packet if one is ready, without waiting.
     pub fn try_next(&mut self) -> Result<Option<RawPacket<'_>>, LiveError> {
         match self.cap.next_packet() {
             Ok(p) => {
                 self.frames += 1;
-                if let Some(s) = self.savefile.as_mut() {
-                    s.write(&p);
-                }
                 // time_t is i32 on some platforms.
                 #[allow(clippy::useless_conversion)]
                 let ts = Timestamp::from_parts(
@@ -234,16 +220,18 @@ impl LiveCapture {
         }
     }
 
-    /// Waits up to `ms` milliseconds for packets to be ready (or a signal).
-    pub fn wait(&self, ms: i32) {
-        let mut fds = libc::pollfd {
-            fd: self.cap.as_raw_fd(),
+    /// Waits up to `ms` milliseconds for packets to be ready, for `also` to be readable
+    /// (the kernel's reset events), or for a signal.
+    pub fn wait(&self, ms: i32, also: Option<std::os::fd::RawFd>) {
+        let mut fds = [self.cap.as_raw_fd(), also.unwrap_or(-1)].map(|fd| libc::pollfd {
+            fd,
             events: libc::POLLIN,
             revents: 0,
-        };
-        // SAFETY: one valid pollfd for the duration of the call.
+        });
+        let n = if also.is_some() { 2 } else { 1 };
+        // SAFETY: `n` valid pollfds for the duration of the call.
         unsafe {
-            libc::poll(&mut fds, 1, ms);
+            libc::poll(fds.as_mut_ptr(), n, ms);
         }
     }
 
@@ -257,12 +245,5 @@ impl LiveCapture {
                 interface_dropped: s.if_dropped as u64,
             })
             .unwrap_or_default()
-    }
-
-    /// Flushes the `-w` file.
-    pub fn flush(&mut self) {
-        if let Some(s) = self.savefile.as_mut() {
-            let _ = s.flush();
-        }
     }
 }
