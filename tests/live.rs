@@ -69,6 +69,12 @@ fn go_programs(dir: &Path) -> (PathBuf, PathBuf) {
 
 /// Starts `resetscope live` and waits until it is capturing.
 fn start_live(args: &[&str]) -> (Child, mpsc::Receiver<String>) {
+    let (child, rx, _) = start_live_line(args);
+    (child, rx)
+}
+
+/// [`start_live`], with the line that says it is capturing.
+fn start_live_line(args: &[&str]) -> (Child, mpsc::Receiver<String>, String) {
     let mut child = resetscope()
         .arg("live")
         .args(args)
@@ -88,7 +94,7 @@ fn start_live(args: &[&str]) -> (Child, mpsc::Receiver<String>) {
         .recv_timeout(Duration::from_secs(10))
         .expect("resetscope live printed nothing");
     assert!(started.contains("capturing on"), "{started}");
-    (child, rx)
+    (child, rx, started)
 }
 
 /// Opens `n` connections to `port` on loopback, where nothing listens: each is a SYN and a
@@ -542,5 +548,444 @@ fn status_line_on_a_terminal() {
     assert!(
         text.contains("0 packets, 0 connections open, 0 findings, 0 dropped"),
         "{text}"
+    );
+}
+
+/// The tracefs instance named on the "capturing on" line, if kernel reasons are read.
+fn instance_of(started: &str) -> Option<PathBuf> {
+    let at = started.find("kernel reset reasons from ")? + "kernel reset reasons from ".len();
+    let rest = &started[at..];
+    Some(PathBuf::from(&rest[..rest.find(')')?]))
+}
+
+/// Can this machine's kernel give reasons (tracefs mounted, the `reason` field there)?
+fn kernel_reasons_here() -> bool {
+    std::fs::read_to_string("/sys/kernel/tracing/events/tcp/tcp_send_reset/format")
+        .is_ok_and(|f| f.contains(" reason;"))
+}
+
+/// `frame.number` → `frame.comment` of the frames tshark finds with a comment; `None`
+/// without tshark.
+fn tshark_comments(file: &Path) -> Option<std::collections::BTreeMap<u64, String>> {
+    let out = Command::new("tshark")
+        .args(["-r", file.to_str().unwrap(), "-Y", "frame.comment"])
+        .args(["-T", "fields", "-e", "frame.number", "-e", "frame.comment"])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    assert!(out.status.success(), "tshark failed on {}", file.display());
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let (n, c) = l.split_once('\t')?;
+                Some((n.parse().ok()?, c.to_string()))
+            })
+            .collect(),
+    )
+}
+
+/// What this kernel (6.18 here) reports for the races of the Go fixture, measured: the
+/// RST variant (`rst_no_fin`: the server closed its idle connection with the request
+/// unread) is `TCP_ABORT_ON_CLOSE`; the FIN variant (`fin_then_rst`: the request reached a
+/// socket already closed, in FIN_WAIT2) is `TCP_ABORT_ON_DATA`.
+fn expected_reason(variant: &str) -> Option<&'static str> {
+    match variant {
+        "rst_no_fin" => Some("TCP_ABORT_ON_CLOSE"),
+        "fin_then_rst" => Some("TCP_ABORT_ON_DATA"),
+        _ => None,
+    }
+}
+
+#[test]
+fn live_go_race_every_reset_has_the_kernels_reason() {
+    let Some(_serial) = setup("live_go_race_every_reset_has_the_kernels_reason") else {
+        return;
+    };
+    if !kernel_reasons_here() {
+        eprintln!("skipped: this kernel has no tcp_send_reset reason in tracefs");
+        return;
+    }
+    let dir = common::scratch("live-kernel-race");
+    let (server, client) = go_programs(&dir);
+    let mut variants_seen = BTreeSet::new();
+    for attempt in 0..4 {
+        let port = 21_200 + (std::process::id() % 500) as u16 * 2 + attempt;
+        let pcapng = dir.join(format!("race-{attempt}.pcapng"));
+        let filter = format!("tcp port {port}");
+        let (live, _stderr) = start_live(&[
+            "-i",
+            "lo",
+            "--format",
+            "json",
+            "-w",
+            pcapng.to_str().unwrap(),
+            &filter,
+        ]);
+        let mut srv = Command::new(&server)
+            .args(["-listen", &format!("127.0.0.1:{port}")])
+            .args(["-idle", "300ms", "-life", "60s"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let log = dir.join(format!("client-{attempt}.log"));
+        let _ = Command::new(&client)
+            .args(["-url", &format!("http://127.0.0.1:{port}/test")])
+            .args(["-n", "100", "-sleep", "300.5ms", "-jitter", "3ms"])
+            .args(["-max", "50s", "-log", log.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        std::thread::sleep(Duration::from_secs(3));
+        interrupt(&live);
+        let out = live.wait_with_output().unwrap();
+        let _ = srv.kill();
+        let _ = srv.wait();
+        assert!(
+            out.status.success(),
+            "live: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report = final_report(&out.stdout);
+        assert_eq!(
+            report["kernel"]["reasons_from"], "tracefs",
+            "{}",
+            report["kernel"]
+        );
+        assert_eq!(report["kernel"]["events_lost"], 0);
+        // Every RST on the wire was sent by this host's kernel (both ends are here), and
+        // carries its reason.
+        let mut rsts = std::collections::BTreeMap::new();
+        for c in report["connections"].as_array().unwrap() {
+            for close in c["closes"].as_array().unwrap() {
+                if close["kind"] == "fin" {
+                    continue;
+                }
+                let reason = &close["kernel_reason"];
+                assert_eq!(reason["event"], "tcp_send_reset", "{close}");
+                rsts.insert(
+                    close["frame"]["number"].as_u64().unwrap(),
+                    reason["reason"].as_str().unwrap().to_string(),
+                );
+            }
+        }
+        // Every race is matched to the reason this kernel gives its variant.
+        let races: Vec<&Value> = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["kind"] == "idle_race")
+            .collect();
+        for f in &races {
+            let variant = f["variant"].as_str().unwrap();
+            let Some(want) = expected_reason(variant) else {
+                continue;
+            };
+            assert_eq!(f["kernel_reason"]["reason"], want, "{f}");
+            assert!(
+                f["sentence"]
+                    .as_str()
+                    .unwrap()
+                    .contains("The server's kernel reset it because"),
+                "{f}"
+            );
+            variants_seen.insert(variant.to_string());
+            eprintln!("attempt {attempt}: {variant} race: {want}");
+        }
+        let close_on_request = races.iter().any(|f| f["variant"] == "rst_no_fin");
+        if close_on_request {
+            assert!(races.iter().any(|f| {
+                f["sentence"].as_str().unwrap().contains(
+                "the application closed the socket with the request unread (TCP_ABORT_ON_CLOSE)"
+            )
+            }));
+        }
+        // The counters saw them too.
+        let counter = |name: &str| {
+            report["kernel"]["counters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == name)
+                .map(|c| c["change"].as_u64().unwrap())
+                .unwrap()
+        };
+        let by_reason = |r: &str| rsts.values().filter(|v| *v == r).count() as u64;
+        assert!(counter("TCPAbortOnClose") >= by_reason("TCP_ABORT_ON_CLOSE"));
+        assert!(counter("TCPAbortOnData") >= by_reason("TCP_ABORT_ON_DATA"));
+
+        // The pcapng keeps them: analysed offline, every RST has the same reason...
+        let offline = common::json(&[&pcapng]);
+        assert_eq!(offline["inputs"][0]["format"], "pcapng");
+        assert_eq!(offline["kernel"]["reasons_from"], "packet_comments");
+        let mut offline_rsts = std::collections::BTreeMap::new();
+        for c in offline["connections"].as_array().unwrap() {
+            for close in c["closes"].as_array().unwrap() {
+                if close["kind"] != "fin" {
+                    offline_rsts.insert(
+                        close["frame"]["number"].as_u64().unwrap(),
+                        close["kernel_reason"]["reason"]
+                            .as_str()
+                            .unwrap_or("none")
+                            .to_string(),
+                    );
+                }
+            }
+        }
+        assert_eq!(offline_rsts, rsts, "offline and live reasons by RST frame");
+        let key = |f: &Value| {
+            (
+                f["kind"].to_string(),
+                f["client"].to_string(),
+                f["kernel_reason"].to_string(),
+                f["sentence"].to_string(),
+            )
+        };
+        let mut live_keys: Vec<_> = report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(key)
+            .collect();
+        let mut offline_keys: Vec<_> = offline["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(key)
+            .collect();
+        live_keys.sort();
+        offline_keys.sort();
+        assert_eq!(
+            live_keys, offline_keys,
+            "live and offline findings with reasons"
+        );
+        // ...and tshark shows each as the comment of its frame.
+        match tshark_comments(&pcapng) {
+            None => eprintln!("tshark not installed: frame.comment not checked"),
+            Some(comments) => {
+                assert_eq!(
+                    comments.keys().collect::<Vec<_>>(),
+                    rsts.keys().collect::<Vec<_>>(),
+                    "frames with a comment are the RSTs"
+                );
+                for (frame, reason) in &rsts {
+                    assert!(
+                        comments[frame].contains(&format!("tcp_send_reset reason={reason}")),
+                        "frame {frame}: {}",
+                        comments[frame]
+                    );
+                }
+            }
+        }
+        if variants_seen.len() == 2 {
+            return;
+        }
+        eprintln!("attempt {attempt}: variants so far {variants_seen:?}; trying again");
+    }
+    assert!(
+        !variants_seen.is_empty(),
+        "no RST- or FIN-variant race in four runs of 100 requests"
+    );
+}
+
+#[test]
+fn tracefs_instance_is_gone_after_sigint_and_sigterm() {
+    let Some(_serial) = setup("tracefs_instance_is_gone_after_sigint_and_sigterm") else {
+        return;
+    };
+    if !kernel_reasons_here() {
+        eprintln!("skipped: this kernel has no tcp_send_reset reason in tracefs");
+        return;
+    }
+    for signal in ["-INT", "-TERM"] {
+        let (live, _rx, stderr) = start_live_line(&["-i", "lo", "--duration", "30s", "tcp port 9"]);
+        let instance = instance_of(&stderr).expect("an instance on the capturing line");
+        assert!(
+            instance.is_dir(),
+            "{} during the capture",
+            instance.display()
+        );
+        assert!(instance
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with(&format!("resetscope-{}", live.id())));
+        assert!(std::fs::read_to_string(instance.join("trace_clock"))
+            .unwrap()
+            .contains("[mono]"));
+        Command::new("kill")
+            .args([signal, &live.id().to_string()])
+            .status()
+            .unwrap();
+        let out = live.wait_with_output().unwrap();
+        assert!(out.status.success(), "{signal}: {:?}", out.status);
+        assert!(
+            !instance.exists(),
+            "{} left after {signal}",
+            instance.display()
+        );
+    }
+}
+
+#[test]
+fn without_tracefs_one_line_and_one_caveat_and_the_same_findings() {
+    let Some(_serial) = setup("without_tracefs_one_line_and_one_caveat_and_the_same_findings")
+    else {
+        return;
+    };
+    // Two captures of the same refused connections at once: one reads the kernel's events,
+    // the other is pointed at a tracefs that is not there.
+    let port = test_port(19_500);
+    let filter = format!("tcp port {port}");
+    let with = resetscope()
+        .args([
+            "live",
+            "-i",
+            "lo",
+            "--duration",
+            "4s",
+            "--format",
+            "json",
+            &filter,
+        ])
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let without = resetscope()
+        .args([
+            "live",
+            "-i",
+            "lo",
+            "--duration",
+            "4s",
+            "--format",
+            "json",
+            &filter,
+        ])
+        .env("NO_COLOR", "1")
+        .env("RESETSCOPE_TRACEFS", "/nonexistent/tracefs")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    refused_connections(port, 3, Duration::from_millis(100));
+    let with = with.wait_with_output().unwrap();
+    let without = without.wait_with_output().unwrap();
+    assert!(with.status.success() && without.status.success());
+    let err = String::from_utf8_lossy(&without.stderr);
+    let said: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("reasons for resets cannot be read"))
+        .collect();
+    assert_eq!(said.len(), 1, "{err}");
+    assert!(
+        said[0].contains("/nonexistent/tracefs") && said[0].contains("verdicts are unchanged"),
+        "{err}"
+    );
+    let a = final_report(&with.stdout);
+    let b = final_report(&without.stdout);
+    let caveats: Vec<&Value> = b["caveats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] == "kernel_reasons")
+        .collect();
+    assert_eq!(caveats.len(), 1, "{}", b["caveats"]);
+    assert_eq!(b["kernel"]["reasons_from"], Value::Null);
+    let findings = |r: &Value| {
+        let mut v: Vec<String> = r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} {} {} {}",
+                    f["kind"], f["client"], f["server"], f["close_frame"]
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(findings(&a).len(), 3, "{}", a["findings"]);
+    assert_eq!(
+        findings(&a),
+        findings(&b),
+        "the same findings with and without"
+    );
+    for f in a["findings"].as_array().unwrap() {
+        assert_eq!(f["kernel_reason"]["reason"], "NO_SOCKET", "{f}");
+    }
+    for f in b["findings"].as_array().unwrap() {
+        assert_eq!(f["kernel_reason"], Value::Null, "{f}");
+    }
+}
+
+#[test]
+fn write_to_stdout_is_pcapng_and_the_report_goes_to_stderr() {
+    let Some(_serial) = setup("write_to_stdout_is_pcapng_and_the_report_goes_to_stderr") else {
+        return;
+    };
+    let port = test_port(19_400);
+    let filter = format!("tcp port {port}");
+    let live = resetscope()
+        .args(["live", "-i", "lo", "--duration", "3s", "-w", "-", &filter])
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    refused_connections(port, 2, Duration::from_millis(100));
+    let out = live.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The standard output is a pcapng (its section header block first) ...
+    assert_eq!(&out.stdout[..4], &[0x0a, 0x0d, 0x0d, 0x0a]);
+    let dir = common::scratch("live-stdout");
+    let file = dir.join("stdout.pcapng");
+    std::fs::write(&file, &out.stdout).unwrap();
+    let offline = common::json(&[&file]);
+    assert_eq!(offline["summary"]["findings"]["refused"], 2);
+    // ... and the report is on the standard error, its times in UTC.
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("live capture:") && err.contains("refused"),
+        "{err}"
+    );
+    assert!(err.lines().any(|l| l.contains(" UTC refused ")), "{err}");
+}
+
+#[test]
+fn markdown_without_w_says_ladders_need_it() {
+    let Some(_serial) = setup("markdown_without_w_says_ladders_need_it") else {
+        return;
+    };
+    let out = resetscope()
+        .args([
+            "live",
+            "-i",
+            "lo",
+            "--duration",
+            "1s",
+            "-f",
+            "markdown",
+            "tcp port 9",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("packet ladders") && err.contains("-w FILE"),
+        "{err}"
     );
 }

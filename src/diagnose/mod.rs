@@ -397,7 +397,6 @@ impl Diagnoser {
         last: bool,
         sink: &mut dyn crate::pipeline::Sink,
     ) {
-        self.join_kernel(&mut v);
         let e = |d: &mut Diagnoser, server: SocketAddr| {
             d.servers.get_mut(&server).and_then(|t| t.estimate_so_far())
         };
@@ -414,6 +413,7 @@ impl Diagnoser {
 
     /// [`Diagnoser::emit`] for a verdict the correlator has already seen.
     fn emit_fed(&mut self, mut v: verdict::Verdict, sink: &mut dyn crate::pipeline::Sink) {
+        self.join_kernel(&mut v);
         let r = &v.record;
         if self.servers.len() < MAX_SERVERS || self.servers.contains_key(&r.server) {
             let t = self.servers.entry(r.server).or_default();
