@@ -989,3 +989,112 @@ fn markdown_without_w_says_ladders_need_it() {
         "{err}"
     );
 }
+
+/// Sends one TCP RST from `127.0.0.1:sport` to `127.0.0.1:dport` through a raw socket: a
+/// RST on the wire with this host's address that its TCP stack never sent.
+fn forged_rst(sport: u16, dport: u16) {
+    let script = format!(
+        r#"
+import socket, struct
+def csum(b):
+    if len(b) % 2: b += b'\0'
+    s = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+src = dst = socket.inet_aton('127.0.0.1')
+tcp = struct.pack('!HHIIBBHHH', {sport}, {dport}, 12345, 0, 5 << 4, 0x04, 0, 0, 0)
+pseudo = src + dst + struct.pack('!BBH', 0, 6, len(tcp))
+tcp = tcp[:16] + struct.pack('!H', csum(pseudo + tcp)) + tcp[18:]
+ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(tcp), 1, 0, 64, 6, 0, src, dst)
+ip = ip[:10] + struct.pack('!H', csum(ip)) + ip[12:]
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+s.sendto(ip + tcp, ('127.0.0.1', 0))
+"#
+    );
+    assert!(Command::new("python3")
+        .args(["-c", &script])
+        .status()
+        .unwrap()
+        .success());
+}
+
+#[test]
+fn a_rst_this_host_did_not_send_is_said_so() {
+    let Some(_serial) = setup("a_rst_this_host_did_not_send_is_said_so") else {
+        return;
+    };
+    if !kernel_reasons_here() {
+        eprintln!("skipped: this kernel has no tcp_send_reset reason in tracefs");
+        return;
+    }
+    let port = test_port(19_300);
+    let filter = format!("tcp port {port}");
+    let dir = common::scratch("live-forged");
+    let pcapng = dir.join("forged.pcapng");
+    let (live, _rx) = start_live(&[
+        "-i",
+        "lo",
+        "--duration",
+        "3s",
+        "--format",
+        "json",
+        "-w",
+        pcapng.to_str().unwrap(),
+        &filter,
+    ]);
+    // One RST the kernel sends (a refused connection), one it does not (forged).
+    refused_connections(port, 1, Duration::from_millis(100));
+    forged_rst(port, 40_000);
+    let out = live.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let report = final_report(&out.stdout);
+    let mut events: Vec<(u16, String)> = Vec::new();
+    for c in report["connections"].as_array().unwrap() {
+        for close in c["closes"].as_array().unwrap() {
+            if close["kind"] != "fin" {
+                let port_of = |s: &Value| {
+                    s.as_str()
+                        .unwrap()
+                        .rsplit(':')
+                        .next()
+                        .unwrap()
+                        .parse::<u16>()
+                        .unwrap()
+                };
+                let sender = if close["by"] == "client" {
+                    &c["client"]
+                } else {
+                    &c["server"]
+                };
+                events.push((
+                    port_of(sender),
+                    format!(
+                        "{} {}",
+                        close["kernel_reason"]["event"].as_str().unwrap_or("?"),
+                        close["kernel_reason"]["reason"].as_str().unwrap_or("-")
+                    ),
+                ));
+            }
+        }
+    }
+    events.sort();
+    assert_eq!(
+        events,
+        [
+            (port, "none -".to_string()),
+            (port, "tcp_send_reset NO_SOCKET".to_string())
+        ]
+        .into_iter()
+        .collect::<Vec<_>>(),
+        "{}",
+        report["connections"]
+    );
+    let comments = tshark_comments(&pcapng);
+    if let Some(c) = comments {
+        assert!(
+            c.values()
+                .any(|v| v.contains("not sent by this host's kernel")),
+            "{c:?}"
+        );
+    }
+}
