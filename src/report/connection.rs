@@ -173,6 +173,10 @@ pub fn text(v: &ConnectionView<'_>, names: &FrameNamer) -> String {
             },
             c.ttl
         );
+        if let Some(k) = c.kernel_reason {
+            let name = k.name().map(|n| format!(" {n}")).unwrap_or_default();
+            let _ = writeln!(out, "    kernel: {}{name}: {}", k.event.name(), k.meaning());
+        }
     }
     if r.closes_dropped > 0 {
         let _ = writeln!(

@@ -200,6 +200,34 @@ pub fn render(t: &TicketReport<'_>) -> String {
         let _ = writeln!(o, "</ul></section>");
     }
 
+    let kernel = super::host_kernel_lines(a);
+    if !kernel.is_empty() {
+        let _ = writeln!(o, "<section><h2>Host kernel</h2>");
+        let mut open = false;
+        for line in kernel {
+            match line.strip_prefix("  ") {
+                Some(item) => {
+                    if !open {
+                        let _ = writeln!(o, "<ul>");
+                        open = true;
+                    }
+                    let _ = writeln!(o, "<li>{}</li>", h(item));
+                }
+                None => {
+                    if open {
+                        let _ = writeln!(o, "</ul>");
+                        open = false;
+                    }
+                    let _ = writeln!(o, "<p>{}</p>", h(&line));
+                }
+            }
+        }
+        if open {
+            let _ = writeln!(o, "</ul>");
+        }
+        let _ = writeln!(o, "</section>");
+    }
+
     let cav = caveats(a);
     if !cav.is_empty() {
         let _ = writeln!(o, "<section><h2>Caveats</h2><ul>");

@@ -138,7 +138,7 @@ pub fn render(t: &TicketReport<'_>) -> String {
 
     let kernel = super::host_kernel_lines(a);
     if !kernel.is_empty() {
-        let _ = writeln!(out, "## Host kernel\n");
+        let _ = writeln!(out, "## Host kernel");
         for line in kernel {
             match line.strip_prefix("  ") {
                 Some(item) => {
