@@ -10,8 +10,10 @@
 //! **The kernel's reasons.** When tracefs can be used (root), the kernel's reset events are
 //! read through an instance of its own ([`resetscope::kernel::tracefs`]) while packets are
 //! captured. A RST packet is held back, with every packet behind it so that the order is
-//! kept, until its event has come or [`HOLD`] has passed (findings are printed at most that
-//! much later); then it is joined to its event ([`resetscope::kernel::join`]), and its
+//! kept, until its event has come, or a sync mark written to the trace buffer after the
+//! end of its window has come back (every event of its window has then been read), or
+//! `HOLD` (250 ms) has passed (findings are printed at most that much later); then it is joined to
+//! its event ([`resetscope::kernel::join`]), and its
 //! reason rides on the packet as its comment: into the pcapng file, and into the analysis,
 //! which joins it to the finding it decides. When the events cannot be read, one line on
 //! stderr and one caveat say why, and nothing is held. The kernel's TCP abort and listen
@@ -228,6 +230,13 @@ mod capture {
     /// How long a RST packet waits for its kernel event (see the module docs).
     pub const HOLD: Duration = Duration::from_millis(250);
 
+    /// The most packet bytes held at once: past it, the oldest goes on with only a reason
+    /// already matched (never the negative one).
+    const MAX_HELD_BYTES: usize = 64 << 20;
+
+    /// How often a sync mark is written while RSTs wait.
+    const MARK_EVERY: Duration = Duration::from_millis(20);
+
     /// A packet read from libpcap, kept until its reason is known.
     struct Held {
         frame: FrameRef,
@@ -278,6 +287,8 @@ mod capture {
         joiner: Joiner,
         events: Vec<ResetEvent>,
         held: VecDeque<Held>,
+        held_bytes: usize,
+        last_mark: Option<Instant>,
     }
 
     impl Kernel {
@@ -286,7 +297,22 @@ mod capture {
             if self.tracer.lost > 0 {
                 self.joiner.set_lost();
             }
+            if let Some(ts) = self.tracer.synced() {
+                self.joiner.sync(ts);
+            }
             self.joiner.add(self.events.drain(..));
+            // While RSTs wait, sync marks tell when every event of their window has come.
+            if self.held.iter().any(|h| h.rst.is_some())
+                && self.last_mark.is_none_or(|t| t.elapsed() >= MARK_EVERY)
+            {
+                self.tracer.mark();
+                self.last_mark = Some(Instant::now());
+            }
+        }
+
+        fn hold(&mut self, h: Held) {
+            self.held_bytes += h.data.len();
+            self.held.push_back(h);
         }
 
         /// Hands on the held packets whose reasons are known, in order.
@@ -295,15 +321,20 @@ mod capture {
                 let reason = match h.rst {
                     None => None,
                     Some((src, dst)) => {
-                        let settled =
-                            h.arrived.elapsed() >= HOLD || self.joiner.complete(src, dst, h.ts);
-                        if !settled {
+                        let settled = h.arrived.elapsed() >= HOLD
+                            || self.joiner.synced_past(h.ts)
+                            || self.joiner.complete(src, dst, h.ts);
+                        if settled {
+                            self.joiner.reason(src, dst, h.ts, true)
+                        } else if self.held_bytes > MAX_HELD_BYTES {
+                            self.joiner.reason(src, dst, h.ts, false)
+                        } else {
                             return;
                         }
-                        self.joiner.reason(src, dst, h.ts, true)
                     }
                 };
                 let h = self.held.pop_front().expect("a held packet");
+                self.held_bytes -= h.data.len();
                 let comment = reason.map(|r| r.comment());
                 out.packet(&RawPacket {
                     frame: h.frame,
@@ -374,6 +405,8 @@ mod capture {
                     joiner: Joiner::new(local_addresses(), now()),
                     events: Vec::new(),
                     held: VecDeque::new(),
+                    held_bytes: 0,
+                    last_mark: None,
                 })
             }
             Err(why) => {
@@ -517,7 +550,7 @@ mod capture {
                         if rst.is_none() && k.held.is_empty() {
                             out.packet(&p);
                         } else {
-                            k.held.push_back(Held {
+                            k.hold(Held {
                                 frame: p.frame,
                                 ts: p.ts,
                                 linktype: p.linktype,

@@ -8,8 +8,9 @@
 //!
 //! The one negative verdict, [`KernelReason::not_sent`], is given only when it must be true:
 //! the RST's source is one of this host's addresses, events were being read when it was
-//! captured, none were lost, and no `tcp_send_reset` event matched it once the capture loop
-//! had held it for long enough ([`Joiner::reason`] with `settled`).
+//! captured, none were lost, a sync mark from after the end of its window has been read
+//! back (so every event of that window has been read: [`Joiner::sync`]), and no
+//! `tcp_send_reset` event matched it.
 
 use super::reason::KernelReason;
 use super::tracefs::ResetEvent;
@@ -31,6 +32,8 @@ pub struct Joiner {
     since: Timestamp,
     /// Events were lost: no negative verdict from then on.
     lost: bool,
+    /// Every event up to this time has been read (the latest sync mark read back).
+    synced: Option<Timestamp>,
 }
 
 impl Joiner {
@@ -41,6 +44,7 @@ impl Joiner {
             local,
             since,
             lost: false,
+            synced: None,
         }
     }
 
@@ -57,6 +61,17 @@ impl Joiner {
                 self.events.pop_front();
             }
         }
+    }
+
+    /// Every event up to `ts` has been read (a sync mark came back).
+    pub fn sync(&mut self, ts: Timestamp) {
+        self.synced = self.synced.max(Some(ts));
+    }
+
+    /// True when every event that could match a RST captured at `ts` has been read.
+    pub fn synced_past(&self, ts: Timestamp) -> bool {
+        self.synced
+            .is_some_and(|s| s.0 >= ts.0.saturating_add(WINDOW_NS))
     }
 
     /// The kernel lost events: no negative verdict from now on.
@@ -91,7 +106,8 @@ impl Joiner {
     }
 
     /// The kernel's word on a RST from `src` to `dst` captured at `ts`. Before the packet
-    /// is `settled` (held long enough for its event to come), only a match is returned.
+    /// is `settled` (held long enough for its event to come), only a match is returned; the
+    /// negative verdict needs [`Joiner::synced_past`] too.
     pub fn reason(
         &self,
         src: SocketAddr,
@@ -108,7 +124,8 @@ impl Joiner {
             return None;
         }
         if self.is_local(src.ip()) {
-            return (!self.lost && ts.0 >= self.since.0).then(KernelReason::not_sent);
+            return (!self.lost && ts.0 >= self.since.0 && self.synced_past(ts))
+                .then(KernelReason::not_sent);
         }
         self.closest(src, dst, ts, false)
             .map(|_| KernelReason::received())
@@ -182,11 +199,18 @@ mod tests {
             j.reason(a("127.0.0.1:80"), a("127.0.0.1:5000"), t(1010), false),
             Some(KernelReason::sent("TCP_ABORT_ON_CLOSE"))
         );
-        // Out of the window: nothing matched; local source and settled: not sent here.
+        // Out of the window: nothing matched; local source, settled and synced past its
+        // window: not sent here.
         assert_eq!(
             j.reason(a("127.0.0.1:80"), a("127.0.0.1:5000"), t(1200), false),
             None
         );
+        j.sync(t(1240));
+        assert_eq!(
+            j.reason(a("127.0.0.1:80"), a("127.0.0.1:5000"), t(1200), true),
+            None
+        );
+        j.sync(t(1250));
         assert_eq!(
             j.reason(a("127.0.0.1:80"), a("127.0.0.1:5000"), t(1200), true),
             Some(KernelReason::not_sent())

@@ -24,6 +24,11 @@
 //! process that was killed outright (`resetscope-PID` with no such process) are removed at
 //! the next start.
 //!
+//! **Sync marks.** [`Tracer::mark`] writes a line to the instance's own `trace_marker`; when
+//! it is read back ([`Tracer::synced`]), every event that happened before it has been read
+//! (`trace_pipe` merges the per-CPU buffers in time order). Only then may the absence of an
+//! event be taken as evidence (see [`super::join`]).
+//!
 //! What it hands on: [`ResetEvent`]s, with the RST's source and destination as the packet
 //! on the wire has them, and the mapped time.
 
@@ -34,6 +39,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+
+/// What a sync mark says.
+const SYNC_MARK: &str = "resetscope-sync\n";
 
 /// Where tracefs is mounted unless `--tracefs` (or `RESETSCOPE_TRACEFS`) says otherwise.
 pub const DEFAULT_ROOT: &str = "/sys/kernel/tracing";
@@ -55,6 +63,9 @@ pub struct ResetEvent {
 pub struct Tracer {
     dir: PathBuf,
     pipe: Option<File>,
+    marker: Option<File>,
+    /// The mapped time of the latest sync mark read back.
+    synced: Option<Timestamp>,
     buf: Vec<u8>,
     /// CLOCK_REALTIME − CLOCK_MONOTONIC, in nanoseconds.
     offset_ns: i64,
@@ -173,6 +184,8 @@ impl Tracer {
         let mut tracer = Tracer {
             dir,
             pipe: None,
+            marker: None,
+            synced: None,
             buf: Vec::new(),
             offset_ns: 0,
             names,
@@ -192,6 +205,10 @@ impl Tracer {
             .open(&pipe_path)
             .map_err(|e| format!("cannot open {}: {e}", pipe_path.display()))?;
         tracer.pipe = Some(pipe);
+        tracer.marker = std::fs::OpenOptions::new()
+            .write(true)
+            .open(tracer.dir.join("trace_marker"))
+            .ok();
         tracer.offset_ns = realtime_offset_ns();
         Ok(tracer)
     }
@@ -204,6 +221,20 @@ impl Tracer {
     /// The descriptor to poll for events.
     pub fn fd(&self) -> Option<std::os::fd::RawFd> {
         self.pipe.as_ref().map(|p| p.as_raw_fd())
+    }
+
+    /// Writes a sync mark (see the module docs); false when the instance has no marker.
+    pub fn mark(&mut self) -> bool {
+        use std::io::Write;
+        self.marker
+            .as_mut()
+            .is_some_and(|m| m.write_all(SYNC_MARK.as_bytes()).is_ok())
+    }
+
+    /// The time (on the packets' clock) of the latest sync mark read back: every event
+    /// before it has been read.
+    pub fn synced(&self) -> Option<Timestamp> {
+        self.synced
     }
 
     /// Reads the events ready now, without waiting, onto `out`.
@@ -231,6 +262,7 @@ impl Tracer {
             match parse_line(line, self.offset_ns) {
                 Parsed::Event(e) => out.push(e),
                 Parsed::Lost(n) => self.lost += n,
+                Parsed::Sync(ts) => self.synced = Some(ts),
                 Parsed::Other => {}
             }
         }
@@ -241,8 +273,9 @@ impl Drop for Tracer {
     fn drop(&mut self) {
         let _ = std::fs::write(self.dir.join("events/tcp/tcp_send_reset/enable"), "0");
         let _ = std::fs::write(self.dir.join("events/tcp/tcp_receive_reset/enable"), "0");
-        // The instance cannot be removed while its trace_pipe is open.
+        // The instance cannot be removed while its files are open.
         self.pipe = None;
+        self.marker = None;
         for _ in 0..20 {
             if std::fs::remove_dir(&self.dir).is_ok() || !self.dir.exists() {
                 return;
@@ -279,6 +312,8 @@ pub enum Parsed {
     Event(ResetEvent),
     /// `CPU:n [LOST m EVENTS]`.
     Lost(u64),
+    /// A sync mark of ours, at this (mapped) time.
+    Sync(Timestamp),
     /// Anything else.
     Other,
 }
@@ -298,6 +333,14 @@ pub fn parse_line(line: &str, offset_ns: i64) -> Parsed {
                 .and_then(|n| n.parse().ok())
                 .unwrap_or(1),
         );
+    }
+    if let Some(at) = line.find(": tracing_mark_write: ") {
+        if line[at..].contains(SYNC_MARK.trim_end()) {
+            if let Some(ts) = line[..at].split_whitespace().last().and_then(mono_ns) {
+                return Parsed::Sync(Timestamp(ts.saturating_add(offset_ns)));
+            }
+        }
+        return Parsed::Other;
     }
     let (sent, at) = match (
         line.find(": tcp_send_reset: "),
@@ -405,6 +448,13 @@ mod tests {
         assert_eq!(e.src, "[::1]:9".parse().unwrap());
         assert_eq!(parse_line("CPU:1 [LOST 42 EVENTS]", 0), Parsed::Lost(42));
         assert_eq!(parse_line("something else", 0), Parsed::Other);
+        assert_eq!(
+            parse_line(
+                "           <...>-29752   [000] ...1.  4043.319416: tracing_mark_write: resetscope-sync",
+                5
+            ),
+            Parsed::Sync(Timestamp(4_043_319_416_005))
+        );
     }
 
     #[test]
