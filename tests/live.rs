@@ -827,6 +827,25 @@ fn tracefs_instance_is_gone_after_sigint_and_sigterm() {
             instance.display()
         );
     }
+    // An error after the instance was made (a filter libpcap rejects) removes it too.
+    let child = resetscope()
+        .args(["live", "-i", "lo", "--duration", "5s", "tcp port ((("])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let instance = PathBuf::from(format!(
+        "/sys/kernel/tracing/instances/resetscope-{}",
+        child.id()
+    ));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bad capture filter"));
+    assert!(
+        !instance.exists(),
+        "{} left after an error",
+        instance.display()
+    );
 }
 
 #[test]
