@@ -613,9 +613,10 @@ fn live_go_race_every_reset_has_the_kernels_reason() {
         let port = 21_200 + (std::process::id() % 500) as u16 * 2 + attempt;
         let pcapng = dir.join(format!("race-{attempt}.pcapng"));
         let filter = format!("tcp port {port}");
+        // `-i any` with default options, as the README's example.
         let (live, _stderr) = start_live(&[
             "-i",
-            "lo",
+            "any",
             "--format",
             "json",
             "-w",
@@ -654,6 +655,11 @@ fn live_go_race_every_reset_has_the_kernels_reason() {
             report["kernel"]
         );
         assert_eq!(report["kernel"]["events_lost"], 0);
+        assert_eq!(
+            report["live_capture"]["dropped"], 0,
+            "drops with the default buffer: {}",
+            report["live_capture"]
+        );
         // Every RST on the wire was sent by this host's kernel (both ends are here), and
         // carries its reason.
         let mut rsts = std::collections::BTreeMap::new();
