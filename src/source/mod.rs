@@ -165,7 +165,7 @@ pub struct FileStats {
     pub last_ts: Option<crate::time::Timestamp>,
 }
 
-/// True for `-`, which names standard input.
+/// True for `-`, which names standard input (or, for an output, standard output).
 pub fn is_stdin(path: &Path) -> bool {
     path.as_os_str() == "-"
 }
@@ -192,5 +192,25 @@ pub fn open_input(path: &Path) -> std::io::Result<File> {
         stdin_file()
     } else {
         File::open(path)
+    }
+}
+
+/// Creates an output file, `-` being standard output (a duplicate of descriptor 1, so the
+/// bytes go straight to it, past Rust's line buffer, which nothing else uses meanwhile).
+pub fn create_output(path: &Path) -> std::io::Result<File> {
+    if !is_stdin(path) {
+        return File::create(path);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        Ok(File::from(std::io::stdout().as_fd().try_clone_to_owned()?))
+    }
+    #[cfg(not(unix))]
+    {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "`-` for standard output is supported on Unix only",
+        ))
     }
 }
