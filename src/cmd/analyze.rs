@@ -84,6 +84,15 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
         spools.push(spool);
     }
     warn_unused_host(r);
+    // Inputs are opened before any report is begun: with none usable there is no report,
+    // only the errors (a verdict on nothing would read as "nothing wrong").
+    // (A file cut inside its header is "truncated", not unusable: it gets its report.)
+    let mut set = CaptureSet::open_inputs(inputs);
+    if set.opened() == 0 {
+        let errors = set.take_errors();
+        unusable(&errors)?;
+        set = set.with_errors(errors);
+    }
     let stream = match r.format {
         Format::Json => Some(Stream::Json(JsonWriter::new(open_output(&r.output)?)?)),
         Format::Ndjson => Some(Stream::Ndjson(NdjsonWriter::new(
@@ -95,12 +104,8 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     };
     let mut collect = Collect::new(r.format, stream, args.extract.is_some());
     let mut bar = super::progress::Bar::new();
-    let (mut analysis, errors) = pipeline::analyze_watched(
-        CaptureSet::open_inputs(inputs),
-        &options,
-        &mut collect,
-        &mut |p| bar.show(p),
-    );
+    let (mut analysis, errors) =
+        pipeline::analyze_watched(set, &options, &mut collect, &mut |p| bar.show(p));
     bar.clear();
     for (stats, spool) in analysis.inputs.iter_mut().zip(&spools) {
         if let Some((why, bytes)) = spool.as_ref().and_then(Spool::failure) {

@@ -61,6 +61,10 @@ pub struct Summary<'a> {
     pub flow_table: &'a crate::flows::FlowStats,
     /// The memory budget and what it made the analysis give up.
     pub memory: &'a crate::pipeline::MemoryReport,
+    /// Inputs that could not be read at all and are not in the analysis (absent when every
+    /// input was read).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<&'a str>,
 }
 
 /// What the document says after the findings (the NDJSON summary line says the same).
@@ -98,6 +102,7 @@ pub fn summary(a: &Analysis) -> Summary<'_> {
         findings,
         flow_table: &a.flows,
         memory: &a.memory,
+        left_out: super::left_out::left_out(a),
     }
 }
 

@@ -121,6 +121,9 @@ impl SourceError {
     }
 }
 
+/// [`FileStats::format`] of an input that could not be read at all (left out of the report).
+pub const UNREADABLE: &str = "unreadable";
+
 /// What one input file held, for the summary and the caveats.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct FileStats {
