@@ -12,6 +12,7 @@
 //! a damaged file ends early but what was read before the damage is still analysed.
 
 mod backend;
+pub mod decompress;
 pub mod file;
 #[cfg(feature = "live")]
 pub mod live;
@@ -85,6 +86,24 @@ pub enum SourceError {
         /// Frames read before it.
         read: u64,
     },
+    /// The compressed data is damaged or cut short: nothing after that point can be read.
+    #[error("{path}: the {format} compressed data stops at frame {frame} (decompressed byte offset {offset}, after {compressed} compressed bytes): {detail}; the {read} frames before it were analysed")]
+    Decompress {
+        /// The file.
+        path: PathBuf,
+        /// `gzip`, `zstd` or `xz`.
+        format: &'static str,
+        /// The frame that could not be read.
+        frame: u64,
+        /// Byte offset of that frame's record in the decompressed data.
+        offset: u64,
+        /// Compressed bytes read by then (the decoder reads ahead a little).
+        compressed: u64,
+        /// What the decoder said.
+        detail: String,
+        /// Frames read before it.
+        read: u64,
+    },
     /// A record is damaged; nothing after it can be trusted.
     #[error("{path}: damaged record at frame {frame} (byte offset {offset}): {detail}; the {read} frames before it were analysed")]
     Corrupt {
@@ -105,18 +124,22 @@ impl SourceError {
     /// The frame number where reading stopped, if the error is inside the file.
     pub fn frame(&self) -> Option<u64> {
         match self {
-            SourceError::Truncated { frame, .. } | SourceError::Corrupt { frame, .. } => {
-                Some(*frame)
-            }
+            SourceError::Truncated { frame, .. }
+            | SourceError::Corrupt { frame, .. }
+            | SourceError::Decompress { frame, .. } => Some(*frame),
             _ => None,
         }
     }
 
-    /// True when nothing at all could be read from the file.
+    /// True when nothing at all could be read from the file: it cannot be opened, is empty,
+    /// is not a capture, or its compressed data stops before the capture's header.
     pub fn is_unusable(&self) -> bool {
         matches!(
             self,
-            SourceError::Io { .. } | SourceError::Empty { .. } | SourceError::NotACapture { .. }
+            SourceError::Io { .. }
+                | SourceError::Empty { .. }
+                | SourceError::NotACapture { .. }
+                | SourceError::Decompress { offset: 0, .. }
         )
     }
 }
