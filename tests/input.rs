@@ -83,24 +83,64 @@ fn compressed_files_and_pipes_give_the_same_report_as_the_plain_file() {
     }
 }
 
+/// gzip members, zstd frames and xz streams one after the other (`cat a.gz b.gz`, `pigz`,
+/// `zstd -T`) are one capture; so are zstd frames with a skippable frame between them
+/// (as `pzstd` writes).
 #[test]
-fn concatenated_gzip_members_are_one_capture() {
+fn concatenated_members_frames_and_streams_are_one_capture() {
     let dir = scratch("input-members");
     let bytes = std::fs::read(race_capture()).unwrap();
-    // Split mid-record, as `split -b` and `cat *.gz` would.
+    // Split mid-record, as `split -b` would.
     let (a, b) = bytes.split_at(bytes.len() / 2 + 7);
     let first = dir.join("a");
     let second = dir.join("b");
     std::fs::write(&first, a).unwrap();
     std::fs::write(&second, b).unwrap();
-    let mut both = std::fs::read(compress("gzip", &first, &dir, "a.gz")).unwrap();
-    both.extend(std::fs::read(compress("gzip", &second, &dir, "b.gz")).unwrap());
-    let path = dir.join("both.gz");
-    std::fs::write(&path, both).unwrap();
-    assert_eq!(
-        report(&run(&["analyze", "-f", "json", path_str(&path)])),
-        plain_report()
-    );
+    let plain = plain_report();
+    for tool in ["gzip", "zstd", "xz"] {
+        let mut both = std::fs::read(compress(tool, &first, &dir, "a.z")).unwrap();
+        if tool == "zstd" {
+            // A skippable frame (magic 0x184D2A5?, length, payload).
+            both.extend([0x53, 0x2a, 0x4d, 0x18, 5, 0, 0, 0, 1, 2, 3, 4, 5]);
+        }
+        both.extend(std::fs::read(compress(tool, &second, &dir, "b.z")).unwrap());
+        let path = dir.join(format!("both.{tool}"));
+        std::fs::write(&path, both).unwrap();
+        assert_eq!(
+            report(&run(&["analyze", "-f", "json", path_str(&path)])),
+            plain,
+            "{tool}"
+        );
+    }
+}
+
+/// zstd and xz decode in blocks: a capture cut mid-stream is analysed up to the last whole
+/// block, and the error names the file and the frame after the last one read.
+#[test]
+fn cut_zstd_and_xz_streams_are_analysed_up_to_the_cut() {
+    let dir = scratch("input-cut-streams");
+    let capture = root().join("tests/corpus/public/pcpp-example.pcap");
+    let all = report(&run(&["analyze", "-f", "json", path_str(&capture)]));
+    let total = all["summary"]["packets"]["frames"].as_u64().unwrap();
+    for tool in ["zstd", "xz", "gzip"] {
+        let bytes = std::fs::read(compress(tool, &capture, &dir, "c")).unwrap();
+        let cut = dir.join(format!("cut-{tool}"));
+        std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).unwrap();
+        let out = run(&["analyze", "-f", "json", path_str(&cut)]);
+        assert_eq!(out.status.code(), Some(0), "{tool}");
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let frames = doc["summary"]["packets"]["frames"].as_u64().unwrap();
+        assert!(frames > 0 && frames < total, "{tool}: {frames} of {total}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "{}: the {tool} compressed data stops at frame {}",
+                path_str(&cut),
+                frames + 1
+            )),
+            "{tool}: {err}"
+        );
+    }
 }
 
 /// Markdown reads the input twice (packet ladders): a compressed pipe is kept compressed in
