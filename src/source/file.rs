@@ -6,7 +6,10 @@
 //! pipe, a FIFO, standard input) is streamed through `pcap-parser`'s buffer instead, which
 //! grows to fit the largest record. (A mapped file must not be cut short while it is read; a
 //! file still being appended to, as `tcpdump -w` does, is read up to its length when it was
-//! opened.)
+//! opened.) A compressed file (gzip, zstd, xz: see [`super::decompress`]) is streamed too,
+//! through its decoder, whether it is a regular file or a pipe; its byte offsets in messages
+//! are offsets in the decompressed data, and [`CaptureFile::position`] counts compressed
+//! bytes.
 //!
 //! The two ways of reading agree on everything: the same limits on record sizes
 //! ([`MAX_BLOCK`], and the classic pcap caplen check), checked on the record header before it

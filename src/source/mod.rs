@@ -3,8 +3,10 @@
 //! Capture files (pcap in either byte order and micro- or nanosecond resolution, and pcapng
 //! with any number of sections and interfaces) are read by [`file::CaptureFile`] through the
 //! pure-Rust `pcap-parser`, streaming through a fixed buffer so a file of any size is never
-//! held in memory. Several files are merged into one capture in timestamp order by
-//! [`merge::CaptureSet`] (rotated `tcpdump -G/-C` output is the common case).
+//! held in memory. Captures compressed with gzip, zstd or xz, told by their first bytes, are
+//! decompressed as they are read ([`decompress`]). Several files are merged into one capture
+//! in timestamp order by [`merge::CaptureSet`] (rotated `tcpdump -G/-C` output is the common
+//! case).
 //!
 //! The stage hands on [`RawPacket`]s: the link-layer bytes of one frame with its link type,
 //! timestamp and [`FrameRef`] (file and 1-based frame number, exactly as Wireshark numbers
