@@ -118,15 +118,28 @@ impl<R: Read> Read for Counted<R> {
 }
 
 /// Records the decoder's first error in [`Progress`] (the capture reader's own parser
-/// keeps only that a read failed).
+/// keeps only that a read failed). A decoder that panics on hostile data (none is known to)
+/// is an error like any other, and is not called again: what was read before is analysed.
 struct Recorded<R> {
     inner: R,
     progress: Arc<Progress>,
+    panicked: bool,
 }
 
 impl<R: Read> Read for Recorded<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf).inspect_err(|e| {
+        if self.panicked {
+            return Err(io::Error::other("the decoder failed"));
+        }
+        let inner = &mut self.inner;
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.read(buf)))
+            .unwrap_or_else(|_| {
+                self.panicked = true;
+                Err(io::Error::other(
+                    "the decoder failed on this data (a bug in it: please report it with the file)",
+                ))
+            });
+        result.inspect_err(|e| {
             if e.kind() != io::ErrorKind::Interrupted {
                 self.progress.fail(e);
             }
@@ -157,7 +170,11 @@ pub fn decoder(
             XZ_MEMORY_LIMIT / 1024,
         )),
     };
-    Box::new(Recorded { inner, progress })
+    Box::new(Recorded {
+        inner,
+        progress,
+        panicked: false,
+    })
 }
 
 /// Every frame of a zstd stream, one after the other (`zstd` writes one frame per input,
@@ -297,6 +314,26 @@ mod tests {
     }
 
     use std::io::Cursor;
+
+    #[test]
+    fn a_panicking_decoder_is_an_error_not_a_crash() {
+        struct Panics;
+        impl Read for Panics {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                panic!("decoder bug");
+            }
+        }
+        let progress = Arc::new(Progress::default());
+        let mut r = Recorded {
+            inner: Panics,
+            progress: progress.clone(),
+            panicked: false,
+        };
+        let mut buf = [0u8; 8];
+        assert!(r.read(&mut buf).is_err());
+        assert!(r.read(&mut buf).is_err(), "not called again");
+        assert!(progress.error().unwrap().contains("decoder failed"));
+    }
 
     #[test]
     fn concatenated_gzip_members_are_one_stream() {
