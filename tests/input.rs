@@ -309,11 +309,16 @@ fn an_unusable_input_alone_gets_its_error_and_no_report() {
     let gz = compress("gzip", &race_capture(), &dir, "c.gz");
     let cut = dir.join("cut.gz");
     std::fs::write(&cut, &std::fs::read(&gz).unwrap()[..10]).unwrap();
+    // gzip of nothing, and of text.
+    let nothing = compress("gzip", &empty, &dir, "nothing.gz");
+    let text = compress("gzip", &garbage, &dir, "text.gz");
     for (path, says) in [
         (&missing, "cannot read"),
-        (&empty, "empty"),
+        (&empty, "the file is empty"),
         (&garbage, "not a pcap or pcapng capture"),
-        (&cut, "gzip"),
+        (&cut, "the gzip compressed data stops at frame 1"),
+        (&nothing, "the file's gzip compressed data holds nothing"),
+        (&text, "inside the gzip compression"),
     ] {
         for format in ["terminal", "json", "markdown"] {
             let out = run(&["analyze", "-f", format, path_str(path)]);

@@ -391,6 +391,7 @@ impl CaptureFile {
             if magic.is_empty() {
                 return Err(SourceError::Empty {
                     path: path.to_path_buf(),
+                    compressed: None,
                 });
             }
             match MAGICS.iter().position(|m| m.starts_with(magic)) {
@@ -478,6 +479,10 @@ impl CaptureFile {
                     SourceError::NotACapture { .. } => {
                         not_a_capture(&first[..first.len().min(4)], None)
                     }
+                    SourceError::Empty { path, .. } => SourceError::Empty {
+                        path,
+                        compressed: compressed.as_ref().map(|c| c.kind.name()),
+                    },
                     other => other,
                 })?;
                 let mut complete = false;

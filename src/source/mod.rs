@@ -62,11 +62,16 @@ pub enum SourceError {
         /// The operating system's error.
         source: std::io::Error,
     },
-    /// The file is empty.
-    #[error("{path}: the file is empty")]
+    /// The file is empty (or its compressed data decompresses to nothing).
+    #[error("{path}: {}", match compressed {
+        Some(format) => format!("the file's {format} compressed data holds nothing"),
+        None => "the file is empty".to_string(),
+    })]
     Empty {
         /// The file.
         path: PathBuf,
+        /// `gzip`, `zstd` or `xz` when the file is compressed.
+        compressed: Option<&'static str>,
     },
     /// The file does not start with a pcap or pcapng header.
     #[error("{path}: not a pcap or pcapng capture (unrecognised header {magic})")]
