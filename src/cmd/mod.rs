@@ -131,7 +131,9 @@ pub fn open_output(path: &Option<PathBuf>) -> Result<Box<dyn Write>> {
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
         )),
         Some(_) => Box::new(io::BufWriter::new(io::stdout())),
-        None if REPORT_TO_STDERR.load(Ordering::Relaxed) => Box::new(io::stderr()),
+        None if REPORT_TO_STDERR.load(Ordering::Relaxed) => {
+            Box::new(io::BufWriter::new(io::stderr()))
+        }
         None => Box::new(io::BufWriter::new(io::stdout())),
     })
 }
