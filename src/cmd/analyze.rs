@@ -104,8 +104,16 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     };
     let mut collect = Collect::new(r.format, stream, args.extract.is_some());
     let mut bar = super::progress::Bar::new();
-    let (mut analysis, errors) =
-        pipeline::analyze_watched(set, &options, &mut collect, &mut |p| bar.show(p));
+    // A JSON or NDJSON report on standard error (`--extract -`) is written as the packets
+    // are read: no progress bar between its lines.
+    let stream_on_stderr = args.extract.as_deref().is_some_and(is_stdin)
+        && r.output.is_none()
+        && matches!(r.format, Format::Json | Format::Ndjson);
+    let (mut analysis, errors) = pipeline::analyze_watched(set, &options, &mut collect, &mut |p| {
+        if !stream_on_stderr {
+            bar.show(p)
+        }
+    });
     bar.clear();
     for (stats, spool) in analysis.inputs.iter_mut().zip(&spools) {
         if let Some((why, bytes)) = spool.as_ref().and_then(Spool::failure) {
