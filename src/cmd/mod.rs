@@ -48,7 +48,7 @@ pub struct ReportArgs {
     /// Report format.
     #[arg(long, short = 'f', value_enum, default_value_t = Format::Terminal)]
     pub format: Format,
-    /// Write the report to this file instead of standard output.
+    /// Write the report to this file instead of standard output (`-` is standard output).
     #[arg(long, short = 'o', value_name = "PATH")]
     pub output: Option<PathBuf>,
     /// Also list informational findings (idle closes) in the terminal table.
