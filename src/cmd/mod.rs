@@ -16,6 +16,7 @@ use resetscope::report::FrameNamer;
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Report formats.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,7 +50,7 @@ pub struct ReportArgs {
     /// Report format.
     #[arg(long, short = 'f', value_enum, default_value_t = Format::Terminal)]
     pub format: Format,
-    /// Write the report to this file instead of standard output.
+    /// Write the report to this file instead of standard output (`-` is standard output).
     #[arg(long, short = 'o', value_name = "PATH")]
     pub output: Option<PathBuf>,
     /// Also list informational findings (idle closes) in the terminal table.
@@ -115,19 +116,43 @@ pub fn parse_size(s: &str) -> std::result::Result<usize, String> {
     Ok(bytes.min(usize::MAX as f64) as usize)
 }
 
-/// Opens `--output`, or standard output.
+/// Set when standard output carries something else (`--extract -`): a report without
+/// `--output` then goes to standard error, as tshark moves its packet lines off a `-w -`.
+static REPORT_TO_STDERR: AtomicBool = AtomicBool::new(false);
+
+/// Sends a report without `--output` to standard error (standard output holds the extract).
+pub fn report_to_stderr() {
+    REPORT_TO_STDERR.store(true, Ordering::Relaxed);
+}
+
+/// Opens `--output`; without it, or for `-o -`, standard output (standard error after
+/// [`report_to_stderr`]).
 pub fn open_output(path: &Option<PathBuf>) -> Result<Box<dyn Write>> {
     Ok(match path {
-        Some(p) => Box::new(io::BufWriter::new(
+        Some(p) if !resetscope::source::is_stdin(p) => Box::new(io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
         )),
+        Some(_) => Box::new(io::BufWriter::new(io::stdout())),
+        None if REPORT_TO_STDERR.load(Ordering::Relaxed) => {
+            Box::new(io::BufWriter::new(io::stderr()))
+        }
         None => Box::new(io::BufWriter::new(io::stdout())),
     })
 }
 
+/// True when the report written to `path` (`--output`) lands on a terminal.
+fn report_on_terminal(path: &Option<PathBuf>) -> bool {
+    match path {
+        Some(p) if !resetscope::source::is_stdin(p) => false,
+        Some(_) => io::stdout().is_terminal(),
+        None if REPORT_TO_STDERR.load(Ordering::Relaxed) => io::stderr().is_terminal(),
+        None => io::stdout().is_terminal(),
+    }
+}
+
 /// Writes the terminal report to `--output` or standard output.
 pub fn write_terminal(a: &Analysis, names: &FrameNamer, r: &ReportArgs) -> Result<()> {
-    let to_terminal = r.output.is_none() && io::stdout().is_terminal();
+    let to_terminal = report_on_terminal(&r.output);
     let opts = TerminalOptions {
         color: to_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         width: terminal_width(),

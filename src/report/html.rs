@@ -83,6 +83,9 @@ pub fn render(t: &TicketReport<'_>) -> String {
         if failed { "" } else { " ok" },
         h(&headline(a))
     );
+    if let Some(s) = super::left_out::sentence(a) {
+        let _ = writeln!(o, "<p class=\"headline\">{}</p>", h(&s));
+    }
     let p = &a.packets;
     let n = &a.diagnosis.connections;
     let span = super::capture_span(a);

@@ -47,6 +47,9 @@ pub fn render(t: &TicketReport<'_>) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# resetscope report: {}\n", md(&t.title));
     let _ = writeln!(out, "> **{}**\n", md(&headline(a)));
+    if let Some(s) = super::left_out::sentence(a) {
+        let _ = writeln!(out, "> {}\n", md(&s));
+    }
     let p = &a.packets;
     let n = &a.diagnosis.connections;
     let span = super::capture_span(a);

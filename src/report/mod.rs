@@ -18,6 +18,7 @@ pub mod evidence;
 pub mod html;
 pub mod json;
 pub mod ladder;
+pub mod left_out;
 pub mod markdown;
 pub mod ndjson;
 pub mod pcap_writer;

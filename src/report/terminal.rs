@@ -88,6 +88,9 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
         );
     }
     let _ = writeln!(out, "{}", headline(a));
+    if let Some(s) = super::left_out::sentence(a) {
+        let _ = writeln!(out, "{}", escape::terminal(&s));
+    }
     out.push('\n');
 
     let first_ts = p.first_ts.unwrap_or_default();
