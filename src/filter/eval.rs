@@ -1,8 +1,15 @@
 //! The compiled expression and its evaluation against one frame.
 //!
 //! Every primitive reads the same bytes, in the same order, as the BPF code libpcap 1.10
-//! generates for it (`tcpdump -d EXPR` prints that code), and a read past the captured bytes
-//! rejects the whole frame, as the BPF interpreter does.
+//! generates for it (`tcpdump -d EXPR` prints that code). A read past the captured bytes
+//! makes the BPF interpreter reject the frame; but libpcap's optimiser leaves out a test
+//! whose outcome cannot change the answer, given what the program has already read on its
+//! way there (`udp or ip6` on an IPv6 frame cut before its next-header field: once the
+//! EtherType says IPv6 the answer is yes, and the byte is never read). So the evaluation
+//! has two passes: the first in order, as the unoptimised program, recording what it read;
+//! if it reads past the end, the second evaluates the whole expression again in three-valued
+//! logic, with only the bytes the first pass read before that point known, and keeps the
+//! frame only if the answer is a certain yes.
 
 /// Which address (or port) of a packet a primitive looks at.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -80,16 +87,17 @@ pub(crate) enum Expr {
     /// The protocol field: IPv4's, and/or IPv6's next header (directly, or after one
     /// fragment header).
     Proto { v4: bool, v6: bool, proto: u8 },
-    /// A TCP, UDP or SCTP port in `lo..=hi`, in IPv4 (first fragments only) or IPv6 (next
-    /// header directly).
+    /// A TCP, UDP or SCTP port in `lo..=hi` (`portrange`), in IPv4 (first fragments only)
+    /// or IPv6 (next header directly).
     Port {
         transports: Transports,
         dir: Dir,
         lo: u16,
         hi: u16,
     },
-    /// One of several ports: what libpcap's optimiser makes of `port 53 or 5353` (the
-    /// source port against each, then the destination port against each).
+    /// One of these ports (`port`): one port, or what libpcap's optimiser makes of
+    /// `port 53 or 5353` (the source port against each, then the destination port against
+    /// each).
     Ports {
         transports: Transports,
         dir: Dir,
@@ -155,11 +163,34 @@ impl Link {
     }
 }
 
-/// One frame being filtered.
+/// The outcome of a test: `None` when it depends on bytes not known (second pass only).
+type T = Option<bool>;
+
+/// The most distinct reads the first pass remembers (an expression of a few dozen
+/// primitives; past that, later reads count as unknown, which can only reject).
+const KNOWN: usize = 32;
+
+/// One frame being filtered, and what has been read of it.
 pub(crate) struct Frame<'a> {
     data: &'a [u8],
     link: Link,
     payload: usize,
+    /// Second pass: only the `known` bytes may be read, the others are unknown.
+    second: bool,
+    known: [(usize, usize); KNOWN],
+    n_known: usize,
+    /// The outcomes of the first pass's order comparisons and bit tests (libpcap's optimiser
+    /// knows those only for the very same test on the same value).
+    facts: [(usize, usize, Op, bool); KNOWN],
+    n_facts: usize,
+}
+
+/// A comparison other than equality, as BPF's `jge`, `jgt` and `jset`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Op {
+    Ge(u32),
+    Gt(u32),
+    Set(u32),
 }
 
 impl<'a> Frame<'a> {
@@ -168,79 +199,167 @@ impl<'a> Frame<'a> {
             data,
             link,
             payload: link.payload(),
+            second: false,
+            known: [(0, 0); KNOWN],
+            n_known: 0,
+            facts: [(0, 0, Op::Set(0), false); KNOWN],
+            n_facts: 0,
         }
     }
 
-    fn abs_u8(&self, at: usize) -> R<u8> {
-        self.data.get(at).copied().ok_or(Short)
+    fn is_known(&self, at: usize, len: usize) -> bool {
+        self.known[..self.n_known]
+            .iter()
+            .any(|&(s, l)| s <= at && at + len <= s + l)
     }
 
-    fn abs_u16(&self, at: usize) -> R<u16> {
-        match self.data.get(at..at + 2) {
-            Some(b) => Ok(u16::from_be_bytes([b[0], b[1]])),
-            None => Err(Short),
+    /// `len` bytes at `at` from the start of the frame.
+    fn read(&mut self, at: usize, len: usize) -> R<Option<u32>> {
+        let Some(b) = self.data.get(at..at + len) else {
+            return if self.second { Ok(None) } else { Err(Short) };
+        };
+        if self.second {
+            if !self.is_known(at, len) {
+                return Ok(None);
+            }
+        } else if !self.is_known(at, len) && self.n_known < KNOWN {
+            self.known[self.n_known] = (at, len);
+            self.n_known += 1;
         }
+        Ok(Some(b.iter().fold(0u32, |v, &x| (v << 8) | x as u32)))
     }
 
-    fn abs_u32(&self, at: usize) -> R<u32> {
-        match self.data.get(at..at + 4) {
-            Some(b) => Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]])),
-            None => Err(Short),
+    /// A byte, half-word or word of the link-layer payload (libpcap's `OR_LINKPL`).
+    fn pl(&mut self, off: usize, len: usize) -> R<Option<u32>> {
+        self.read(self.payload + off, len)
+    }
+
+    /// An order comparison or bit test on the payload. In the second pass its outcome is
+    /// known only if the first pass made the same test: libpcap's optimiser moves equality
+    /// tests on a value it has loaded up next to each other, not these.
+    fn cmp(&mut self, off: usize, len: usize, op: Op) -> R<T> {
+        let at = self.payload + off;
+        if self.second {
+            return Ok(self.facts[..self.n_facts]
+                .iter()
+                .find(|f| f.0 == at && f.1 == len && f.2 == op)
+                .map(|f| f.3));
         }
-    }
-
-    /// A byte of the link-layer payload (libpcap's `OR_LINKPL`).
-    fn u8(&self, off: usize) -> R<u8> {
-        self.abs_u8(self.payload + off)
-    }
-
-    fn u16(&self, off: usize) -> R<u16> {
-        self.abs_u16(self.payload + off)
-    }
-
-    fn u32(&self, off: usize) -> R<u32> {
-        self.abs_u32(self.payload + off)
+        let Some(v) = self.read(at, len)? else {
+            return Ok(None);
+        };
+        let outcome = match op {
+            Op::Ge(k) => v >= k,
+            Op::Gt(k) => v > k,
+            Op::Set(m) => v & m != 0,
+        };
+        if self.n_facts < KNOWN {
+            self.facts[self.n_facts] = (at, len, op, outcome);
+            self.n_facts += 1;
+        }
+        Ok(Some(outcome))
     }
 
     /// libpcap's `gen_linktype`: whether the link layer says the payload has this EtherType.
-    fn is(&self, ethertype: u16) -> R<bool> {
-        match self.link {
-            Link::EtherType { type_at, .. } => Ok(self.abs_u16(type_at)? == ethertype),
+    fn is(&mut self, ethertype: u16) -> R<T> {
+        Ok(match self.link {
+            Link::EtherType { type_at, .. } => {
+                self.read(type_at, 2)?.map(|t| t == ethertype as u32)
+            }
             Link::Loopback { network_order } => {
                 // The families libpcap accepts for a saved file: AF_INET, and the three BSD
                 // values of AF_INET6 (not Linux's 10).
                 let families: &[u32] = match ethertype {
                     ETHERTYPE_IP => &[2],
                     ETHERTYPE_IPV6 => &[24, 28, 30],
-                    _ => return Ok(false),
+                    _ => return Ok(Some(false)),
                 };
-                let word = self.abs_u32(0)?;
-                Ok(families
-                    .iter()
-                    .any(|&f| word == f || (!network_order && word == f.swap_bytes())))
+                self.read(0, 4)?.map(|word| {
+                    families
+                        .iter()
+                        .any(|&f| word == f || (!network_order && word == f.swap_bytes()))
+                })
             }
             Link::Raw => {
                 let version = match ethertype {
                     ETHERTYPE_IP => 0x40,
                     ETHERTYPE_IPV6 => 0x60,
-                    _ => return Ok(false),
+                    _ => return Ok(Some(false)),
                 };
-                Ok(self.abs_u8(0)? & 0xf0 == version)
+                self.read(0, 1)?.map(|b| b & 0xf0 == version)
             }
-            Link::Ipv4 => Ok(ethertype == ETHERTYPE_IP),
-            Link::Ipv6 => Ok(ethertype == ETHERTYPE_IPV6),
+            Link::Ipv4 => Some(ethertype == ETHERTYPE_IP),
+            Link::Ipv6 => Some(ethertype == ETHERTYPE_IPV6),
+        })
+    }
+}
+
+/// Three-valued `and`, the right side evaluated only when the left is not false.
+fn and(a: T, b: impl FnOnce() -> R<T>) -> R<T> {
+    Ok(match a {
+        Some(false) => Some(false),
+        Some(true) => b()?,
+        None => match b()? {
+            Some(false) => Some(false),
+            _ => None,
+        },
+    })
+}
+
+/// Three-valued `or`, the right side evaluated only when the left is not true.
+fn or(a: T, b: impl FnOnce() -> R<T>) -> R<T> {
+    Ok(match a {
+        Some(true) => Some(true),
+        Some(false) => b()?,
+        None => match b()? {
+            Some(true) => Some(true),
+            _ => None,
+        },
+    })
+}
+
+/// The source test, the destination test, or both, in that order.
+fn directed(f: &mut Frame<'_>, dir: Dir, test: impl Fn(&mut Frame<'_>, bool) -> R<T>) -> R<T> {
+    match dir {
+        Dir::Src => test(f, true),
+        Dir::Dst => test(f, false),
+        Dir::Either => {
+            let s = test(f, true)?;
+            or(s, || test(f, false))
+        }
+        Dir::Both => {
+            let s = test(f, true)?;
+            and(s, || test(f, false))
         }
     }
 }
 
 impl Expr {
-    /// Whether the frame passes; `Err` when a test read past the captured bytes.
-    pub(crate) fn eval(&self, f: &Frame<'_>) -> R<bool> {
+    /// Whether the frame passes (see the module documentation for frames cut short).
+    pub(crate) fn keeps(&self, link: Link, data: &[u8]) -> bool {
+        let mut f = Frame::new(link, data);
+        match self.eval(&mut f) {
+            Ok(t) => t == Some(true),
+            Err(Short) => {
+                f.second = true;
+                matches!(self.eval(&mut f), Ok(Some(true)))
+            }
+        }
+    }
+
+    /// The outcome; `Err` when the first pass reads past the captured bytes.
+    fn eval(&self, f: &mut Frame<'_>) -> R<T> {
         match self {
-            Expr::True => Ok(true),
-            Expr::And(a, b) => Ok(a.eval(f)? && b.eval(f)?),
-            Expr::Or(a, b) => Ok(a.eval(f)? || b.eval(f)?),
-            Expr::Not(a) => Ok(!a.eval(f)?),
+            Expr::True => Ok(Some(true)),
+            Expr::And(a, b) => {
+                let x = a.eval(f)?;
+                and(x, || b.eval(f))
+            }
+            Expr::Or(a, b) => {
+                let x = a.eval(f)?;
+                or(x, || b.eval(f))
+            }
+            Expr::Not(a) => Ok(a.eval(f)?.map(|x| !x)),
             Expr::Link(t) => f.is(*t),
             Expr::Host4 {
                 ethertype,
@@ -250,103 +369,126 @@ impl Expr {
                 addr,
                 mask,
             } => {
-                if !f.is(*ethertype)? {
-                    return Ok(false);
-                }
-                // Under a zero mask (net 0/0) libpcap's optimiser drops the load.
-                let at = |off: usize| -> R<bool> { Ok(*mask == 0 || f.u32(off)? & mask == *addr) };
-                directed(*dir, || at(*src), || at(*dst))
+                let is = f.is(*ethertype)?;
+                and(is, || {
+                    directed(f, *dir, |f, source| {
+                        // Under a zero mask (net 0/0) libpcap's optimiser drops the load.
+                        if *mask == 0 {
+                            return Ok(Some(true));
+                        }
+                        let off = if source { *src } else { *dst };
+                        Ok(f.pl(off, 4)?.map(|v| v & mask == *addr))
+                    })
+                })
             }
             Expr::Host6 { dir, addr, mask } => {
-                if !f.is(ETHERTYPE_IPV6)? {
-                    return Ok(false);
-                }
-                let at = |off: usize| -> R<bool> {
-                    for i in 0..4 {
-                        // A word under a zero mask is always equal: libpcap's optimiser
-                        // drops its load.
-                        if mask[i] != 0 && f.u32(off + 4 * i)? & mask[i] != addr[i] {
-                            return Ok(false);
+                let is = f.is(ETHERTYPE_IPV6)?;
+                and(is, || {
+                    directed(f, *dir, |f, source| {
+                        let off = if source { 8 } else { 24 };
+                        let mut all = Some(true);
+                        for i in 0..4 {
+                            // A word under a zero mask is always equal: libpcap's optimiser
+                            // drops its load.
+                            if mask[i] == 0 {
+                                continue;
+                            }
+                            let word = f.pl(off + 4 * i, 4)?.map(|w| w & mask[i] == addr[i]);
+                            all = and(all, || Ok(word))?;
+                            if all == Some(false) {
+                                break;
+                            }
                         }
-                    }
-                    Ok(true)
-                };
-                directed(*dir, || at(8), || at(24))
+                        Ok(all)
+                    })
+                })
             }
             Expr::Proto { v4, v6, proto } => {
-                if *v4 && f.is(ETHERTYPE_IP)? {
-                    return Ok(f.u8(9)? == *proto);
-                }
-                if *v6 && f.is(ETHERTYPE_IPV6)? {
-                    let next = f.u8(6)?;
-                    if next == *proto {
-                        return Ok(true);
+                let p = *proto as u32;
+                let four = if *v4 {
+                    let is = f.is(ETHERTYPE_IP)?;
+                    and(is, || Ok(f.pl(9, 1)?.map(|x| x == p)))?
+                } else {
+                    Some(false)
+                };
+                or(four, || {
+                    if !*v6 {
+                        return Ok(Some(false));
                     }
-                    // One fragment header before the final header (libpcap looks no further).
-                    return Ok(next == 44 && f.u8(40)? == *proto);
-                }
-                Ok(false)
+                    let is = f.is(ETHERTYPE_IPV6)?;
+                    and(is, || {
+                        let next = f.pl(6, 1)?;
+                        // One fragment header before the final header (libpcap looks no
+                        // further).
+                        or(next.map(|x| x == p), || {
+                            let frag = next.map(|x| x == 44);
+                            and(frag, || Ok(f.pl(40, 1)?.map(|x| x == p)))
+                        })
+                    })
+                })
             }
             Expr::Port {
                 transports,
                 dir,
                 lo,
                 hi,
-            } => {
-                let Some(base) = transport(f, *transports)? else {
-                    return Ok(false);
-                };
-                let port = |off: usize| -> R<bool> {
-                    let p = f.u16(base + off)?;
-                    Ok(*lo <= p && p <= *hi)
-                };
-                directed(*dir, || port(0), || port(2))
-            }
+            } => ports(f, *transports, *dir, |f, at| {
+                // jge lo, then jgt hi.
+                let ge = f.cmp(at, 2, Op::Ge(*lo as u32))?;
+                and(ge, || Ok(f.cmp(at, 2, Op::Gt(*hi as u32))?.map(|gt| !gt)))
+            }),
             Expr::Ports {
                 transports,
                 dir,
-                ports,
-            } => {
-                let Some(base) = transport(f, *transports)? else {
-                    return Ok(false);
-                };
-                let port = |off: usize| -> R<bool> {
-                    let p = f.u16(base + off)?;
-                    Ok(ports.contains(&p))
-                };
-                directed(*dir, || port(0), || port(2))
-            }
+                ports: list,
+            } => ports(f, *transports, *dir, |f, at| {
+                Ok(f.pl(at, 2)?.map(|p| list.contains(&(p as u16))))
+            }),
         }
     }
 }
 
-/// Where the ports are (an offset in the link-layer payload), if the packet is one of these
-/// transports with ports libpcap reads: IPv6 with the transport as next header, or the first
-/// fragment of IPv4, behind as many header words as its IHL says.
-fn transport(f: &Frame<'_>, transports: Transports) -> R<Option<usize>> {
-    if f.is(ETHERTYPE_IPV6)? {
-        if !transports.has(f.u8(6)?) {
-            return Ok(None);
-        }
-        return Ok(Some(40));
-    }
-    if f.is(ETHERTYPE_IP)? {
-        if !transports.has(f.u8(9)?) {
-            return Ok(None);
-        }
-        // Only the first fragment has the ports.
-        if f.u16(6)? & 0x1fff != 0 {
-            return Ok(None);
-        }
-        return Ok(Some(4 * (f.u8(0)? & 0x0f) as usize));
-    }
-    Ok(None)
+/// A port test on TCP, UDP or SCTP: IPv6 with the transport as next header, then the first
+/// fragment of IPv4, behind as many header words as its IHL says. `test` gets the offset of
+/// the port in the payload.
+fn ports(
+    f: &mut Frame<'_>,
+    transports: Transports,
+    dir: Dir,
+    test: impl Fn(&mut Frame<'_>, usize) -> R<T>,
+) -> R<T> {
+    let is6 = f.is(ETHERTYPE_IPV6)?;
+    let six = and(is6, || {
+        let next = f.pl(6, 1)?.map(|x| transports.has(x as u8));
+        and(next, || {
+            directed(f, dir, |f, source| test(f, 40 + if source { 0 } else { 2 }))
+        })
+    })?;
+    or(six, || {
+        let is4 = f.is(ETHERTYPE_IP)?;
+        and(is4, || {
+            let proto = f.pl(9, 1)?.map(|x| transports.has(x as u8));
+            and(proto, || {
+                // Only the first fragment has the ports (jset #0x1fff).
+                let later = f.cmp(6, 2, Op::Set(0x1fff))?;
+                and(later.map(|x| !x), || {
+                    let Some(ihl) = f.pl(0, 1)? else {
+                        return Ok(None);
+                    };
+                    let base = 4 * (ihl & 0x0f) as usize;
+                    directed(f, dir, |f, source| {
+                        test(f, base + if source { 0 } else { 2 })
+                    })
+                })
+            })
+        })
+    })
 }
 
-/// Merges runs of single-port primitives of the same protocols and direction in a chain of
-/// `or`s into one [`Expr::Ports`], as libpcap's optimiser merges their comparisons. The
-/// answer differs only on a frame cut between its source and destination ports, where the
-/// order of the reads decides between keeping it and rejecting it.
+/// Merges runs of `port` primitives of the same protocols and direction in a chain of `or`s
+/// into one [`Expr::Ports`], as libpcap's optimiser pulls their comparisons up next to each
+/// other (`or_pullup`). The answer differs only on a frame cut between its source and
+/// destination ports, where the order of the reads decides.
 pub(crate) fn merge_ports(e: Expr) -> Expr {
     match e {
         Expr::Or(..) => {
@@ -355,17 +497,11 @@ pub(crate) fn merge_ports(e: Expr) -> Expr {
             let mut out: Vec<Expr> = Vec::new();
             for item in chain {
                 let single = |e: &Expr| match e {
-                    Expr::Port {
-                        transports,
-                        dir,
-                        lo,
-                        hi,
-                    } if lo == hi && *dir != Dir::Both => Some((*transports, *dir, vec![*lo])),
                     Expr::Ports {
                         transports,
                         dir,
                         ports,
-                    } => Some((*transports, *dir, ports.to_vec())),
+                    } if *dir != Dir::Both => Some((*transports, *dir, ports.to_vec())),
                     _ => None,
                 };
                 if let (Some(prev), Some((t2, d2, p2))) = (out.last(), single(&item)) {
@@ -400,15 +536,5 @@ fn flatten_or(e: Expr, out: &mut Vec<Expr>) {
             flatten_or(*b, out);
         }
         other => out.push(merge_ports(other)),
-    }
-}
-
-/// The source test, the destination test, or both, in that order.
-fn directed(dir: Dir, src: impl Fn() -> R<bool>, dst: impl Fn() -> R<bool>) -> R<bool> {
-    match dir {
-        Dir::Src => src(),
-        Dir::Dst => dst(),
-        Dir::Either => Ok(src()? || dst()?),
-        Dir::Both => Ok(src()? && dst()?),
     }
 }

@@ -52,7 +52,7 @@
 mod eval;
 mod parse;
 
-use eval::{Expr, Frame, Link};
+use eval::{Expr, Link};
 
 /// A compiled capture filter.
 #[derive(Clone, Debug)]
@@ -82,7 +82,7 @@ impl Filter {
     /// link-layer header on. A frame of a link type the filter does not know is not kept.
     pub fn matches(&self, linktype: u32, data: &[u8]) -> bool {
         match Link::of(linktype) {
-            Some(link) => self.expr.eval(&Frame::new(link, data)).unwrap_or(false),
+            Some(link) => self.expr.keeps(link, data),
             None => false,
         }
     }

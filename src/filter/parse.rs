@@ -685,6 +685,13 @@ impl<'a> Parser<'a> {
                 if v > 65535 {
                     return Err(invalid(format!("illegal port number {v} > 65535")));
                 }
+                if q.addr == Addr::Port {
+                    return Ok(Expr::Ports {
+                        transports,
+                        dir: q.dir,
+                        ports: Box::new([v as u16]),
+                    });
+                }
                 Ok(Expr::Port {
                     transports,
                     dir: q.dir,
@@ -924,11 +931,10 @@ impl<'a> Parser<'a> {
                     service(name).ok_or_else(|| invalid(format!("unknown port '{name}'")))?;
                 let transports = narrow(transports, named)
                     .map_err(|p| invalid(format!("port '{name}' is {p}")))?;
-                Ok(Expr::Port {
+                Ok(Expr::Ports {
                     transports,
                     dir: q.dir,
-                    lo: port,
-                    hi: port,
+                    ports: Box::new([port]),
                 })
             }
             Addr::Portrange => {
