@@ -177,7 +177,9 @@ pub(crate) struct Frame<'a> {
     payload: usize,
     /// Second pass: only the `known` bytes may be read, the others are unknown.
     second: bool,
-    known: [(usize, usize); KNOWN],
+    /// The values the first pass loaded: offset, length and the mask applied (libpcap's
+    /// optimiser knows a value by the load and the mask that made it).
+    known: [(usize, usize, u32); KNOWN],
     n_known: usize,
     /// The outcomes of the first pass's order comparisons and bit tests (libpcap's optimiser
     /// knows those only for the very same test on the same value).
@@ -200,38 +202,49 @@ impl<'a> Frame<'a> {
             link,
             payload: link.payload(),
             second: false,
-            known: [(0, 0); KNOWN],
+            known: [(0, 0, 0); KNOWN],
             n_known: 0,
             facts: [(0, 0, Op::Set(0), false); KNOWN],
             n_facts: 0,
         }
     }
 
-    fn is_known(&self, at: usize, len: usize) -> bool {
-        self.known[..self.n_known]
-            .iter()
-            .any(|&(s, l)| s <= at && at + len <= s + l)
+    fn is_known(&self, value: (usize, usize, u32)) -> bool {
+        self.known[..self.n_known].contains(&value)
     }
 
-    /// `len` bytes at `at` from the start of the frame.
-    fn read(&mut self, at: usize, len: usize) -> R<Option<u32>> {
+    /// `len` bytes at `at` from the start of the frame, under `mask`.
+    fn read(&mut self, at: usize, len: usize, mask: u32) -> R<Option<u32>> {
         let Some(b) = self.data.get(at..at + len) else {
             return if self.second { Ok(None) } else { Err(Short) };
         };
+        let value = (at, len, mask);
         if self.second {
-            if !self.is_known(at, len) {
+            if !self.is_known(value) {
                 return Ok(None);
             }
-        } else if !self.is_known(at, len) && self.n_known < KNOWN {
-            self.known[self.n_known] = (at, len);
+        } else if !self.is_known(value) && self.n_known < KNOWN {
+            self.known[self.n_known] = value;
             self.n_known += 1;
         }
-        Ok(Some(b.iter().fold(0u32, |v, &x| (v << 8) | x as u32)))
+        Ok(Some(
+            b.iter().fold(0u32, |v, &x| (v << 8) | x as u32) & mask,
+        ))
     }
 
     /// A byte, half-word or word of the link-layer payload (libpcap's `OR_LINKPL`).
     fn pl(&mut self, off: usize, len: usize) -> R<Option<u32>> {
-        self.read(self.payload + off, len)
+        let all = if len == 4 {
+            u32::MAX
+        } else {
+            (1 << (8 * len)) - 1
+        };
+        self.read(self.payload + off, len, all)
+    }
+
+    /// A word of the payload under a mask (`ld [off]; and #mask`).
+    fn masked(&mut self, off: usize, mask: u32) -> R<Option<u32>> {
+        self.read(self.payload + off, 4, mask)
     }
 
     /// An order comparison or bit test on the payload. In the second pass its outcome is
@@ -245,7 +258,7 @@ impl<'a> Frame<'a> {
                 .find(|f| f.0 == at && f.1 == len && f.2 == op)
                 .map(|f| f.3));
         }
-        let Some(v) = self.read(at, len)? else {
+        let Some(v) = self.read(at, len, if len == 1 { 0xff } else { 0xffff })? else {
             return Ok(None);
         };
         let outcome = match op {
@@ -263,9 +276,9 @@ impl<'a> Frame<'a> {
     /// libpcap's `gen_linktype`: whether the link layer says the payload has this EtherType.
     fn is(&mut self, ethertype: u16) -> R<T> {
         Ok(match self.link {
-            Link::EtherType { type_at, .. } => {
-                self.read(type_at, 2)?.map(|t| t == ethertype as u32)
-            }
+            Link::EtherType { type_at, .. } => self
+                .read(type_at, 2, 0xffff)?
+                .map(|t| t == ethertype as u32),
             Link::Loopback { network_order } => {
                 // The families libpcap accepts for a saved file: AF_INET, and the three BSD
                 // values of AF_INET6 (not Linux's 10).
@@ -274,7 +287,7 @@ impl<'a> Frame<'a> {
                     ETHERTYPE_IPV6 => &[24, 28, 30],
                     _ => return Ok(Some(false)),
                 };
-                self.read(0, 4)?.map(|word| {
+                self.read(0, 4, u32::MAX)?.map(|word| {
                     families
                         .iter()
                         .any(|&f| word == f || (!network_order && word == f.swap_bytes()))
@@ -286,7 +299,7 @@ impl<'a> Frame<'a> {
                     ETHERTYPE_IPV6 => 0x60,
                     _ => return Ok(Some(false)),
                 };
-                self.read(0, 1)?.map(|b| b & 0xf0 == version)
+                self.read(0, 1, 0xf0)?.map(|b| b == version)
             }
             Link::Ipv4 => Some(ethertype == ETHERTYPE_IP),
             Link::Ipv6 => Some(ethertype == ETHERTYPE_IPV6),
@@ -377,7 +390,7 @@ impl Expr {
                             return Ok(Some(true));
                         }
                         let off = if source { *src } else { *dst };
-                        Ok(f.pl(off, 4)?.map(|v| v & mask == *addr))
+                        Ok(f.masked(off, *mask)?.map(|v| v == *addr))
                     })
                 })
             }
@@ -393,7 +406,7 @@ impl Expr {
                             if mask[i] == 0 {
                                 continue;
                             }
-                            let word = f.pl(off + 4 * i, 4)?.map(|w| w & mask[i] == addr[i]);
+                            let word = f.masked(off + 4 * i, mask[i])?.map(|w| w == addr[i]);
                             all = and(all, || Ok(word))?;
                             if all == Some(false) {
                                 break;
@@ -472,10 +485,11 @@ fn ports(
                 // Only the first fragment has the ports (jset #0x1fff).
                 let later = f.cmp(6, 2, Op::Set(0x1fff))?;
                 and(later.map(|x| !x), || {
-                    let Some(ihl) = f.pl(0, 1)? else {
+                    // ldxb 4*([0]&0xf)
+                    let Some(ihl) = f.read(f.payload, 1, 0x0f)? else {
                         return Ok(None);
                     };
-                    let base = 4 * (ihl & 0x0f) as usize;
+                    let base = 4 * ihl as usize;
                     directed(f, dir, |f, source| {
                         test(f, base + if source { 0 } else { 2 })
                     })
