@@ -105,7 +105,7 @@ pub(crate) enum Expr {
     },
 }
 
-/// A read past the captured bytes: the frame is rejected.
+/// A read past the captured bytes (in the first pass).
 pub(crate) struct Short;
 
 type R<T> = Result<T, Short>;
@@ -166,42 +166,26 @@ impl Link {
 /// The outcome of a test: `None` when it depends on bytes not known (second pass only).
 type T = Option<bool>;
 
-/// The most distinct reads the first pass remembers (an expression of a few dozen
+/// The most distinct values the first pass remembers (an expression of a few dozen
 /// primitives; past that, later reads count as unknown, which can only reject).
 const KNOWN: usize = 32;
 
-/// One frame being filtered, and what has been read of it.
-pub(crate) struct Frame<'a> {
-    data: &'a [u8],
-    link: Link,
-    payload: usize,
-    /// Second pass: only the `known` bytes may be read, the others are unknown.
-    second: bool,
-    /// The values the first pass loaded: offset, length and the mask applied (libpcap's
-    /// optimiser knows a value by the load and the mask that made it).
+/// What the first pass read before it read past the end, for the second pass. Made only for
+/// a frame that needs it.
+struct Log {
+    /// The values loaded: offset, length and the mask applied (libpcap's optimiser knows a
+    /// value by the load and the mask that made it).
     known: [(usize, usize, u32); KNOWN],
     n_known: usize,
-    /// The outcomes of the first pass's order comparisons and bit tests (libpcap's optimiser
-    /// knows those only for the very same test on the same value).
+    /// The outcomes of order comparisons and bit tests (libpcap's optimiser knows those only
+    /// for the very same test on the same value).
     facts: [(usize, usize, Op, bool); KNOWN],
     n_facts: usize,
 }
 
-/// A comparison other than equality, as BPF's `jge`, `jgt` and `jset`.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-enum Op {
-    Ge(u32),
-    Gt(u32),
-    Set(u32),
-}
-
-impl<'a> Frame<'a> {
-    pub(crate) fn new(link: Link, data: &'a [u8]) -> Frame<'a> {
-        Frame {
-            data,
-            link,
-            payload: link.payload(),
-            second: false,
+impl Log {
+    fn new() -> Log {
+        Log {
             known: [(0, 0, 0); KNOWN],
             n_known: 0,
             facts: [(0, 0, Op::Set(0), false); KNOWN],
@@ -212,20 +196,66 @@ impl<'a> Frame<'a> {
     fn is_known(&self, value: (usize, usize, u32)) -> bool {
         self.known[..self.n_known].contains(&value)
     }
+}
+
+/// Which pass the evaluation is in.
+enum Pass<'l> {
+    /// The first, as the BPF program: a read past the end rejects.
+    First,
+    /// The first again, writing down what it reads (after `First` read past the end).
+    Record(&'l mut Log),
+    /// The second: only what the first wrote down is known.
+    Second(&'l Log),
+}
+
+/// A comparison other than equality, as BPF's `jge`, `jgt` and `jset`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Op {
+    Ge(u32),
+    Gt(u32),
+    Set(u32),
+}
+
+/// One frame being filtered.
+struct Frame<'a, 'l> {
+    data: &'a [u8],
+    link: Link,
+    payload: usize,
+    pass: Pass<'l>,
+}
+
+impl<'a, 'l> Frame<'a, 'l> {
+    fn new(link: Link, data: &'a [u8], pass: Pass<'l>) -> Frame<'a, 'l> {
+        Frame {
+            data,
+            link,
+            payload: link.payload(),
+            pass,
+        }
+    }
 
     /// `len` bytes at `at` from the start of the frame, under `mask`.
     fn read(&mut self, at: usize, len: usize, mask: u32) -> R<Option<u32>> {
         let Some(b) = self.data.get(at..at + len) else {
-            return if self.second { Ok(None) } else { Err(Short) };
+            return match self.pass {
+                Pass::Second(_) => Ok(None),
+                _ => Err(Short),
+            };
         };
         let value = (at, len, mask);
-        if self.second {
-            if !self.is_known(value) {
-                return Ok(None);
+        match &mut self.pass {
+            Pass::First => {}
+            Pass::Record(log) => {
+                if !log.is_known(value) && log.n_known < KNOWN {
+                    log.known[log.n_known] = value;
+                    log.n_known += 1;
+                }
             }
-        } else if !self.is_known(value) && self.n_known < KNOWN {
-            self.known[self.n_known] = value;
-            self.n_known += 1;
+            Pass::Second(log) => {
+                if !log.is_known(value) {
+                    return Ok(None);
+                }
+            }
         }
         Ok(Some(
             b.iter().fold(0u32, |v, &x| (v << 8) | x as u32) & mask,
@@ -252,8 +282,8 @@ impl<'a> Frame<'a> {
     /// tests on a value it has loaded up next to each other, not these.
     fn cmp(&mut self, off: usize, len: usize, op: Op) -> R<T> {
         let at = self.payload + off;
-        if self.second {
-            return Ok(self.facts[..self.n_facts]
+        if let Pass::Second(log) = &self.pass {
+            return Ok(log.facts[..log.n_facts]
                 .iter()
                 .find(|f| f.0 == at && f.1 == len && f.2 == op)
                 .map(|f| f.3));
@@ -266,9 +296,11 @@ impl<'a> Frame<'a> {
             Op::Gt(k) => v > k,
             Op::Set(m) => v & m != 0,
         };
-        if self.n_facts < KNOWN {
-            self.facts[self.n_facts] = (at, len, op, outcome);
-            self.n_facts += 1;
+        if let Pass::Record(log) = &mut self.pass {
+            if log.n_facts < KNOWN {
+                log.facts[log.n_facts] = (at, len, op, outcome);
+                log.n_facts += 1;
+            }
         }
         Ok(Some(outcome))
     }
@@ -332,7 +364,11 @@ fn or(a: T, b: impl FnOnce() -> R<T>) -> R<T> {
 }
 
 /// The source test, the destination test, or both, in that order.
-fn directed(f: &mut Frame<'_>, dir: Dir, test: impl Fn(&mut Frame<'_>, bool) -> R<T>) -> R<T> {
+fn directed(
+    f: &mut Frame<'_, '_>,
+    dir: Dir,
+    test: impl Fn(&mut Frame<'_, '_>, bool) -> R<T>,
+) -> R<T> {
     match dir {
         Dir::Src => test(f, true),
         Dir::Dst => test(f, false),
@@ -350,18 +386,22 @@ fn directed(f: &mut Frame<'_>, dir: Dir, test: impl Fn(&mut Frame<'_>, bool) -> 
 impl Expr {
     /// Whether the frame passes (see the module documentation for frames cut short).
     pub(crate) fn keeps(&self, link: Link, data: &[u8]) -> bool {
-        let mut f = Frame::new(link, data);
-        match self.eval(&mut f) {
+        match self.eval(&mut Frame::new(link, data, Pass::First)) {
             Ok(t) => t == Some(true),
             Err(Short) => {
-                f.second = true;
-                matches!(self.eval(&mut f), Ok(Some(true)))
+                let mut log = Log::new();
+                let again = self.eval(&mut Frame::new(link, data, Pass::Record(&mut log)));
+                debug_assert!(again.is_err(), "the same reads past the end");
+                matches!(
+                    self.eval(&mut Frame::new(link, data, Pass::Second(&log))),
+                    Ok(Some(true))
+                )
             }
         }
     }
 
     /// The outcome; `Err` when the first pass reads past the captured bytes.
-    fn eval(&self, f: &mut Frame<'_>) -> R<T> {
+    fn eval(&self, f: &mut Frame<'_, '_>) -> R<T> {
         match self {
             Expr::True => Ok(Some(true)),
             Expr::And(a, b) => {
@@ -465,10 +505,10 @@ impl Expr {
 /// fragment of IPv4, behind as many header words as its IHL says. `test` gets the offset of
 /// the port in the payload.
 fn ports(
-    f: &mut Frame<'_>,
+    f: &mut Frame<'_, '_>,
     transports: Transports,
     dir: Dir,
-    test: impl Fn(&mut Frame<'_>, usize) -> R<T>,
+    test: impl Fn(&mut Frame<'_, '_>, usize) -> R<T>,
 ) -> R<T> {
     let is6 = f.is(ETHERTYPE_IPV6)?;
     let six = and(is6, || {
