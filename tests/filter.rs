@@ -813,6 +813,11 @@ fn rejects_what_tcpdump_rejects() {
         "and tcp",
         "tcp tcp",
         "host 00:11:22:33:44:55",
+        "host 1.2.3.4 mask 255.255.255.0",
+        "port 080",
+        "portrange -80",
+        "net 10.0.0.0/0",
+        "src or dst or src 1.2.3.4",
     ] {
         assert!(
             tcpdump_keeps(&mix, &frames, expr).is_err(),
@@ -820,6 +825,25 @@ fn rejects_what_tcpdump_rejects() {
         );
         let e = Filter::parse(expr).expect_err(expr);
         assert!(!e.is_unsupported(), "{expr:?}: {e}");
+    }
+    // Odd but valid.
+    for expr in [
+        "ip proto 256",
+        "ip6 proto 300",
+        "proto 0x6",
+        "net 10.0.0.0 mask 255.0",
+        "udp portrange http-https",
+        "tcp portrange domain-http",
+        "host 10.1.2.3 and src or dst 10.0.0.1",
+        "host not 10.0.0.2",
+        "net 0.0.0.0/0",
+        "portrange 0-65535",
+        "port 0",
+        "host 0",
+    ] {
+        let theirs = tcpdump_keeps(&mix, &frames, expr).unwrap_or_else(|e| panic!("{e}"));
+        let f = Filter::parse(expr).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ours(&frames, &f), theirs, "{expr}");
     }
     for expr in [
         "vlan and tcp",

@@ -86,7 +86,7 @@ pub(crate) enum Expr {
     },
     /// The protocol field: IPv4's, and/or IPv6's next header (directly, or after one
     /// fragment header).
-    Proto { v4: bool, v6: bool, proto: u8 },
+    Proto { v4: bool, v6: bool, proto: u32 },
     /// A TCP, UDP or SCTP port in `lo..=hi` (`portrange`), in IPv4 (first fragments only)
     /// or IPv6 (next header directly).
     Port {
@@ -457,7 +457,7 @@ impl Expr {
                 })
             }
             Expr::Proto { v4, v6, proto } => {
-                let p = *proto as u32;
+                let p = *proto;
                 let four = if *v4 {
                     let is = f.is(ETHERTYPE_IP)?;
                     and(is, || Ok(f.pl(9, 1)?.map(|x| x == p)))?

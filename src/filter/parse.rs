@@ -774,14 +774,8 @@ impl<'a> Parser<'a> {
                         )))
                     }
                 };
-                if v > 255 {
-                    return Err(invalid(format!("protocol number {v} > 255")));
-                }
-                Ok(Expr::Proto {
-                    v4,
-                    v6,
-                    proto: v as u8,
-                })
+                // libpcap takes a number above 255 too (it never matches).
+                Ok(Expr::Proto { v4, v6, proto: v })
             }
         }
     }
