@@ -637,13 +637,30 @@ fn random_term(r: &mut Rng, depth: u32) -> String {
     if r.chance(25) {
         return r
             .pick(&[
-                "ip", "ip6", "arp", "tcp", "udp", "icmp", "icmp6", "sctp", "rarp",
+                "ip",
+                "ip6",
+                "arp",
+                "tcp",
+                "udp",
+                "icmp",
+                "icmp6",
+                "sctp",
+                "rarp",
+                "igmp",
+                "pim",
+                "vrrp",
+                "ah",
+                "esp",
+                "proto 17",
+                "ip proto 1",
+                "ip6 proto 58",
+                "ip proto 4",
             ])
             .to_string();
     }
     let mut s = String::new();
     if r.chance(40) {
-        s.push_str(r.pick(&["ip", "ip6", "tcp", "udp", "arp", "sctp"]));
+        s.push_str(r.pick(&["ip", "ip6", "tcp", "udp", "arp", "sctp", "icmp", "rarp"]));
         s.push(' ');
     }
     if r.chance(40) {
