@@ -1,15 +1,23 @@
 //! The compiled expression and its evaluation against one frame.
 //!
-//! Every primitive reads the same bytes, in the same order, as the BPF code libpcap 1.10
-//! generates for it (`tcpdump -d EXPR` prints that code). A read past the captured bytes
-//! makes the BPF interpreter reject the frame; but libpcap's optimiser leaves out a test
-//! whose outcome cannot change the answer, given what the program has already read on its
-//! way there (`udp or ip6` on an IPv6 frame cut before its next-header field: once the
-//! EtherType says IPv6 the answer is yes, and the byte is never read). So the evaluation
-//! has two passes: the first in order, as the unoptimised program, recording what it read;
-//! if it reads past the end, the second evaluates the whole expression again in three-valued
-//! logic, with only the bytes the first pass read before that point known, and keeps the
-//! frame only if the answer is a certain yes.
+//! Every primitive makes the same comparisons on the same bytes, in the same order, as the
+//! BPF code libpcap 1.10 generates for it (`tcpdump -d EXPR` prints that code). A read past
+//! the captured bytes makes the BPF interpreter reject the frame; but libpcap's optimiser
+//! has removed some reads from the program first, and that decides frames cut inside their
+//! headers. What it does, and what this models:
+//!
+//! * a test whose two outcomes lead to the same answer is dropped (`udp or ip6` on an IPv6
+//!   frame cut before its next-header byte: once the EtherType says IPv6 the answer is yes);
+//!   it knows the outcome of a test only if the same test was made before on the way there,
+//!   or an equality on the same value came out true (`fold_edge`);
+//! * equality tests on one value in a chain of `or`s are pulled up next to each other
+//!   (`or_pullup`: `port 53 or 5353` compares the source port with both before it reads
+//!   the destination port), modelled by [`merge_ports`].
+//!
+//! So a frame is evaluated in order, as the unoptimised program; if that reads past the end,
+//! it is evaluated again with only the outcomes of the tests made before that point known,
+//! and kept only if the expression comes out true whatever the outcomes of the others (tried
+//! both ways, up to [`DECISIONS`] of them).
 
 /// Which address (or port) of a packet a primitive looks at.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -38,15 +46,6 @@ impl Transports {
         udp: true,
         sctp: true,
     };
-
-    fn has(self, proto: u8) -> bool {
-        match proto {
-            6 => self.tcp,
-            17 => self.udp,
-            132 => self.sctp,
-            _ => false,
-        }
-    }
 }
 
 /// EtherTypes the primitives test for.
@@ -163,32 +162,74 @@ impl Link {
     }
 }
 
-/// The outcome of a test: `None` when it depends on bytes not known (second pass only).
+/// The outcome of a test: `None` when it depends on a value not known (second pass only).
 type T = Option<bool>;
 
 /// The most distinct values the first pass remembers (an expression of a few dozen
 /// primitives; past that, later reads count as unknown, which can only reject).
 const KNOWN: usize = 32;
 
+/// The most tests of unknown outcome the second pass tries both ways, and the most
+/// evaluations it makes (past either, the frame is rejected): a bound on the work for a
+/// frame cut short, for a capture whose every frame is.
+const DECISIONS: usize = 8;
+const BUDGET: u32 = 256;
+
+/// One BPF comparison: the value (`len` bytes at `at` in the frame, under `mask`) and what
+/// it is compared with.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+struct Test {
+    at: usize,
+    len: usize,
+    mask: u32,
+    op: Op,
+}
+
+/// BPF's `jeq`, `jge`, `jgt` and `jset` with a constant.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Op {
+    Eq(u32),
+    Ge(u32),
+    Gt(u32),
+    Set(u32),
+}
+
+impl Op {
+    fn apply(self, v: u32) -> bool {
+        match self {
+            Op::Eq(k) => v == k,
+            Op::Ge(k) => v >= k,
+            Op::Gt(k) => v > k,
+            Op::Set(m) => v & m != 0,
+        }
+    }
+}
+
 /// What the first pass read before it read past the end, for the second pass. Made only for
 /// a frame that needs it.
 struct Log {
     /// The values loaded: offset, length and the mask applied (libpcap's optimiser knows a
-    /// value by the load and the mask that made it).
+    /// value by the load and the mask that made it, and compares it with any constant).
     known: [(usize, usize, u32); KNOWN],
     n_known: usize,
     /// The outcomes of order comparisons and bit tests (libpcap's optimiser knows those only
     /// for the very same test on the same value).
-    facts: [(usize, usize, Op, bool); KNOWN],
+    facts: [(Test, bool); KNOWN],
     n_facts: usize,
 }
 
 impl Log {
     fn new() -> Log {
+        let none = Test {
+            at: 0,
+            len: 0,
+            mask: 0,
+            op: Op::Set(0),
+        };
         Log {
             known: [(0, 0, 0); KNOWN],
             n_known: 0,
-            facts: [(0, 0, Op::Set(0), false); KNOWN],
+            facts: [(none, false); KNOWN],
             n_facts: 0,
         }
     }
@@ -204,16 +245,13 @@ enum Pass<'l> {
     First,
     /// The first again, writing down what it reads (after `First` read past the end).
     Record(&'l mut Log),
-    /// The second: only what the first wrote down is known.
-    Second(&'l Log),
-}
-
-/// A comparison other than equality, as BPF's `jge`, `jgt` and `jset`.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-enum Op {
-    Ge(u32),
-    Gt(u32),
-    Set(u32),
+    /// The second: what the first wrote down is known; a test it cannot settle takes its
+    /// outcome from `decided`, or is left in `pending` for the caller to try both ways.
+    Second {
+        log: &'l Log,
+        decided: &'l [(Test, bool)],
+        pending: Option<Test>,
+    },
 }
 
 /// One frame being filtered.
@@ -234,11 +272,12 @@ impl<'a, 'l> Frame<'a, 'l> {
         }
     }
 
-    /// `len` bytes at `at` from the start of the frame, under `mask`.
-    fn read(&mut self, at: usize, len: usize, mask: u32) -> R<Option<u32>> {
+    /// `len` bytes at `at` from the start of the frame, under `mask`: a load that is not
+    /// a test (the IPv4 header length). `None` in the second pass when not known.
+    fn load(&mut self, at: usize, len: usize, mask: u32) -> R<Option<u32>> {
         let Some(b) = self.data.get(at..at + len) else {
             return match self.pass {
-                Pass::Second(_) => Ok(None),
+                Pass::Second { .. } => Ok(None),
                 _ => Err(Short),
             };
         };
@@ -251,7 +290,7 @@ impl<'a, 'l> Frame<'a, 'l> {
                     log.n_known += 1;
                 }
             }
-            Pass::Second(log) => {
+            Pass::Second { log, .. } => {
                 if !log.is_known(value) {
                     return Ok(None);
                 }
@@ -262,55 +301,77 @@ impl<'a, 'l> Frame<'a, 'l> {
         ))
     }
 
-    /// A byte, half-word or word of the link-layer payload (libpcap's `OR_LINKPL`).
-    fn pl(&mut self, off: usize, len: usize) -> R<Option<u32>> {
-        let all = if len == 4 {
-            u32::MAX
-        } else {
-            (1 << (8 * len)) - 1
-        };
-        self.read(self.payload + off, len, all)
-    }
-
-    /// A word of the payload under a mask (`ld [off]; and #mask`).
-    fn masked(&mut self, off: usize, mask: u32) -> R<Option<u32>> {
-        self.read(self.payload + off, 4, mask)
-    }
-
-    /// An order comparison or bit test on the payload. In the second pass its outcome is
-    /// known only if the first pass made the same test: libpcap's optimiser moves equality
-    /// tests on a value it has loaded up next to each other, not these.
-    fn cmp(&mut self, off: usize, len: usize, op: Op) -> R<T> {
-        let at = self.payload + off;
-        if let Pass::Second(log) = &self.pass {
-            return Ok(log.facts[..log.n_facts]
-                .iter()
-                .find(|f| f.0 == at && f.1 == len && f.2 == op)
-                .map(|f| f.3));
+    /// One comparison. In the second pass: an equality test on a value the first pass
+    /// loaded is made (libpcap's optimiser moves equality tests on a loaded value up next
+    /// to each other); another test is known only if the first pass made it; otherwise its
+    /// outcome is one decided by the caller (an equality known true makes every other
+    /// equality on that value false), or the frame is left pending on it.
+    fn test(&mut self, at: usize, len: usize, mask: u32, op: Op) -> R<T> {
+        let t = Test { at, len, mask, op };
+        if let Pass::Second {
+            log,
+            decided,
+            pending,
+        } = &mut self.pass
+        {
+            for &(d, outcome) in log.facts[..log.n_facts].iter().chain(decided.iter()) {
+                if d == t {
+                    return Ok(Some(outcome));
+                }
+                if let (Op::Eq(k), Op::Eq(other)) = (op, d.op) {
+                    if outcome && k != other && (d.at, d.len, d.mask) == (at, len, mask) {
+                        return Ok(Some(false));
+                    }
+                }
+            }
+            *pending = Some(t);
+            return Err(Short);
         }
-        let Some(v) = self.read(at, len, if len == 1 { 0xff } else { 0xffff })? else {
+        let Some(v) = self.load(at, len, mask)? else {
             return Ok(None);
         };
-        let outcome = match op {
-            Op::Ge(k) => v >= k,
-            Op::Gt(k) => v > k,
-            Op::Set(m) => v & m != 0,
-        };
+        let outcome = op.apply(v);
         if let Pass::Record(log) = &mut self.pass {
             if log.n_facts < KNOWN {
-                log.facts[log.n_facts] = (at, len, op, outcome);
+                log.facts[log.n_facts] = (t, outcome);
                 log.n_facts += 1;
             }
         }
         Ok(Some(outcome))
     }
 
+    /// An equality test on a byte, half-word or word of the link-layer payload (libpcap's
+    /// `OR_LINKPL`), under a mask.
+    fn eq(&mut self, off: usize, len: usize, mask: u32, k: u32) -> R<T> {
+        self.test(self.payload + off, len, mask, Op::Eq(k))
+    }
+
+    /// Whether the payload byte at `off` is one of the transports' protocol numbers (BPF
+    /// compares with SCTP, TCP and UDP in turn).
+    fn transport(&mut self, off: usize, transports: Transports) -> R<T> {
+        let mut any = Some(false);
+        for (on, proto) in [
+            (transports.sctp, 132),
+            (transports.tcp, 6),
+            (transports.udp, 17),
+        ] {
+            if on {
+                let t = self.eq(off, 1, 0xff, proto)?;
+                any = or(any, || Ok(t))?;
+                if any == Some(true) {
+                    break;
+                }
+            }
+        }
+        Ok(any)
+    }
+
     /// libpcap's `gen_linktype`: whether the link layer says the payload has this EtherType.
     fn is(&mut self, ethertype: u16) -> R<T> {
-        Ok(match self.link {
-            Link::EtherType { type_at, .. } => self
-                .read(type_at, 2, 0xffff)?
-                .map(|t| t == ethertype as u32),
+        match self.link {
+            Link::EtherType { type_at, .. } => {
+                self.test(type_at, 2, 0xffff, Op::Eq(ethertype as u32))
+            }
             Link::Loopback { network_order } => {
                 // The families libpcap accepts for a saved file: AF_INET, and the three BSD
                 // values of AF_INET6 (not Linux's 10).
@@ -319,11 +380,20 @@ impl<'a, 'l> Frame<'a, 'l> {
                     ETHERTYPE_IPV6 => &[24, 28, 30],
                     _ => return Ok(Some(false)),
                 };
-                self.read(0, 4, u32::MAX)?.map(|word| {
-                    families
-                        .iter()
-                        .any(|&f| word == f || (!network_order && word == f.swap_bytes()))
-                })
+                let mut any = Some(false);
+                for &f in families {
+                    for word in [f, f.swap_bytes()] {
+                        if word != f && network_order {
+                            continue;
+                        }
+                        let t = self.test(0, 4, u32::MAX, Op::Eq(word))?;
+                        any = or(any, || Ok(t))?;
+                        if any == Some(true) {
+                            return Ok(any);
+                        }
+                    }
+                }
+                Ok(any)
             }
             Link::Raw => {
                 let version = match ethertype {
@@ -331,11 +401,11 @@ impl<'a, 'l> Frame<'a, 'l> {
                     ETHERTYPE_IPV6 => 0x60,
                     _ => return Ok(Some(false)),
                 };
-                self.read(0, 1, 0xf0)?.map(|b| b == version)
+                self.test(0, 1, 0xf0, Op::Eq(version))
             }
-            Link::Ipv4 => Some(ethertype == ETHERTYPE_IP),
-            Link::Ipv6 => Some(ethertype == ETHERTYPE_IPV6),
-        })
+            Link::Ipv4 => Ok(Some(ethertype == ETHERTYPE_IP)),
+            Link::Ipv6 => Ok(Some(ethertype == ETHERTYPE_IPV6)),
+        }
     }
 }
 
@@ -392,11 +462,58 @@ impl Expr {
                 let mut log = Log::new();
                 let again = self.eval(&mut Frame::new(link, data, Pass::Record(&mut log)));
                 debug_assert!(again.is_err(), "the same reads past the end");
-                matches!(
-                    self.eval(&mut Frame::new(link, data, Pass::Second(&log))),
-                    Ok(Some(true))
-                )
+                let none = Test {
+                    at: 0,
+                    len: 0,
+                    mask: 0,
+                    op: Op::Set(0),
+                };
+                let mut decided = [(none, false); DECISIONS];
+                let mut budget = BUDGET;
+                self.always(link, data, &log, &mut decided, 0, &mut budget)
             }
+        }
+    }
+
+    /// Whether the expression is true whatever the outcomes of the tests the second pass
+    /// cannot settle (the first `n` of `decided` are fixed).
+    fn always(
+        &self,
+        link: Link,
+        data: &[u8],
+        log: &Log,
+        decided: &mut [(Test, bool); DECISIONS],
+        n: usize,
+        budget: &mut u32,
+    ) -> bool {
+        if *budget == 0 {
+            return false;
+        }
+        *budget -= 1;
+        let (result, pending) = {
+            let mut f = Frame::new(
+                link,
+                data,
+                Pass::Second {
+                    log,
+                    decided: &decided[..n],
+                    pending: None,
+                },
+            );
+            let result = self.eval(&mut f);
+            let pending = match f.pass {
+                Pass::Second { pending, .. } => pending,
+                _ => None,
+            };
+            (result, pending)
+        };
+        match (result, pending) {
+            (Ok(t), _) => t == Some(true),
+            (Err(Short), Some(test)) if n < DECISIONS => [true, false].into_iter().all(|o| {
+                decided[n] = (test, o);
+                self.always(link, data, log, decided, n + 1, budget)
+            }),
+            (Err(Short), _) => false,
         }
     }
 
@@ -430,7 +547,7 @@ impl Expr {
                             return Ok(Some(true));
                         }
                         let off = if source { *src } else { *dst };
-                        Ok(f.masked(off, *mask)?.map(|v| v == *addr))
+                        f.eq(off, 4, *mask, *addr)
                     })
                 })
             }
@@ -446,7 +563,7 @@ impl Expr {
                             if mask[i] == 0 {
                                 continue;
                             }
-                            let word = f.masked(off + 4 * i, mask[i])?.map(|w| w == addr[i]);
+                            let word = f.eq(off + 4 * i, 4, mask[i], addr[i])?;
                             all = and(all, || Ok(word))?;
                             if all == Some(false) {
                                 break;
@@ -460,7 +577,7 @@ impl Expr {
                 let p = *proto;
                 let four = if *v4 {
                     let is = f.is(ETHERTYPE_IP)?;
-                    and(is, || Ok(f.pl(9, 1)?.map(|x| x == p)))?
+                    and(is, || f.eq(9, 1, 0xff, p))?
                 } else {
                     Some(false)
                 };
@@ -470,12 +587,12 @@ impl Expr {
                     }
                     let is = f.is(ETHERTYPE_IPV6)?;
                     and(is, || {
-                        let next = f.pl(6, 1)?;
+                        let next = f.eq(6, 1, 0xff, p)?;
                         // One fragment header before the final header (libpcap looks no
                         // further).
-                        or(next.map(|x| x == p), || {
-                            let frag = next.map(|x| x == 44);
-                            and(frag, || Ok(f.pl(40, 1)?.map(|x| x == p)))
+                        or(next, || {
+                            let frag = f.eq(6, 1, 0xff, 44)?;
+                            and(frag, || f.eq(40, 1, 0xff, p))
                         })
                     })
                 })
@@ -487,15 +604,26 @@ impl Expr {
                 hi,
             } => ports(f, *transports, *dir, |f, at| {
                 // jge lo, then jgt hi.
-                let ge = f.cmp(at, 2, Op::Ge(*lo as u32))?;
-                and(ge, || Ok(f.cmp(at, 2, Op::Gt(*hi as u32))?.map(|gt| !gt)))
+                let at = f.payload + at;
+                let ge = f.test(at, 2, 0xffff, Op::Ge(*lo as u32))?;
+                and(ge, || {
+                    Ok(f.test(at, 2, 0xffff, Op::Gt(*hi as u32))?.map(|gt| !gt))
+                })
             }),
             Expr::Ports {
                 transports,
                 dir,
                 ports: list,
             } => ports(f, *transports, *dir, |f, at| {
-                Ok(f.pl(at, 2)?.map(|p| list.contains(&(p as u16))))
+                let mut any = Some(false);
+                for &p in list.iter() {
+                    let t = f.eq(at, 2, 0xffff, p as u32)?;
+                    any = or(any, || Ok(t))?;
+                    if any == Some(true) {
+                        break;
+                    }
+                }
+                Ok(any)
             }),
         }
     }
@@ -512,7 +640,7 @@ fn ports(
 ) -> R<T> {
     let is6 = f.is(ETHERTYPE_IPV6)?;
     let six = and(is6, || {
-        let next = f.pl(6, 1)?.map(|x| transports.has(x as u8));
+        let next = f.transport(6, transports)?;
         and(next, || {
             directed(f, dir, |f, source| test(f, 40 + if source { 0 } else { 2 }))
         })
@@ -520,13 +648,13 @@ fn ports(
     or(six, || {
         let is4 = f.is(ETHERTYPE_IP)?;
         and(is4, || {
-            let proto = f.pl(9, 1)?.map(|x| transports.has(x as u8));
+            let proto = f.transport(9, transports)?;
             and(proto, || {
                 // Only the first fragment has the ports (jset #0x1fff).
-                let later = f.cmp(6, 2, Op::Set(0x1fff))?;
+                let later = f.test(f.payload + 6, 2, 0xffff, Op::Set(0x1fff))?;
                 and(later.map(|x| !x), || {
                     // ldxb 4*([0]&0xf)
-                    let Some(ihl) = f.read(f.payload, 1, 0x0f)? else {
+                    let Some(ihl) = f.load(f.payload, 1, 0x0f)? else {
                         return Ok(None);
                     };
                     let base = 4 * ihl as usize;

@@ -40,7 +40,7 @@
 //! what the program read before settles the answer (`udp or ip6` keeps an IPv6 frame cut
 //! before its next-header byte), or moved it (`port 53 or 5353` compares the source port
 //! with both before reading the destination port). The evaluation models both (see
-//! `eval.rs`).
+//! `src/filter/eval.rs`).
 //!
 //! Where this differs from libpcap:
 //! * everything else in tcpdump's language is an error that says it is not supported offline
@@ -49,12 +49,12 @@
 //!   (libpcap would resolve them);
 //! * service names come from the built-in table, not the system's /etc/services;
 //! * frames cut inside the headers the expression reads: the model of libpcap's optimiser
-//!   above is not the optimiser, and for some combinations of primitives the answer on such
-//!   a frame differs (it does for a few in a hundred random expressions on
+//!   is not the optimiser, and for some combinations of primitives the answer on such a
+//!   frame differs (for about one random expression in two hundred, on some frame of
 //!   tests/filter/mix.pcap; never for the expression table there). On whole frames the
-//!   answer is libpcap's. (libpcap's optimiser also proves some expressions always true,
-//!   `port 80 or not port 80`, and keeps even a frame too short for its EtherType; this
-//!   filter rejects that frame.)
+//!   answer is libpcap's. (libpcap's optimiser proves `portrange 1-1023 or not 1-1023`
+//!   always true and keeps even a frame too short for its IPv4 header length; this filter
+//!   rejects that frame.)
 //! * NULL links: libpcap reads the address family in the byte order of the file's header;
 //!   [`Filter::matches`] is not told that and takes either order.
 
