@@ -202,15 +202,10 @@ pub fn server_report(server: SocketAddr, t: &ServerTally) -> ServerReport {
     }
 }
 
-/// Formats milliseconds the way people say them: `300 ms`, `4.9 s`, `75 s`.
+/// Formats milliseconds the way people say them: `300 ms`, `4.90 s`, `75.0 s`,
+/// `6 min 5 s` (see [`crate::report::words::duration_ms`]).
 pub fn human_ms(ms: f64) -> String {
-    if ms < 1000.0 {
-        format!("{} ms", ms.round() as u64)
-    } else if ms < 10_000.0 {
-        format!("{:.1} s", ms / 1000.0)
-    } else {
-        format!("{} s", (ms / 1000.0).round() as u64)
-    }
+    crate::report::words::duration_ms(ms)
 }
 
 fn recommend(server: SocketAddr, t: &ServerTally, e: Option<&Estimate>) -> Option<String> {

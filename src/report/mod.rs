@@ -22,6 +22,7 @@ pub mod ndjson;
 pub mod pcap_writer;
 pub mod terminal;
 pub mod timeline;
+pub mod words;
 
 use crate::diagnose::{Finding, FindingKind, Severity};
 use crate::pipeline::Analysis;
