@@ -85,26 +85,51 @@ pub fn unlisted_summary(t: &crate::diagnose::tally::Tally) -> Vec<String> {
         format!("{per_column} minutes")
     };
     out.push(format!(
-        "per {unit}, {}–{} UTC: {bars} (peak {peak} at {})",
+        "per {unit}, {}–{} UTC: {bars} (peak {} at {})",
         at(first),
         at(last + 60),
+        words::count(peak),
         at(first + peak_at * per_column as i64 * 60)
     ));
     let top = t.top_networks(5);
     if !top.is_empty() {
         let nets = t.per_network.len() + (t.other_networks > 0) as usize;
-        let list: Vec<String> = top.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let list: Vec<String> = top
+            .iter()
+            .map(|(k, n)| format!("{k} {}", words::count(*n)))
+            .collect();
         out.push(format!(
             "by client network: {}{}",
             list.join(", "),
             if nets > top.len() {
-                format!(" (of {nets} networks)")
+                format!(" (of {} networks)", words::count(nets as u64))
             } else {
                 String::new()
             }
         ));
     }
     out
+}
+
+/// `the first finding is` / `the first 50 findings are`: the subject of the line that says
+/// a report lists only some of the findings.
+pub fn first_listed(n: usize) -> String {
+    if n == 1 {
+        "the first finding is".to_string()
+    } else {
+        format!("the first {} findings are", words::count(n as u64))
+    }
+}
+
+/// `1 idle close (informational…) is not listed` / `44 idle closes … are not listed`:
+/// the words around the count of idle closes the reports leave out; `what` goes after the
+/// noun.
+pub fn idle_closes_not_listed(n: u64, what: &str) -> String {
+    format!(
+        "{}{what} {} not listed",
+        words::plural(n, "idle close", "idle closes"),
+        words::agree(n, "is", "are")
+    )
 }
 
 /// How many findings other than idle closes there are, listed or not.
@@ -131,14 +156,10 @@ pub fn listed_findings(a: &Analysis, limit: usize) -> Vec<&Finding> {
     }
 }
 
-/// `; 2026-11-20 22:28:49.123 UTC + 27.14 s`: when the capture starts and how long it runs.
+/// `; 2026-11-20 22:28:49.123 UTC + 27.1 s`: when the capture starts and how long it runs.
 pub fn capture_span(a: &Analysis) -> String {
     match (a.packets.first_ts, a.packets.last_ts) {
-        (Some(f), Some(l)) => format!(
-            "; {} UTC + {}",
-            f.to_datetime().format("%Y-%m-%d %H:%M:%S%.3f"),
-            l.since(f)
-        ),
+        (Some(f), Some(l)) => format!("; {} + {}", words::wall_clock(f), l.since(f)),
         _ => String::new(),
     }
 }
@@ -146,31 +167,31 @@ pub fn capture_span(a: &Analysis) -> String {
 /// What the connections spoke: `53 HTTP, 99 requests`, `35 TLS, 41 requests over TLS`,
 /// with the connections whose protocol was not followed.
 pub fn protocol_summary(n: &crate::diagnose::ConnectionCounts) -> String {
-    let plural = |x: u64, one: &str, many: &str| format!("{x} {}", if x == 1 { one } else { many });
+    use words::{count, plural};
     let mut parts = Vec::new();
     if n.http > 0 || (n.tls == 0 && n.http2 == 0) {
         parts.push(format!(
             "{} HTTP, {}",
-            n.http,
+            count(n.http),
             plural(n.http_requests, "request", "requests")
         ));
     }
     if n.tls > 0 {
         parts.push(format!(
             "{} TLS, {} over TLS",
-            n.tls,
+            count(n.tls),
             plural(n.tls_requests, "request", "requests")
         ));
     }
     if n.http2 > 0 {
         parts.push(format!(
             "{} HTTP/2, {}",
-            n.http2,
+            count(n.http2),
             plural(n.http2_streams, "stream", "streams")
         ));
     }
     if n.not_followed > 0 {
-        parts.push(format!("{} not followed", n.not_followed));
+        parts.push(format!("{} not followed", count(n.not_followed)));
     }
     parts.join("; ")
 }
@@ -201,8 +222,8 @@ pub fn server_summary(s: &crate::diagnose::estimate::ServerReport) -> ServerSumm
                     }
                 ),
                 None => format!(
-                    "median of {} closes; {}–{}",
-                    e.observations,
+                    "median of {}; {}–{}",
+                    words::plural(e.observations, "close", "closes"),
                     human_ms(e.min_ms),
                     human_ms(e.max_ms)
                 ),
