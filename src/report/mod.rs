@@ -23,6 +23,7 @@ pub mod pcap_writer;
 pub mod terminal;
 pub mod timeline;
 pub mod words;
+pub mod wrap;
 
 use crate::diagnose::{Finding, FindingKind, Severity};
 use crate::pipeline::Analysis;

@@ -1,0 +1,284 @@
+//! Text fitted to a terminal's width, for the terminal report: sentences wrapped at spaces,
+//! table cells wrapped the same way, and column widths chosen so that no word is broken
+//! when the words fit at all.
+//!
+//! The text wrapped here is already escaped ([`crate::escape::terminal`]): captured text
+//! holds no control character, only visible escapes such as `\x1b` or `\u{200b}`, and the
+//! report's own colours are SGR sequences (`ESC [ … m`). Widths are display columns
+//! (`unicode-width`), colours count nothing. A word longer than a whole line is broken
+//! (preferably after `/`, `:`, `.`, `,`, `?`, `&`, `=` or `;`), without a hyphen that could
+//! be taken for part of it, and never inside an escape or a colour sequence.
+
+use unicode_width::UnicodeWidthChar;
+
+/// The display width of `s`, in terminal columns (SGR colour sequences count nothing).
+pub fn width(s: &str) -> usize {
+    atoms(s).iter().map(|a| a.1).sum()
+}
+
+/// The pieces a word may be broken between, with their widths: a colour sequence
+/// (`ESC [ … m`, width 0), an escape the report wrote for a dangerous character (`\x1b`,
+/// `\u{202e}`), or one character.
+fn atoms(s: &str) -> Vec<(&str, usize)> {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < s.len() {
+        let len = if b[i] == 0x1b && b.get(i + 1) == Some(&b'[') {
+            // CSI: parameters, then one final byte in @..~.
+            let end = b[i + 2..]
+                .iter()
+                .position(|c| (0x40..=0x7e).contains(c))
+                .map_or(s.len() - i, |p| p + 3);
+            out.push((&s[i..i + end], 0));
+            i += end;
+            continue;
+        } else if b[i] == b'\\' && b.get(i + 1) == Some(&b'x') && hex_at(b, i + 2, 2) {
+            4
+        } else if b[i] == b'\\' && b.get(i + 1) == Some(&b'u') && b.get(i + 2) == Some(&b'{') {
+            match b[i + 3..].iter().take(7).position(|&c| c == b'}') {
+                Some(p) if p > 0 && hex_at(b, i + 3, p) => p + 4,
+                _ => 1,
+            }
+        } else {
+            s[i..].chars().next().map_or(1, char::len_utf8)
+        };
+        let piece = &s[i..i + len];
+        let w = piece
+            .chars()
+            .map(|c| UnicodeWidthChar::width(c).unwrap_or(0))
+            .sum();
+        out.push((piece, w));
+        i += len;
+    }
+    out
+}
+
+fn hex_at(b: &[u8], at: usize, n: usize) -> bool {
+    b.len() >= at + n && b[at..at + n].iter().all(u8::is_ascii_hexdigit)
+}
+
+/// Where a long word is best broken: after these.
+fn breaks_after(piece: &str) -> bool {
+    matches!(piece, "/" | ":" | "." | "," | "?" | "&" | "=" | ";")
+}
+
+/// Wraps `text` to lines of at most `width` columns: the first begins with `indent`, the
+/// others with `hang`. Lines break at spaces; a word wider than a line is broken where
+/// [the module](self) says. A line is wider than `width` only when `width` leaves no room
+/// after the indent for a single character.
+pub fn wrap(text: &str, width: usize, indent: &str, hang: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = indent.to_string();
+    let mut used = self::width(indent);
+    let mut empty = true;
+    let hang_width = self::width(hang);
+    for word in text.split(' ') {
+        let w = self::width(word);
+        if !empty && used + 1 + w <= width {
+            line.push(' ');
+            line.push_str(word);
+            used += 1 + w;
+            continue;
+        }
+        if !empty {
+            lines.push(std::mem::replace(&mut line, hang.to_string()));
+            used = hang_width;
+        }
+        empty = false;
+        if used + w <= width {
+            line.push_str(word);
+            used += w;
+            continue;
+        }
+        // Wider than a line: broken, the pieces filling each line.
+        let pieces = atoms(word);
+        let mut at = 0;
+        while at < pieces.len() {
+            let room = width.saturating_sub(used).max(1);
+            let rest: usize = pieces[at..].iter().map(|p| p.1).sum();
+            if rest <= room {
+                pieces[at..].iter().for_each(|p| line.push_str(p.0));
+                used += rest;
+                break;
+            }
+            // As many pieces as fit (at least one), then back to the last good break.
+            let (mut end, mut w) = (at, 0);
+            while end < pieces.len() && (end == at || w + pieces[end].1 <= room) {
+                w += pieces[end].1;
+                end += 1;
+            }
+            if let Some(b) = (at + 1..end).rev().find(|&k| breaks_after(pieces[k - 1].0)) {
+                if b > at + (end - at) / 2 {
+                    end = b;
+                }
+            }
+            pieces[at..end].iter().for_each(|p| line.push_str(p.0));
+            at = end;
+            if at < pieces.len() {
+                lines.push(std::mem::replace(&mut line, hang.to_string()));
+                used = hang_width;
+            }
+        }
+    }
+    lines.push(line);
+    lines
+}
+
+/// Wraps `text` as [`wrap`] does, the lines joined by newlines (no newline at the end).
+pub fn wrapped(text: &str, width: usize, indent: &str, hang: &str) -> String {
+    wrap(text, width, indent, hang).join("\n")
+}
+
+/// The width of the longest word of `text` (what a column must hold for no word to break).
+pub fn longest_word(text: &str) -> usize {
+    text.split(' ').map(width).max().unwrap_or(0)
+}
+
+/// Content widths for the columns of a table `available` columns wide in all (borders and
+/// padding already taken off). `full[i]` is the width column `i` needs to hold every cell on
+/// one line, `least[i]` the width below which a word of it would break. Every column gets
+/// its full width when they all fit; else at least its `least`, the rest going first to the
+/// columns that it lets fit whole (the cheapest first), then spread over the others. When
+/// even the `least` widths do not fit, the columns in `shrink_first` give way first (the
+/// widest of them each time), down to `floor`, then the others; never below one.
+pub fn column_widths(
+    full: &[usize],
+    least: &[usize],
+    available: usize,
+    shrink_first: &[usize],
+    floor: usize,
+) -> Vec<usize> {
+    if full.iter().sum::<usize>() <= available {
+        return full.to_vec();
+    }
+    let mut w: Vec<usize> = least.iter().zip(full).map(|(l, f)| *l.min(f)).collect();
+    let mut total: usize = w.iter().sum();
+    if total > available {
+        let others: Vec<usize> = (0..w.len()).filter(|i| !shrink_first.contains(i)).collect();
+        for (group, floor) in [(shrink_first, floor), (&others[..], floor), (&others[..], 1)] {
+            while total > available {
+                let Some(&i) = group
+                    .iter()
+                    .filter(|&&i| w[i] > floor.max(1))
+                    .max_by_key(|&&i| w[i])
+                else {
+                    break;
+                };
+                w[i] -= 1;
+                total -= 1;
+            }
+        }
+        if total > available {
+            for &i in shrink_first {
+                while total > available && w[i] > 1 {
+                    w[i] -= 1;
+                    total -= 1;
+                }
+            }
+        }
+        return w;
+    }
+    let mut spare = available - total;
+    // Whole columns first, the cheapest first.
+    let mut order: Vec<usize> = (0..w.len()).collect();
+    order.sort_by_key(|&i| full[i] - w[i]);
+    for &i in &order {
+        let need = full[i] - w[i];
+        if need > 0 && need <= spare {
+            w[i] = full[i];
+            spare -= need;
+        }
+    }
+    // The rest a column at a time, to those that still wrap, the most wanting first.
+    while spare > 0 {
+        let Some(i) = (0..w.len())
+            .filter(|&i| w[i] < full[i])
+            .max_by_key(|&i| (full[i] - w[i], usize::MAX - i))
+        else {
+            break;
+        };
+        w[i] += 1;
+        spare -= 1;
+    }
+    w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn widths_ignore_colours_and_count_columns() {
+        assert_eq!(width("\x1b[1;31midle_race\x1b[0m"), 9);
+        assert_eq!(width("a → b"), 5);
+        assert_eq!(width("…"), 1);
+        assert_eq!(width("日本"), 4);
+    }
+
+    #[test]
+    fn sentences_wrap_at_spaces_with_a_hanging_indent() {
+        let text = "The server reset the connection while GET /slow was waiting for its response";
+        let lines = wrap(text, 30, "  1. ", "     ");
+        assert_eq!(
+            lines,
+            [
+                "  1. The server reset the",
+                "     connection while GET",
+                "     /slow was waiting for its",
+                "     response"
+            ]
+        );
+        assert!(lines.iter().all(|l| width(l) <= 30));
+        // Short text: one line, as it was.
+        assert_eq!(wrap("short", 30, "- ", "  "), ["- short"]);
+    }
+
+    #[test]
+    fn a_word_longer_than_a_line_breaks_at_punctuation_and_never_in_an_escape() {
+        let lines = wrap("GET /api/v1/items/12345/detail", 16, "", "");
+        assert_eq!(lines, ["GET", "/api/v1/items/", "12345/detail"]);
+        // Escapes of captured characters stay whole.
+        let lines = wrap("/adm\\u{200b}in\\u{200b}istrator", 10, "", "");
+        assert!(lines.iter().all(|l| !l.ends_with('\\')), "{lines:?}");
+        assert_eq!(lines.concat(), "/adm\\u{200b}in\\u{200b}istrator");
+        for l in &lines {
+            assert_eq!(l.matches("\\u{").count(), l.matches('}').count(), "{lines:?}");
+        }
+        let lines = wrap("\\x1b\\x1b\\x1b\\x1b", 6, "", "");
+        assert_eq!(lines, ["\\x1b", "\\x1b", "\\x1b", "\\x1b"]);
+        // Colours count nothing and are never cut.
+        let red = "\x1b[1;31mreset_in_flight\x1b[0m";
+        assert_eq!(wrap(red, 15, "", ""), [red]);
+        // Nothing is lost or added, whatever the width.
+        let text = "a bb ccc dddd /x/y/z:80 eeeee";
+        for w in 1..20 {
+            let lines = wrap(text, w, "", "");
+            let back: String = lines.join(" ");
+            assert_eq!(back.replace(' ', ""), text.replace(' ', ""), "{w}");
+            if w >= 5 {
+                assert!(lines.iter().all(|l| width(l) <= w), "{w}: {lines:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn columns_get_their_full_width_then_their_longest_word() {
+        // Everything fits.
+        assert_eq!(column_widths(&[3, 10, 5], &[3, 4, 5], 20, &[1], 4), [3, 10, 5]);
+        // Not all: each keeps its longest word; the spare goes to the cheapest whole
+        // column first.
+        assert_eq!(
+            column_widths(&[10, 20, 8], &[5, 6, 4], 30, &[1], 4),
+            [10, 12, 8]
+        );
+        // Not even the longest words: the columns to shrink first give way.
+        assert_eq!(
+            column_widths(&[17, 32, 15], &[17, 15, 15], 40, &[1, 2], 8),
+            [17, 12, 11]
+        );
+        // Nothing below one.
+        let w = column_widths(&[17, 32, 15], &[17, 15, 15], 2, &[1, 2], 8);
+        assert!(w.iter().all(|&x| x >= 1), "{w:?}");
+    }
+}
