@@ -7,7 +7,9 @@
 //! one that stops short (a full disk) is a caveat, and the analysis goes on.
 
 use super::report::{finish, Collect, Evidence, Stream};
-use super::{findings_status, open_output, unusable, warn_unused_host, Format, ReportArgs};
+use super::{
+    check_quiet, findings_status, open_output, unusable, warn_unused_host, Format, ReportArgs,
+};
 use anyhow::{Context, Result};
 use resetscope::pipeline::{self, Options};
 use resetscope::report::json::JsonWriter;
@@ -41,6 +43,7 @@ pub struct AnalyzeArgs {
 /// Runs `analyze`.
 pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     let r = &args.report;
+    check_quiet(r)?;
     let mut options = Options::default();
     options.flows.max_flows = r.max_flows.max(1);
     options.memory = r.memory;

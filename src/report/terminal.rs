@@ -1,7 +1,7 @@
 //! The default report, for a person at a terminal: what happened in one screen.
 
 use super::caveats::caveats;
-use super::FrameNamer;
+use super::{words, wrap, FrameNamer};
 use crate::diagnose::estimate::human_ms;
 use crate::diagnose::{Finding, FindingKind, Severity};
 use crate::escape;
@@ -14,21 +14,31 @@ use std::fmt::Write;
 pub struct TerminalOptions {
     /// Use ANSI colours.
     pub color: bool,
-    /// Table width in columns.
+    /// Width in columns: the table fits in it and the sentences are wrapped to it.
     pub width: u16,
     /// Also list informational findings (idle closes).
     pub all: bool,
     /// Most findings listed (0 = all).
     pub limit: usize,
+    /// Only the summary line, the headline and the counts of findings by kind.
+    pub quiet: bool,
 }
+
+/// The width of reports written to a file or a pipe (when `$COLUMNS` does not say one):
+/// fixed, so that the same capture gives the same file wherever it was written.
+pub const FILE_WIDTH: u16 = 100;
+
+/// The narrowest report: below this, the table cannot hold its columns.
+pub const MIN_WIDTH: u16 = 40;
 
 impl Default for TerminalOptions {
     fn default() -> Self {
         TerminalOptions {
             color: false,
-            width: 120,
+            width: FILE_WIDTH,
             all: false,
             limit: 50,
+            quiet: false,
         }
     }
 }
@@ -57,37 +67,135 @@ impl Paint {
     }
 }
 
+/// The columns of the findings table kept on one line when they can be (`+0.909s`,
+/// `301 ms`).
+const KEEP_WHOLE: [usize; 2] = [1, 6];
+
+/// The findings table's header.
+const HEADER: [&str; 8] = [
+    "#",
+    "time",
+    "kind",
+    "client → server",
+    "request",
+    "decided by",
+    "idle",
+    "frames",
+];
+
+/// The findings table, fitted to `width` columns: no line is wider, and no word is broken
+/// unless a single word is wider than the whole table could make its column. `rows` are
+/// the cells under [`HEADER`]. When the columns cannot hold their longest words side by
+/// side (an 80-column terminal, long addresses), each finding is one cell of labelled lines
+/// beside its number instead, as the HTML report stacks them on a phone.
+fn findings_table(rows: &[Vec<String>], width: usize) -> Table {
+    let cols = HEADER.len();
+    // Borders (one more than the columns) and a column of padding either side of each.
+    let available = width.saturating_sub(3 * cols + 1);
+    let mut full = vec![0; cols];
+    let mut least = vec![0; cols];
+    let header: Vec<String> = HEADER.iter().map(|h| h.to_string()).collect();
+    for row in std::iter::once(&header).chain(rows) {
+        for (i, cell) in row.iter().enumerate() {
+            full[i] = full[i].max(wrap::width(cell));
+            let unit = if KEEP_WHOLE.contains(&i) {
+                wrap::width(cell)
+            } else {
+                wrap::longest_word(cell)
+            };
+            least[i] = least[i].max(unit);
+        }
+    }
+    let mut table = Table::new();
+    table
+        .load_style(presets::UTF8_FULL_CONDENSED)
+        // The cells are wrapped here; comfy-table only draws them.
+        .set_content_arrangement(ContentArrangement::Disabled);
+    match wrap::column_widths(&full, &least, available) {
+        Some(widths) => {
+            let fit = |i: usize, text: &str| Cell::new(wrap::wrapped(text, widths[i], "", ""));
+            table.set_header(HEADER.iter().enumerate().map(|(i, h)| fit(i, h)));
+            for row in rows {
+                table.add_row(row.iter().enumerate().map(|(i, c)| fit(i, c)));
+            }
+        }
+        None => {
+            let number = rows.len().to_string().len().max(1);
+            // Two columns: the number, and the rest.
+            let cell = width.saturating_sub(3 * 2 + 1 + number).max(1);
+            table.set_header(vec![Cell::new("#"), Cell::new("finding")]);
+            for row in rows {
+                let [n, time, kind, tuple, request, by, idle, frames] = &row[..] else {
+                    continue;
+                };
+                let mut lines = vec![format!("{kind} at {time}"), tuple.clone()];
+                if request != "-" {
+                    lines.push(format!("request {request}"));
+                }
+                lines.push(if idle == "-" {
+                    format!("decided by {by}")
+                } else {
+                    format!("decided by {by}, idle {idle}")
+                });
+                lines.push(format!("frames {frames}"));
+                let text: Vec<String> = lines
+                    .iter()
+                    .map(|l| wrap::wrapped(l, cell, "", "  "))
+                    .collect();
+                table.add_row(vec![Cell::new(n), Cell::new(text.join("\n"))]);
+            }
+        }
+    }
+    table
+}
+
 /// Renders the report.
 pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> String {
     let paint = Paint { on: opts.color };
+    let width = opts.width.max(MIN_WIDTH) as usize;
     let mut out = String::new();
+    // A paragraph: `text` wrapped to the width, the first line after `indent`, the others
+    // after `hang`.
+    let para = |out: &mut String, indent: &str, hang: &str, text: &str| {
+        let _ = writeln!(out, "{}", wrap::wrapped(text, width, indent, hang));
+    };
     let p = &a.packets;
     let n = &a.diagnosis.connections;
     let inputs: Vec<String> = a.inputs.iter().map(|i| escape::terminal(&i.path)).collect();
     let span = super::capture_span(a);
-    let _ = writeln!(
-        out,
-        "{} {}: {} frames, {} TCP, {} connections ({}){}",
+    let summary = format!(
+        "{} {}: {}, {} TCP, {} ({}){}",
         paint.bold("resetscope"),
         if inputs.is_empty() {
             "live capture".to_string()
         } else {
             inputs.join(" + ")
         },
-        p.frames,
-        p.tcp,
-        n.total,
+        words::things(p.frames, "frame"),
+        words::count(p.tcp),
+        words::things(n.total, "connection"),
         super::protocol_summary(n),
         span
     );
+    para(&mut out, "", "  ", &summary);
     if let Some(k) = a.kernel {
-        let _ = writeln!(
-            out,
-            "libpcap: {} packets received, {} dropped by the kernel, {} dropped by the interface",
-            k.received, k.dropped, k.interface_dropped
+        para(
+            &mut out,
+            "",
+            "  ",
+            &format!(
+                "libpcap: {} received, {} dropped by the kernel, {} dropped by the interface",
+                words::plural(k.received, "packet", "packets"),
+                words::count(k.dropped),
+                words::count(k.interface_dropped)
+            ),
         );
     }
-    let _ = writeln!(out, "{}", headline(a));
+    para(&mut out, "", "", &headline(a));
+    if opts.quiet {
+        para(&mut out, "", "  ", &counts_line(a));
+        return out;
+    }
     out.push('\n');
 
     let first_ts = p.first_ts.unwrap_or_default();
@@ -103,56 +211,43 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
         shown.len().min(opts.limit)
     };
     if !shown.is_empty() {
-        let mut table = Table::new();
-        table
-            .load_style(presets::UTF8_FULL_CONDENSED)
-            .set_content_arrangement(ContentArrangement::Dynamic)
-            .set_width(opts.width)
-            .set_header(vec![
-                "#",
-                "time",
-                "kind",
-                "client → server",
-                "request",
-                "decided by",
-                "idle",
-                "frames",
-            ]);
-        for (n, f) in shown[..listed].iter().enumerate() {
-            let request = f
-                .request
-                .as_ref()
-                .map(|r| {
-                    format!(
-                        "{} {} {}",
-                        escape::terminal(&r.method),
-                        escape::terminal_max(&r.target, 40),
-                        names.name(r.frame)
-                    )
-                })
-                .unwrap_or_else(|| "-".into());
-            let close = format!("{} {}", f.by.name(), names.name(f.close_frame));
-            table.add_row(vec![
-                Cell::new(n + 1),
-                Cell::new(format!("+{:.3}s", f.time.since(first_ts).as_secs_f64())),
-                Cell::new(f.kind.name()),
-                Cell::new(format!("{} → {}", f.client, f.server)),
-                Cell::new(request),
-                Cell::new(close),
-                Cell::new(f.idle_ms.map(human_ms).unwrap_or_else(|| "-".into())),
-                Cell::new(names.list(&f.frames)),
-            ]);
-        }
+        let rows: Vec<Vec<String>> = shown[..listed]
+            .iter()
+            .enumerate()
+            .map(|(n, f)| {
+                let request = f
+                    .request
+                    .as_ref()
+                    .map(|r| {
+                        format!(
+                            "{} {} {}",
+                            escape::terminal(&r.method),
+                            escape::terminal_max(&r.target, 40),
+                            names.name(r.frame)
+                        )
+                    })
+                    .unwrap_or_else(|| "-".into());
+                vec![
+                    (n + 1).to_string(),
+                    format!("+{:.3}s", f.time.since(first_ts).as_secs_f64()),
+                    f.kind.name().to_string(),
+                    format!("{} → {}", f.client, f.server),
+                    request,
+                    format!("{} {}", f.by.name(), names.name(f.close_frame)),
+                    f.idle_ms.map(human_ms).unwrap_or_else(|| "-".into()),
+                    names.list(&f.frames),
+                ]
+            })
+            .collect();
         let _ = writeln!(out, "{}", paint.bold("Findings"));
-        let _ = writeln!(out, "{table}");
+        let _ = writeln!(out, "{}", findings_table(&rows, width));
         for (n, f) in shown[..listed].iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "{:>3}. {} {}",
-                n + 1,
+            let text = format!(
+                "{} {}",
                 paint.severity(f.severity, f.kind.name()),
                 escape::terminal_max(&f.sentence, 1000)
             );
+            para(&mut out, &format!("{:>3}. ", n + 1), "     ", &text);
         }
         // Every finding the table could show, kept in memory or not.
         let all: u64 = if opts.all {
@@ -161,9 +256,9 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
             super::problem_count(a)
         };
         if let Some(line) = not_listed(listed, shown.len(), all) {
-            let _ = writeln!(out, "{line}");
+            para(&mut out, "", "  ", &line);
             for line in super::unlisted_summary(&a.diagnosis.tally) {
-                let _ = writeln!(out, "  {line}");
+                para(&mut out, "  ", "    ", &line);
             }
         }
     }
@@ -174,9 +269,14 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
         .copied()
         .unwrap_or(0);
     if idle_closes > 0 && !opts.all {
-        let _ = writeln!(
-            out,
-            "{idle_closes} idle closes (informational) not listed; --all lists them."
+        para(
+            &mut out,
+            "",
+            "  ",
+            &format!(
+                "{}; --all lists them.",
+                super::idle_closes_not_listed(idle_closes, " (informational)")
+            ),
         );
     }
 
@@ -194,13 +294,24 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
                 .map(|a| format!("; announces Keep-Alive: timeout={a}"))
                 .unwrap_or_default();
             let races = if s.idle_races > 0 {
-                paint.severity(Severity::Error, &format!("; {} idle races", s.idle_races))
+                format!(
+                    "; {}",
+                    paint.severity(
+                        Severity::Error,
+                        &words::plural(s.idle_races, "idle race", "idle races")
+                    )
+                )
             } else {
                 String::new()
             };
-            let _ = writeln!(out, "  {}: {}{}{}", s.server, est, announced, races);
+            para(
+                &mut out,
+                "  ",
+                "    ",
+                &format!("{}: {}{}{}", s.server, est, announced, races),
+            );
             if let Some(r) = &s.recommendation {
-                let _ = writeln!(out, "    → {}", escape::terminal_max(r, 2000));
+                para(&mut out, "    → ", "      ", &escape::terminal_max(r, 2000));
             }
         }
     }
@@ -210,29 +321,31 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
         let _ = writeln!(out, "{}", paint.bold("Proxies"));
         for p in &a.diagnosis.proxies {
             let ups: Vec<String> = p.upstreams.iter().map(|u| u.to_string()).collect();
-            let _ = writeln!(
-                out,
-                "  {} forwards to {} ({} requests seen forwarded): {} client-visible failures caused by upstream failures, {} upstream races retried by the proxy{}",
+            let text = format!(
+                "{} forwards to {} ({} seen forwarded): {} caused by upstream failures, {} retried by the proxy{}",
                 p.proxy,
                 ups.join(", "),
-                p.forwarded,
-                p.links.len(),
-                p.retried,
+                words::plural(p.forwarded, "request", "requests"),
+                words::plural(p.links.len() as u64, "client-visible failure", "client-visible failures"),
+                words::plural(p.retried, "upstream race", "upstream races"),
                 if p.unexplained > 0 {
-                    format!(", {} client-leg failures no upstream failure explains", p.unexplained)
+                    format!(
+                        ", {} no upstream failure explains",
+                        words::plural(p.unexplained, "client-leg failure", "client-leg failures")
+                    )
                 } else {
                     String::new()
                 }
             );
+            para(&mut out, "  ", "    ", &text);
             let n = if opts.limit == 0 {
                 p.links.len()
             } else {
                 opts.limit.min(10)
             };
             for l in p.links.iter().take(n) {
-                let _ = writeln!(
-                    out,
-                    "    the {} to {} at {} followed the upstream {} at {} ({} → {}): {}",
+                let text = format!(
+                    "the {} to {} at {} followed the upstream {} at {} ({} → {}): {}",
                     l.client_outcome,
                     l.client,
                     names.name(l.client_frame),
@@ -242,18 +355,24 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
                     l.upstream_server,
                     escape::terminal_max(&l.request, 80)
                 );
+                para(&mut out, "    ", "      ", &text);
             }
             if p.links.len() > n {
-                let _ = writeln!(
-                    out,
-                    "    … and {} more links (--limit 0 lists all; the JSON has every one)",
-                    p.links.len() - n
+                para(
+                    &mut out,
+                    "    ",
+                    "      ",
+                    &format!(
+                        "… and {} (--limit 0 lists all; the JSON has every one)",
+                        words::plural((p.links.len() - n) as u64, "more link", "more links")
+                    ),
                 );
             }
-            let _ = writeln!(
-                out,
-                "    → {}",
-                escape::terminal_max(&p.recommendation, 2000)
+            para(
+                &mut out,
+                "    → ",
+                "      ",
+                &escape::terminal_max(&p.recommendation, 2000),
             );
         }
     }
@@ -262,21 +381,20 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
         out.push('\n');
         let _ = writeln!(out, "{}", paint.bold("Resets from the path"));
         let servers: Vec<String> = p.servers.iter().map(|s| s.to_string()).collect();
-        let _ = writeln!(
-            out,
-            "  {} RST{} whose TTL fits no other packet of the side {} claimed to come from, on connections to {}: most likely a firewall, NAT or load balancer on the path.",
-            p.resets,
-            if p.resets == 1 { "" } else { "s" },
+        let text = format!(
+            "{} whose TTL fits no other packet of the side {} claimed to come from, on connections to {}: most likely a firewall, NAT or load balancer on the path.",
+            words::plural(p.resets, "RST", "RSTs"),
             if p.resets == 1 { "it" } else { "they" },
             servers.join(", ")
         );
+        para(&mut out, "  ", "    ", &text);
         if let Some(s) = p.forgets_flows_idle_below_s {
-            let _ = writeln!(
-                out,
-                "    → It answered a packet with its own RST after {} of silence: it forgets flows idle for less than that{}. Keep connections through it busier than that (TCP keep-alive, or a client idle timeout below it).",
+            let text = format!(
+                "It answered a packet with its own RST after {} of silence: it forgets flows idle for less than that{}. Keep connections through it busier than that (TCP keep-alive, or a client idle timeout below it).",
                 human_ms(s * 1000.0),
                 p.hint.as_ref().map(|h| format!(" ({h})")).unwrap_or_default()
             );
+            para(&mut out, "    → ", "      ", &text);
         }
     }
 
@@ -285,10 +403,36 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
         out.push('\n');
         let _ = writeln!(out, "{}", paint.bold("Caveats"));
         for c in cav {
-            let _ = writeln!(out, "  - {}", escape::terminal_max(&c.message, 400));
+            para(
+                &mut out,
+                "  - ",
+                "    ",
+                &escape::terminal_max(&c.message, 400),
+            );
         }
     }
     out
+}
+
+/// The counts of findings by kind, for `--quiet`: `Findings: 9 idle_race, 44 idle_close`,
+/// or `Findings: none`.
+fn counts_line(a: &Analysis) -> String {
+    let mut kinds: Vec<(FindingKind, u64)> = a
+        .diagnosis
+        .counts
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| (*k, *n))
+        .collect();
+    kinds.sort_by_key(|(k, _)| (k.severity(), k.name()));
+    if kinds.is_empty() {
+        return "Findings: none".to_string();
+    }
+    let list: Vec<String> = kinds
+        .iter()
+        .map(|(k, n)| format!("{} {}", words::count(*n), k.name()))
+        .collect();
+    format!("Findings: {}", list.join(", "))
 }
 
 /// What the table leaves out, when it does: `listed` of the `kept` findings the analysis

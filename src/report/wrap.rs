@@ -139,47 +139,15 @@ pub fn longest_word(text: &str) -> usize {
 /// padding already taken off). `full[i]` is the width column `i` needs to hold every cell on
 /// one line, `least[i]` the width below which a word of it would break. Every column gets
 /// its full width when they all fit; else at least its `least`, the rest going first to the
-/// columns that it lets fit whole (the cheapest first), then spread over the others. When
-/// even the `least` widths do not fit, the columns in `shrink_first` give way first (the
-/// widest of them each time), down to `floor`, then the others; never below one.
-pub fn column_widths(
-    full: &[usize],
-    least: &[usize],
-    available: usize,
-    shrink_first: &[usize],
-    floor: usize,
-) -> Vec<usize> {
+/// columns that it lets fit whole (the cheapest first), then spread over the others. `None`
+/// when even the `least` widths do not fit: words would break, and the table must take
+/// another shape.
+pub fn column_widths(full: &[usize], least: &[usize], available: usize) -> Option<Vec<usize>> {
     if full.iter().sum::<usize>() <= available {
-        return full.to_vec();
+        return Some(full.to_vec());
     }
     let mut w: Vec<usize> = least.iter().zip(full).map(|(l, f)| *l.min(f)).collect();
-    let mut total: usize = w.iter().sum();
-    if total > available {
-        let others: Vec<usize> = (0..w.len()).filter(|i| !shrink_first.contains(i)).collect();
-        for (group, floor) in [(shrink_first, floor), (&others[..], floor), (&others[..], 1)] {
-            while total > available {
-                let Some(&i) = group
-                    .iter()
-                    .filter(|&&i| w[i] > floor.max(1))
-                    .max_by_key(|&&i| w[i])
-                else {
-                    break;
-                };
-                w[i] -= 1;
-                total -= 1;
-            }
-        }
-        if total > available {
-            for &i in shrink_first {
-                while total > available && w[i] > 1 {
-                    w[i] -= 1;
-                    total -= 1;
-                }
-            }
-        }
-        return w;
-    }
-    let mut spare = available - total;
+    let mut spare = available.checked_sub(w.iter().sum())?;
     // Whole columns first, the cheapest first.
     let mut order: Vec<usize> = (0..w.len()).collect();
     order.sort_by_key(|&i| full[i] - w[i]);
@@ -201,7 +169,7 @@ pub fn column_widths(
         w[i] += 1;
         spare -= 1;
     }
-    w
+    Some(w)
 }
 
 #[cfg(test)]
@@ -243,7 +211,11 @@ mod tests {
         assert!(lines.iter().all(|l| !l.ends_with('\\')), "{lines:?}");
         assert_eq!(lines.concat(), "/adm\\u{200b}in\\u{200b}istrator");
         for l in &lines {
-            assert_eq!(l.matches("\\u{").count(), l.matches('}').count(), "{lines:?}");
+            assert_eq!(
+                l.matches("\\u{").count(),
+                l.matches('}').count(),
+                "{lines:?}"
+            );
         }
         let lines = wrap("\\x1b\\x1b\\x1b\\x1b", 6, "", "");
         assert_eq!(lines, ["\\x1b", "\\x1b", "\\x1b", "\\x1b"]);
@@ -265,20 +237,21 @@ mod tests {
     #[test]
     fn columns_get_their_full_width_then_their_longest_word() {
         // Everything fits.
-        assert_eq!(column_widths(&[3, 10, 5], &[3, 4, 5], 20, &[1], 4), [3, 10, 5]);
+        assert_eq!(
+            column_widths(&[3, 10, 5], &[3, 4, 5], 20),
+            Some(vec![3, 10, 5])
+        );
         // Not all: each keeps its longest word; the spare goes to the cheapest whole
-        // column first.
+        // column first, then to the others.
         assert_eq!(
-            column_widths(&[10, 20, 8], &[5, 6, 4], 30, &[1], 4),
-            [10, 12, 8]
+            column_widths(&[10, 20, 8], &[5, 6, 4], 30),
+            Some(vec![10, 12, 8])
         );
-        // Not even the longest words: the columns to shrink first give way.
         assert_eq!(
-            column_widths(&[17, 32, 15], &[17, 15, 15], 40, &[1, 2], 8),
-            [17, 12, 11]
+            column_widths(&[10, 20, 8], &[5, 6, 4], 15),
+            Some(vec![5, 6, 4])
         );
-        // Nothing below one.
-        let w = column_widths(&[17, 32, 15], &[17, 15, 15], 2, &[1, 2], 8);
-        assert!(w.iter().all(|&x| x >= 1), "{w:?}");
+        // Not even the longest words: no widths.
+        assert_eq!(column_widths(&[17, 32, 15], &[17, 15, 15], 46), None);
     }
 }
