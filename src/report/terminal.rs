@@ -440,12 +440,17 @@ fn counts_line(a: &Analysis) -> String {
 fn not_listed(listed: usize, kept: usize, all: u64) -> Option<String> {
     let more = all.checked_sub(listed as u64).filter(|&m| m > 0)?;
     let how = if (kept as u64) < all {
-        format!("--limit 0 lists the {kept} kept in memory")
+        format!(
+            "--limit 0 lists the {} kept in memory",
+            words::count(kept as u64)
+        )
     } else {
         "--limit 0 lists all".to_string()
     };
     Some(format!(
-        "… and {more} more ({how}, --format json has every one). All {all}, listed or not:"
+        "… and {} more ({how}, --format json has every one). All {}, listed or not:",
+        words::count(more),
+        words::count(all)
     ))
 }
 
@@ -465,7 +470,7 @@ pub fn finding_line(f: &Finding, names: &FrameNamer) -> String {
         .unwrap_or_default();
     format!(
         "{} {} {} → {}{}, {} {} {}: {}",
-        f.time.to_datetime().format("%H:%M:%S%.3f"),
+        words::time_of_day(f.time),
         f.kind.name(),
         f.client,
         f.server,
@@ -484,7 +489,7 @@ pub fn finding_line(f: &Finding, names: &FrameNamer) -> String {
 pub fn headline(a: &Analysis) -> String {
     let d = &a.diagnosis;
     let count = |k: FindingKind| d.counts.get(&k).copied().unwrap_or(0);
-    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let plural = words::plural;
     let mut parts = Vec::new();
     let races = count(FindingKind::IdleRace);
     if races > 0 {
@@ -533,8 +538,11 @@ pub fn headline(a: &Analysis) -> String {
                 None => " was closing idle connections".to_string(),
             };
             parts.push(format!(
-                "{races} {what} failed in keep-alive idle races: the server at {}{est}, and the client reused connections at that moment",
-                s.server
+                "{} {what} failed {}: the server at {}{est}, and the client reused {} at that moment",
+                words::count(races),
+                words::agree(races, "in a keep-alive idle race", "in keep-alive idle races"),
+                s.server,
+                words::agree(races, "a connection", "connections")
             ));
         } else {
             let mut per: Vec<String> = with_races
@@ -546,18 +554,21 @@ pub fn headline(a: &Analysis) -> String {
                         .as_ref()
                         .map(|e| format!(" (idle timeout ~{}{})", human_ms(e.median_ms), note(e)))
                         .unwrap_or_default();
-                    format!("{} with {}{est}", s.idle_races, s.server)
+                    format!("{} with {}{est}", words::count(s.idle_races), s.server)
                 })
                 .collect();
             if with_races.len() > 3 {
                 per.push(format!(
-                    "and {} with {} more servers",
-                    races - with_races.iter().take(3).map(|s| s.idle_races).sum::<u64>(),
-                    with_races.len() - 3
+                    "and {} with {}",
+                    words::count(
+                        races - with_races.iter().take(3).map(|s| s.idle_races).sum::<u64>()
+                    ),
+                    words::plural((with_races.len() - 3) as u64, "more server", "more servers")
                 ));
             }
             parts.push(format!(
-                "{races} {what} failed in keep-alive idle races, reused as each server closed them: {}",
+                "{} {what} failed in keep-alive idle races, reused as each server closed them: {}",
+                words::count(races),
                 per.join(", ")
             ));
         }
@@ -573,10 +584,10 @@ pub fn headline(a: &Analysis) -> String {
         parts.push(format!(
             "the client that reused them is the proxy at {}: its own clients saw {} of the upstream failures (as {}){}",
             p.proxy,
-            p.links.len(),
+            words::count(p.links.len() as u64),
             what.join(" or "),
             if p.retried > 0 {
-                format!(", and it retried {} itself", p.retried)
+                format!(", and it retried {} itself", words::count(p.retried))
             } else {
                 String::new()
             }
@@ -683,7 +694,7 @@ mod tests {
         // More than memory kept: --limit 0 cannot list them all, and says so.
         assert_eq!(
             not_listed(50, 5000, 306913).as_deref(),
-            Some("… and 306863 more (--limit 0 lists the 5000 kept in memory, --format json has every one). All 306913, listed or not:")
+            Some("… and 306,863 more (--limit 0 lists the 5,000 kept in memory, --format json has every one). All 306,913, listed or not:")
         );
     }
 }

@@ -63,6 +63,13 @@ pub fn run(args: &[&str]) -> Output {
         .expect("run resetscope")
 }
 
+/// The words of a report with every run of spaces and line breaks made one space: what a
+/// sentence says, wherever the terminal report wrapped it.
+#[allow(dead_code)]
+pub fn flat(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// Runs `resetscope analyze --format FORMAT FILE...`, which must succeed; returns its output.
 pub fn analyze_as(format: &str, files: &[&Path]) -> String {
     analyze_with(&["--format", format], files)
