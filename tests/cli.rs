@@ -25,13 +25,14 @@ fn race_fixture_terminal_report_states_the_verdict() {
         words.contains("the server at 127.0.0.1:9000 closes idle connections after ~301 ms"),
         "{text}"
     );
+    // Each race a row of the table (its cells wrapped as the width needs): the request
+    // and the close that decided it.
+    let rows = table_rows(&text);
     for (request, close) in races {
-        let (req, by) = (
-            format!("POST /test #{request} "),
-            format!("server #{close} "),
-        );
+        let (req, by) = (format!("POST /test #{request}"), format!("server #{close}"));
         assert!(
-            text.lines().any(|l| l.contains(&req) && l.contains(&by)),
+            rows.iter()
+                .any(|r| r.len() == 8 && r[4] == req && r[5] == by),
             "{req}/{by} missing:\n{text}"
         );
     }

@@ -648,18 +648,22 @@ fn check_json(path: &Path, t: &Truth, budget: bool, fails: &mut Vec<String>) {
 fn check_text(text: &str, out: Output, t: &Truth, fails: &mut Vec<String>) {
     let complete = match out {
         Output::Terminal | Output::Extract => {
-            let mut lines = text.lines();
-            let first = lines.next().unwrap_or("");
-            first.starts_with("resetscope ")
-                && first.contains(&format!(" {} frames,", t.frames))
-                && first.contains(&format!(" {} connections", t.connections))
-                && lines.next().is_some_and(|l| !l.trim().is_empty())
+            // The summary (wrapped to the report's width), then more.
+            let summary = common::flat(text.split("\n\n").next().unwrap_or(""));
+            summary.starts_with("resetscope ")
+                && summary.contains(&format!(" {},", common::things(t.frames, "frame")))
+                && summary.contains(&format!(
+                    " {} (",
+                    common::things(t.connections, "connection")
+                ))
+                && text.lines().filter(|l| !l.trim().is_empty()).count() > 2
         }
         Output::Markdown => {
             text.starts_with("# resetscope report")
                 && text.contains(&format!(
-                    " {} frames, {} TCP connections",
-                    t.frames, t.connections
+                    " {}, {}",
+                    common::things(t.frames, "frame"),
+                    common::things(t.connections, "TCP connection")
                 ))
                 && text
                     .trim_end()
@@ -670,8 +674,9 @@ fn check_text(text: &str, out: Output, t: &Truth, fails: &mut Vec<String>) {
         Output::Html => {
             text.starts_with("<!DOCTYPE html>")
                 && text.contains(&format!(
-                    " {} frames, {} TCP connections",
-                    t.frames, t.connections
+                    " {}, {}",
+                    common::things(t.frames, "frame"),
+                    common::things(t.connections, "TCP connection")
                 ))
                 && text.trim_end().ends_with("</html>")
         }
@@ -707,8 +712,12 @@ fn check_text(text: &str, out: Output, t: &Truth, fails: &mut Vec<String>) {
                 e.request
             ));
         }
+        // In a cell of the table, however it was wrapped.
+        let shown = format!("{} #{}", e.request, e.request_frame);
         if matches!(out, Output::Terminal | Output::Extract)
-            && !text.contains(&format!("{} #{}", e.request, e.request_frame))
+            && !common::table_rows(text)
+                .iter()
+                .any(|row| row.iter().any(|cell| cell.contains(&shown)))
         {
             fails.push(format!(
                 "the terminal report does not show {} #{}",

@@ -92,12 +92,13 @@ fn findings_table(rows: &[Vec<String>], width: usize) -> Table {
     let cols = HEADER.len();
     // Borders (one more than the columns) and a column of padding either side of each.
     let available = width.saturating_sub(3 * cols + 1);
-    let mut full = vec![0; cols];
     let mut least = vec![0; cols];
     let header: Vec<String> = HEADER.iter().map(|h| h.to_string()).collect();
-    for row in std::iter::once(&header).chain(rows) {
+    let cells: Vec<Vec<String>> = std::iter::once(header)
+        .chain(rows.iter().cloned())
+        .collect();
+    for row in &cells {
         for (i, cell) in row.iter().enumerate() {
-            full[i] = full[i].max(wrap::width(cell));
             let unit = if KEEP_WHOLE.contains(&i) {
                 wrap::width(cell)
             } else {
@@ -111,7 +112,7 @@ fn findings_table(rows: &[Vec<String>], width: usize) -> Table {
         .load_style(presets::UTF8_FULL_CONDENSED)
         // The cells are wrapped here; comfy-table only draws them.
         .set_content_arrangement(ContentArrangement::Disabled);
-    match wrap::column_widths(&full, &least, available) {
+    match wrap::column_widths(&cells, &least, available) {
         Some(widths) => {
             let fit = |i: usize, text: &str| Cell::new(wrap::wrapped(text, widths[i], "", ""));
             table.set_header(HEADER.iter().enumerate().map(|(i, h)| fit(i, h)));

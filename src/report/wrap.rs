@@ -135,41 +135,75 @@ pub fn longest_word(text: &str) -> usize {
     text.split(' ').map(width).max().unwrap_or(0)
 }
 
+/// Rows [`column_widths`] measures to share out the spare width.
+const MEASURED_ROWS: usize = 200;
+
 /// Content widths for the columns of a table `available` columns wide in all (borders and
-/// padding already taken off). `full[i]` is the width column `i` needs to hold every cell on
-/// one line, `least[i]` the width below which a word of it would break. Every column gets
-/// its full width when they all fit; else at least its `least`, the rest going first to the
-/// columns that it lets fit whole (the cheapest first), then spread over the others. `None`
-/// when even the `least` widths do not fit: words would break, and the table must take
-/// another shape.
-pub fn column_widths(full: &[usize], least: &[usize], available: usize) -> Option<Vec<usize>> {
+/// padding already taken off), for `cells` (the header first, then the rows; each row a
+/// cell per column). Every column gets its full width when they all fit; else the widths
+/// that keep the tallest row shortest: for 2 lines a row, then 3, and so on, each column
+/// the narrowest that holds each of its cells in that many lines, never narrower than its
+/// longest word (`least`). `None` when even the longest words do not fit side by side:
+/// words would break, and the table must take another shape.
+pub fn column_widths(
+    cells: &[Vec<String>],
+    least: &[usize],
+    available: usize,
+) -> Option<Vec<usize>> {
+    let cols = least.len();
+    let full: Vec<usize> = (0..cols)
+        .map(|i| cells.iter().map(|r| width(&r[i])).max().unwrap_or(0))
+        .collect();
     if full.iter().sum::<usize>() <= available {
-        return Some(full.to_vec());
+        return Some(full);
     }
-    let mut w: Vec<usize> = least.iter().zip(full).map(|(l, f)| *l.min(f)).collect();
-    let mut spare = available.checked_sub(w.iter().sum())?;
-    // Whole columns first, the cheapest first.
-    let mut order: Vec<usize> = (0..w.len()).collect();
-    order.sort_by_key(|&i| full[i] - w[i]);
-    for &i in &order {
-        let need = full[i] - w[i];
-        if need > 0 && need <= spare {
-            w[i] = full[i];
+    let least: Vec<usize> = least.iter().zip(&full).map(|(l, f)| *l.min(f)).collect();
+    if least.iter().sum::<usize>() > available {
+        return None;
+    }
+    // Measured on the first rows (enough to choose; a table of thousands stays quick).
+    let cells = &cells[..cells.len().min(MEASURED_ROWS)];
+    // The most lines a cell of column `i` takes at width `w`.
+    let tallest = |i: usize, w: usize| {
+        cells
+            .iter()
+            .map(|r| wrap(&r[i], w, "", "").len())
+            .max()
+            .unwrap_or(1)
+    };
+    let mut lines = 2;
+    loop {
+        let widths: Vec<usize> = (0..cols)
+            .map(|i| {
+                (least[i]..=full[i])
+                    .find(|&w| tallest(i, w) <= lines)
+                    .unwrap_or(full[i])
+            })
+            .collect();
+        if widths.iter().sum::<usize>() <= available {
+            return Some(whole_if_affordable(widths, &full, available));
+        }
+        if widths == least {
+            return Some(whole_if_affordable(least, &full, available));
+        }
+        lines += 1;
+    }
+}
+
+/// What is left of `available` after `widths` goes to the columns it lets hold every cell
+/// on one line, the cheapest first.
+fn whole_if_affordable(mut widths: Vec<usize>, full: &[usize], available: usize) -> Vec<usize> {
+    let mut spare = available.saturating_sub(widths.iter().sum());
+    let mut order: Vec<usize> = (0..widths.len()).collect();
+    order.sort_by_key(|&i| full[i] - widths[i]);
+    for i in order {
+        let need = full[i] - widths[i];
+        if need <= spare {
+            widths[i] = full[i];
             spare -= need;
         }
     }
-    // The rest a column at a time, to those that still wrap, the most wanting first.
-    while spare > 0 {
-        let Some(i) = (0..w.len())
-            .filter(|&i| w[i] < full[i])
-            .max_by_key(|&i| (full[i] - w[i], usize::MAX - i))
-        else {
-            break;
-        };
-        w[i] += 1;
-        spare -= 1;
-    }
-    Some(w)
+    widths
 }
 
 #[cfg(test)]
@@ -235,23 +269,36 @@ mod tests {
     }
 
     #[test]
-    fn columns_get_their_full_width_then_their_longest_word() {
+    fn columns_get_their_full_width_else_the_shortest_rows() {
+        let rows = |r: &[&[&str]]| -> Vec<Vec<String>> {
+            r.iter()
+                .map(|row| row.iter().map(|c| c.to_string()).collect())
+                .collect()
+        };
+        let cells = rows(&[
+            &["kind", "client → server", "frames"],
+            &[
+                "idle_race",
+                "127.0.0.1:54110 → 127.0.0.1:9000",
+                "#26, #28, #29, #30",
+            ],
+        ]);
         // Everything fits.
         assert_eq!(
-            column_widths(&[3, 10, 5], &[3, 4, 5], 20),
-            Some(vec![3, 10, 5])
+            column_widths(&cells, &[9, 15, 5], 70),
+            Some(vec![9, 32, 18])
         );
-        // Not all: each keeps its longest word; the spare goes to the cheapest whole
-        // column first, then to the others.
+        // Not all: two lines a row where that fits ("→ 127.0.0.1:9000" and
+        // "#26, #28,"), else three, each column never below its longest word; what is
+        // left goes to a column it makes whole.
+        assert_eq!(column_widths(&cells, &[9, 15, 5], 40), Some(vec![9, 16, 9]));
         assert_eq!(
-            column_widths(&[10, 20, 8], &[5, 6, 4], 30),
-            Some(vec![10, 12, 8])
+            column_widths(&cells, &[9, 15, 5], 43),
+            Some(vec![9, 16, 18])
         );
-        assert_eq!(
-            column_widths(&[10, 20, 8], &[5, 6, 4], 15),
-            Some(vec![5, 6, 4])
-        );
+        assert_eq!(column_widths(&cells, &[9, 15, 5], 32), Some(vec![9, 15, 8]));
+        assert_eq!(column_widths(&cells, &[9, 15, 5], 29), Some(vec![9, 15, 5]));
         // Not even the longest words: no widths.
-        assert_eq!(column_widths(&[17, 32, 15], &[17, 15, 15], 46), None);
+        assert_eq!(column_widths(&cells, &[9, 15, 5], 28), None);
     }
 }
