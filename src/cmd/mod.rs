@@ -54,7 +54,8 @@ pub struct ReportArgs {
     #[arg(long)]
     pub all: bool,
     /// Print only the summary line, the headline and the counts of findings by kind (the
-    /// terminal report only: an error with another --format).
+    /// terminal report only: an error with another --format; `live` still prints each
+    /// finding as it happens).
     #[arg(long, short = 'q')]
     pub quiet: bool,
     /// Most findings listed in the terminal table (0 = all).
