@@ -258,3 +258,88 @@ fn quiet_prints_the_summary_only() {
         "{err}"
     );
 }
+
+/// Every capture in `fixtures/` (the directories with a `capture.pcap`).
+fn fixtures() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path().join("capture.pcap"))
+        .filter(|p| p.exists())
+        .collect();
+    out.sort();
+    assert!(out.len() > 10, "{out:?}");
+    out
+}
+
+#[test]
+fn counts_agree_with_their_nouns_and_are_grouped_by_thousands() {
+    let nouns = [
+        "connection",
+        "request",
+        "frame",
+        "packet",
+        "race",
+        "close",
+        "finding",
+        "byte",
+        "observation",
+        "reset",
+        "link",
+        "failure",
+        "time",
+        "RST",
+        "segment",
+    ];
+    for capture in fixtures() {
+        for format in ["terminal", "markdown"] {
+            let text = analyze_with(&["--all", "-f", format], &[capture.as_path()]);
+            // Wireshark filters are for Wireshark: ports and frame numbers as it reads them.
+            let text: String = text
+                .lines()
+                .filter(|l| !l.starts_with("Wireshark filter: "))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let words: Vec<&str> = text.split_whitespace().collect();
+            for pair in words.windows(3) {
+                let noun = pair[1].trim_end_matches([',', '.', ';', ':', ')']);
+                // "1 idle race", "1 TCP connection": the noun may follow one word.
+                for (n, w) in [
+                    (pair[0], noun),
+                    (pair[0], pair[2].trim_end_matches([',', '.', ';', ':', ')'])),
+                ] {
+                    let n = n.trim_start_matches(['(', '*']);
+                    if n == "1" {
+                        let plural = nouns.iter().any(|x| w == format!("{x}s"));
+                        assert!(
+                            !plural,
+                            "{}, {format}: \"{}\"",
+                            capture.display(),
+                            pair.join(" ")
+                        );
+                    }
+                }
+            }
+            assert!(
+                !flat(&text).contains("1 of the 1 "),
+                "{}",
+                capture.display()
+            );
+            // Counts of four digits or more are grouped ("1,007"); frame numbers (#1007),
+            // ports (:54110), dates and RFC numbers are not counts.
+            for pair in words.windows(2) {
+                let n = pair[1].trim_matches(|c: char| "()*,.;:".contains(c));
+                if n.len() >= 4
+                    && n.chars().all(|c| c.is_ascii_digit())
+                    && pair[0].trim_start_matches('(') != "RFC"
+                {
+                    panic!(
+                        "{}, {format}: \"{}\" ungrouped",
+                        capture.display(),
+                        pair.join(" ")
+                    );
+                }
+            }
+        }
+    }
+}
