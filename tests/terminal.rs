@@ -395,3 +395,56 @@ fn counts_agree_with_their_nouns_and_are_grouped_by_thousands() {
         }
     }
 }
+
+/// Pieces of captured text: words, spaces, the characters the escaper shows as escapes
+/// (C0, C1, bidi, zero-width, tags), wide characters and the punctuation long words break
+/// after.
+fn captured() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let piece = prop_oneof![
+        "[a-z]{1,12}",
+        Just(" ".to_string()),
+        Just("  ".to_string()),
+        Just("/".to_string()),
+        Just(":".to_string()),
+        Just("\u{1b}[2J".to_string()),
+        Just("\u{9b}".to_string()),
+        Just("\u{202e}".to_string()),
+        Just("\u{200b}".to_string()),
+        Just("\u{e0001}".to_string()),
+        Just("\\".to_string()),
+        Just("日本".to_string()),
+        "[A]{20,90}",
+    ];
+    proptest::collection::vec(piece, 0..30).prop_map(|v| v.concat())
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+    /// Wrapping escaped text: no line wider than the width (at least the indent and the
+    /// widest escape, `\u{e0001}`), nothing lost or added but the line breaks, and no
+    /// escape split across lines.
+    #[test]
+    fn wrapped_escaped_text_keeps_its_escapes_whole(s in captured(), width in 13usize..120) {
+        use resetscope::report::wrap;
+        let text = resetscope::escape::terminal_max(&s, usize::MAX);
+        let lines = wrap::wrap(&text, width, "  - ", "    ");
+        for line in &lines {
+            proptest::prop_assert!(wrap::width(line) <= width, "{:?} at {}", line, width);
+            // Every escape the escaper wrote is on one line: `\u{` closed, `\x` with its
+            // two digits.
+            if let Some(at) = line.rfind("\\u{") {
+                proptest::prop_assert!(line[at..].contains('}'), "{:?}", lines);
+            }
+        }
+        let joined: String = lines.iter().map(|l| l.trim_start()).collect::<Vec<_>>().join("");
+        proptest::prop_assert_eq!(
+            joined.replace(' ', "").replace("-", ""),
+            text.replace(' ', "").replace("-", "")
+        );
+        // The escapes are all there, whole, in the order they were.
+        let escapes = |t: &str| t.matches("\\u{").count() + t.matches("\\x").count();
+        proptest::prop_assert_eq!(lines.iter().map(|l| escapes(l)).sum::<usize>(), escapes(&text));
+    }
+}

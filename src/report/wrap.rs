@@ -66,7 +66,7 @@ fn breaks_after(piece: &str) -> bool {
 /// Wraps `text` to lines of at most `width` columns: the first begins with `indent`, the
 /// others with `hang`. Lines break at spaces; a word wider than a line is broken where
 /// [the module](self) says. A line is wider than `width` only when `width` leaves no room
-/// after the indent for a single character.
+/// after the indent for a single piece (one character, or an escape: `\u{e0001}` takes 9).
 pub fn wrap(text: &str, width: usize, indent: &str, hang: &str) -> Vec<String> {
     let mut lines = Vec::new();
     let mut line = indent.to_string();
