@@ -10,6 +10,9 @@
 //!   packet [`ladder`] gathered by a second, filtered pass over the inputs, see
 //!   [`evidence`]) and, in HTML, a [`timeline`] of resets.
 //!
+//! - [`words`]: what they all say counts, durations and times with: plurals, thousands
+//!   separators, `3 d 12 h 34 min`, `… UTC`; [`wrap`]: the terminal report's line breaks.
+//!
 //! Captured text is always passed through [`crate::escape`].
 
 pub mod caveats;

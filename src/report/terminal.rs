@@ -1,4 +1,8 @@
-//! The default report, for a person at a terminal: what happened in one screen.
+//! The default report, for a person at a terminal: what happened in one screen, fitted to
+//! its width ([`TerminalOptions::width`]): the sentences wrapped at spaces, the findings
+//! table's cells between words (see [`super::wrap`]), and on a terminal too narrow for the
+//! columns' longest words, each finding stacked as labelled lines. `--quiet` keeps the
+//! summary, the headline and the counts by kind.
 
 use super::caveats::caveats;
 use super::{words, wrap, FrameNamer};
