@@ -8,7 +8,8 @@
 
 use super::report::{finish, Collect, Evidence, Stream};
 use super::{
-    findings_status, open_output, report_to_stderr, unusable, warn_unused_host, Format, ReportArgs,
+    check_quiet, findings_status, open_output, report_to_stderr, unusable, warn_unused_host,
+    Format, ReportArgs,
 };
 use anyhow::{Context, Result};
 use resetscope::pipeline::{self, Options};
@@ -57,6 +58,7 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
         return Ok(code);
     }
     let r = &args.report;
+    check_quiet(r)?;
     if let Err(e) = super::narrow::check_inputs(&args.files) {
         e.exit();
     }

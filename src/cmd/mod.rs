@@ -56,6 +56,11 @@ pub struct ReportArgs {
     /// Also list informational findings (idle closes) in the terminal table.
     #[arg(long)]
     pub all: bool,
+    /// Print only the summary line, the headline and the counts of findings by kind (the
+    /// terminal report only: an error with another --format; `live` still prints each
+    /// finding as it happens).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
     /// Most findings listed in the terminal table (0 = all).
     #[arg(long, default_value_t = 50, value_name = "N")]
     pub limit: usize,
@@ -84,6 +89,15 @@ pub fn warn_unused_host(r: &ReportArgs) {
     if r.host.is_some() && r.format != Format::Ndjson {
         eprintln!("resetscope: warning: --host is written only in NDJSON lines (--format ndjson)");
     }
+}
+
+/// Refuses `--quiet` with a format it does not apply to (it shortens the terminal report
+/// only; the other formats are read by programs or attached whole to tickets).
+pub fn check_quiet(r: &ReportArgs) -> Result<()> {
+    if r.quiet && r.format != Format::Terminal {
+        bail!("-q/--quiet applies to the terminal report only (--format terminal)");
+    }
+    Ok(())
 }
 
 /// Parses a size: a number of bytes with an optional K, M, G or T suffix (powers of 1024;
@@ -155,9 +169,10 @@ pub fn write_terminal(a: &Analysis, names: &FrameNamer, r: &ReportArgs) -> Resul
     let to_terminal = report_on_terminal(&r.output);
     let opts = TerminalOptions {
         color: to_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-        width: terminal_width(),
+        width: terminal_width(to_terminal),
         all: r.all,
         limit: r.limit,
+        quiet: r.quiet,
     };
     let text = terminal::render(a, names, &opts);
     let mut out = open_output(&r.output)?;
@@ -200,10 +215,28 @@ pub fn unusable(errors: &[resetscope::source::SourceError]) -> Result<()> {
     Ok(())
 }
 
-fn terminal_width() -> u16 {
-    std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .filter(|w| *w >= 60)
-        .unwrap_or(140)
+/// The width the terminal report is fitted to: the terminal's own when the report goes to
+/// one (`to_terminal`: standard output, a terminal); else `$COLUMNS` when it is set to a
+/// number; else 80 on a terminal whose size is not known, and [`terminal::FILE_WIDTH`]
+/// (100) for files and pipes, so that they get the same report wherever they are written.
+/// Shells seldom export `$COLUMNS`, so it is not relied on for a terminal. At least
+/// [`terminal::MIN_WIDTH`] (40), at most 1000.
+fn terminal_width(to_terminal: bool) -> u16 {
+    let own = to_terminal
+        .then(|| terminal_size::terminal_size_of(io::stdout()))
+        .flatten()
+        .map(|(w, _)| w.0)
+        .filter(|w| *w > 0);
+    own.or_else(|| {
+        std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.trim().parse::<u16>().ok())
+            .filter(|w| *w > 0)
+    })
+    .unwrap_or(if to_terminal {
+        80
+    } else {
+        terminal::FILE_WIDTH
+    })
+    .clamp(terminal::MIN_WIDTH, 1000)
 }
