@@ -133,6 +133,14 @@ def frames():
             by_kind[key] = bytes([LINKTYPES.index(linktype)]) + frame
     for i, (key, seed) in enumerate(sorted(by_kind.items())):
         write("decode", "frame-%03d-lt%d" % (i, key[0]), seed)
+    # filter: an expression, a NUL, then a frame as for decode.
+    exprs = [
+        "tcp port 80", "host 127.0.0.1 and not port 9000", "src net 10.0.0.0/8 or dst portrange 1-1024",
+        "ip6 and (udp or icmp6)", "not (tcp[13] & 2 != 0)", "net 10.1 mask 255.255.0.0", "arp or rarp",
+        "ip proto 6 && !src host ::1", "port http or 443 or domain", "(((tcp)))",
+    ]
+    for i, (key, seed) in enumerate(sorted(by_kind.items())):
+        write("filter", "expr-%03d-lt%d" % (i, key[0]), exprs[i % len(exprs)].encode() + b"\0" + seed)
 
 
 def reassembly():

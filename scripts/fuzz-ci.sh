@@ -49,7 +49,7 @@ trap 'rm -rf "$work"' EXIT
 max_len() {
   case $1 in
     decode) echo 16384 ;;
-    reassembly | escape) echo 4096 ;;
+    reassembly | escape | filter) echo 4096 ;;
     *) echo 65536 ;; # captures and conversations: up to 64 KiB
   esac
 }

@@ -143,25 +143,10 @@ impl Nanos {
 }
 
 impl fmt::Display for Nanos {
-    /// Human scale: `850 µs`, `12.3 ms`, `312 ms`, `4.21 s`, `6 min 5 s`.
+    /// Human scale: `850 µs`, `12.3 ms`, `312 ms`, `4.21 s`, `6 min 5 s`, `3 d 12 h 34 min`
+    /// (see [`crate::report::words::duration_ns`]).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let n = self.0;
-        let sign = if n < 0 { "-" } else { "" };
-        let a = n.unsigned_abs();
-        if a < 1_000 {
-            write!(f, "{sign}{a} ns")
-        } else if a < 1_000_000 {
-            write!(f, "{sign}{} µs", a / 1_000)
-        } else if a < 100_000_000 {
-            write!(f, "{sign}{:.1} ms", a as f64 / 1e6)
-        } else if a < 1_000_000_000 {
-            write!(f, "{sign}{} ms", (a as f64 / 1e6).round() as u64)
-        } else if a < 60_000_000_000 {
-            write!(f, "{sign}{:.2} s", a as f64 / 1e9)
-        } else {
-            let s = a / 1_000_000_000;
-            write!(f, "{sign}{} min {} s", s / 60, s % 60)
-        }
+        f.write_str(&crate::report::words::duration_ns(self.0))
     }
 }
 

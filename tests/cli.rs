@@ -13,31 +13,34 @@ fn race_fixture_terminal_report_states_the_verdict() {
     let out = run(&["analyze", race_capture().to_str().unwrap()]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
+    // The sentences as they read, wherever the report wrapped them.
+    let words = flat(&text);
     let races = race_frames();
     assert_eq!(races.len(), 9);
     assert!(
-        text.contains("9 POST requests failed in keep-alive idle races"),
+        words.contains("9 POST requests failed in keep-alive idle races"),
         "{text}"
     );
     assert!(
-        text.contains("the server at 127.0.0.1:9000 closes idle connections after ~301 ms"),
+        words.contains("the server at 127.0.0.1:9000 closes idle connections after ~301 ms"),
         "{text}"
     );
+    // Each race a row of the table (its cells wrapped as the width needs): the request
+    // and the close that decided it.
+    let rows = table_rows(&text);
     for (request, close) in races {
-        let (req, by) = (
-            format!("POST /test #{request} "),
-            format!("server #{close} "),
-        );
+        let (req, by) = (format!("POST /test #{request}"), format!("server #{close}"));
         assert!(
-            text.lines().any(|l| l.contains(&req) && l.contains(&by)),
+            rows.iter()
+                .any(|r| r.len() == 8 && r[4] == req && r[5] == by),
             "{req}/{by} missing:\n{text}"
         );
     }
     assert!(
-        text.contains("must use an idle timeout below ~300 ms"),
+        words.contains("must use an idle timeout below ~300 ms"),
         "{text}"
     );
-    assert!(text.contains("must not be retried blindly"), "{text}");
+    assert!(words.contains("must not be retried blindly"), "{text}");
     assert!(
         !text.contains('\x1b'),
         "no colour when NO_COLOR is set or stdout is not a terminal"
@@ -463,12 +466,12 @@ fn all_and_limit_choose_the_rows() {
                 .count()
         };
         let (races, idle_closes) = (count("┆ idle_race "), count("┆ idle_close "));
-        (races, idle_closes, text)
+        (races, idle_closes, flat(&text))
     };
     let (races, idle, text) = rows(&[]);
     assert_eq!((races, idle), (9, 0));
     assert!(
-        text.contains("44 idle closes (informational) not listed; --all lists them."),
+        text.contains("44 idle closes (informational) are not listed; --all lists them."),
         "{text}"
     );
     let (races, idle, _) = rows(&["--all", "--limit", "0"]);

@@ -331,7 +331,8 @@ fn kernel_drops_are_shown() {
         .find_map(|l| {
             l.strip_prefix("libpcap: ")
                 .and_then(|r| r.split(", ").nth(1))
-                .and_then(|d| d.split(' ').next()?.parse().ok())
+                // A count as the report writes it, with thousands separators.
+                .and_then(|d| d.split(' ').next()?.replace(',', "").parse().ok())
         })
         .unwrap_or_else(|| panic!("no libpcap line: {text}"));
     assert!(dropped > 0, "{text}");

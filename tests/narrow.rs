@@ -239,3 +239,27 @@ fn the_filter_after_the_files_keeps_what_tcpdump_keeps() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("at 'prot' (word 2)"));
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn the_report_says_what_was_analysed() {
+    let race = race_capture();
+    let file = race.to_str().unwrap();
+    let out = run(&["analyze", file, "--", "ip6"]);
+    assert!(out.status.success());
+    let text = flat(&String::from_utf8_lossy(&out.stdout));
+    assert!(text.contains("636 frames (0 analysed)"), "{text}");
+    assert!(
+        text.contains(
+            "No frame is inside the time window and the filter given: nothing was analysed"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("No resets and no failed requests"), "{text}");
+    let out = run(&["analyze", "--since", "+20s", "-f", "markdown", file]);
+    let md = flat(&String::from_utf8_lossy(&out.stdout));
+    assert!(md.contains("636 frames (155 analysed)"), "{md}");
+    // Not narrowed: no such count.
+    let out = run(&["analyze", file]);
+    let text = flat(&String::from_utf8_lossy(&out.stdout));
+    assert!(text.contains("636 frames, 636 TCP"), "{text}");
+}

@@ -32,6 +32,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("pcapng", pcapng),
     ("pipe", pipe),
     ("decode", decode),
+    ("filter", filter),
     ("reassembly", reassembly),
     ("http", http),
     ("tls", tls),
@@ -196,6 +197,34 @@ pub fn pipe(data: &[u8]) {
             s.is_some(),
             m.is_some()
         ),
+    }
+}
+
+/// Capture filters: the bytes up to the first NUL are the expression (as UTF-8, lossily),
+/// the rest a frame as for [`decode`]. Parsing and matching never panic, and an expression
+/// combined with itself by `and` or `or` keeps exactly the frames it keeps.
+pub fn filter(data: &[u8]) {
+    const LINKTYPES: [u32; 10] = [1, 113, 276, 0, 108, 12, 14, 101, 228, 229];
+    let (text, rest) = match data.iter().position(|&b| b == 0) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &[][..]),
+    };
+    let text = String::from_utf8_lossy(text);
+    let Ok(f) = resetscope::filter::Filter::parse(&text) else {
+        return;
+    };
+    let Some((&pick, frame)) = rest.split_first() else {
+        return;
+    };
+    let linktype = LINKTYPES.get(pick as usize).copied().unwrap_or(pick as u32);
+    let kept = f.matches(linktype, frame);
+    for joined in [
+        format!("({text}) and ({text})"),
+        format!("({text}) or ({text})"),
+    ] {
+        if let Ok(g) = resetscope::filter::Filter::parse(&joined) {
+            assert_eq!(g.matches(linktype, frame), kept, "{joined:?}");
+        }
     }
 }
 

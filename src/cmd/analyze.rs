@@ -7,12 +7,16 @@
 //! one that stops short (a full disk) is a caveat, and the analysis goes on.
 
 use super::report::{finish, Collect, Evidence, Stream};
-use super::{findings_status, open_output, unusable, warn_unused_host, Format, ReportArgs};
+use super::{
+    check_quiet, findings_status, open_output, report_to_stderr, unusable, warn_unused_host,
+    Format, ReportArgs,
+};
 use anyhow::{Context, Result};
 use resetscope::pipeline::{self, Options};
 use resetscope::report::json::JsonWriter;
 use resetscope::report::ndjson::NdjsonWriter;
 use resetscope::report::FrameNamer;
+use resetscope::source::is_stdin;
 use resetscope::source::merge::{CaptureSet, Input, Open};
 use resetscope::source::spool::{self, Spool};
 use std::path::PathBuf;
@@ -21,12 +25,15 @@ use std::process::ExitCode;
 /// Arguments of `analyze`.
 #[derive(clap::Args, Debug)]
 pub struct AnalyzeArgs {
-    /// Capture files (pcap or pcapng); `-` reads standard input.
+    /// Capture files (pcap or pcapng, also compressed with gzip, zstd or xz, told by their
+    /// first bytes); `-` reads standard input.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Also write every packet of the connections that have findings (idle closes aside) to
     /// this pcap, with their original timestamps and link type: a small capture to attach to
-    /// the ticket, which `analyze` turns into the same findings.
+    /// the ticket, which `analyze` turns into the same findings. `-` writes it to standard
+    /// output (as `tcpdump -w -` does); the report then goes to standard error unless `-o`
+    /// names a file (`-o -` with `--extract -` is refused: one stream cannot hold both).
     #[arg(long, value_name = "FILE.pcap")]
     pub extract: Option<PathBuf>,
     /// Threads for the connections (sharded by address and port; reading, decoding and the
@@ -47,7 +54,11 @@ pub struct AnalyzeArgs {
 
 /// Runs `analyze`.
 pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
+    if let Some(code) = extract_to_stdout(&args)? {
+        return Ok(code);
+    }
     let r = &args.report;
+    check_quiet(r)?;
     if let Err(e) = super::narrow::check_inputs(&args.files) {
         e.exit();
     }
@@ -100,18 +111,22 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
         spools.push(spool);
     }
     warn_unused_host(r);
+    // Inputs are opened before any report is begun: with none usable there is no report,
+    // only the errors (a verdict on nothing would read as "nothing wrong").
+    // (A file cut inside its header is "truncated", not unusable: it gets its report.)
+    let mut set = CaptureSet::open_inputs(inputs);
+    if set.opened() == 0 {
+        let errors = set.take_errors();
+        unusable(&errors)?;
+        set = set.with_errors(errors);
+    }
     if let Some(spec) = args.connection {
         let mut pick = super::connection::Pick::new(spec);
         let mut bar = super::progress::Bar::new();
-        let (analysis, errors) = pipeline::analyze_watched(
-            CaptureSet::open_inputs(inputs),
-            &options,
-            &mut pick,
-            &mut |p| bar.show(p),
-        );
+        let (analysis, errors) =
+            pipeline::analyze_watched(set, &options, &mut pick, &mut |p| bar.show(p));
         bar.clear();
-        unusable(&errors)?;
-        for e in &errors {
+        for e in errors.iter().filter(|e| !e.is_unusable()) {
             eprintln!(
                 "resetscope: warning: {}",
                 resetscope::escape::terminal_lines(&e.to_string())
@@ -123,7 +138,9 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
             spools: &spools,
             narrow: Some(&options.narrow),
         };
-        return super::connection::finish(pick, &analysis, &names, r, evidence);
+        let code = super::connection::finish(pick, &analysis, &names, r, evidence)?;
+        unusable(&errors)?;
+        return Ok(code);
     }
     let stream = match r.format {
         Format::Json => Some(Stream::Json(JsonWriter::new(open_output(&r.output)?)?)),
@@ -136,12 +153,16 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     };
     let mut collect = Collect::new(r.format, stream, args.extract.is_some());
     let mut bar = super::progress::Bar::new();
-    let (mut analysis, errors) = pipeline::analyze_watched(
-        CaptureSet::open_inputs(inputs),
-        &options,
-        &mut collect,
-        &mut |p| bar.show(p),
-    );
+    // A JSON or NDJSON report on standard error (`--extract -`) is written as the packets
+    // are read: no progress bar between its lines.
+    let stream_on_stderr = args.extract.as_deref().is_some_and(is_stdin)
+        && r.output.is_none()
+        && matches!(r.format, Format::Json | Format::Ndjson);
+    let (mut analysis, errors) = pipeline::analyze_watched(set, &options, &mut collect, &mut |p| {
+        if !stream_on_stderr {
+            bar.show(p)
+        }
+    });
     bar.clear();
     for (stats, spool) in analysis.inputs.iter_mut().zip(&spools) {
         if let Some((why, bytes)) = spool.as_ref().and_then(Spool::failure) {
@@ -167,4 +188,36 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     finish(collect, &mut analysis, &names, r, evidence)?;
     unusable(&errors)?;
     Ok(findings_status(&analysis, r.fail_on_findings))
+}
+
+/// `--extract -`: the extract takes standard output, so the report goes to standard error,
+/// unless `-o` names a file. Both on standard output is a usage error (exit status 2, as
+/// tshark refuses `-w -` with packet lines on standard output), and so is the extract on a
+/// terminal (binary pcap is no use there; tcpdump refuses that too).
+fn extract_to_stdout(args: &AnalyzeArgs) -> Result<Option<ExitCode>> {
+    use std::io::IsTerminal;
+    if !args.extract.as_deref().is_some_and(is_stdin) {
+        return Ok(None);
+    }
+    let usage = |why: &str| {
+        eprintln!(
+            "resetscope: error: {why}\n\nUsage: resetscope analyze --extract - [-o REPORT] FILE..."
+        );
+        Ok(Some(ExitCode::from(2)))
+    };
+    match &args.report.output {
+        Some(o) if is_stdin(o) => {
+            return usage(
+                "--extract - and -o - would both write to standard output: give -o a file, or leave it out to have the report on standard error",
+            )
+        }
+        Some(_) => {}
+        None => report_to_stderr(),
+    }
+    if std::io::stdout().is_terminal() {
+        return usage(
+            "--extract - writes a pcap to standard output, which is a terminal: redirect it to a file or a pipe",
+        );
+    }
+    Ok(None)
 }

@@ -387,6 +387,7 @@ mod capture {
         }
         let r = &args.report;
         warn_unused_host(r);
+        super::super::check_quiet(r)?;
         let opts = LiveOptions {
             interface: args.interface.clone(),
             filter: args.filter.join(" "),

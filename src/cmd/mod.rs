@@ -16,6 +16,7 @@ use resetscope::report::FrameNamer;
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Report formats.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,12 +50,17 @@ pub struct ReportArgs {
     /// Report format.
     #[arg(long, short = 'f', value_enum, default_value_t = Format::Terminal)]
     pub format: Format,
-    /// Write the report to this file instead of standard output.
+    /// Write the report to this file instead of standard output (`-` is standard output).
     #[arg(long, short = 'o', value_name = "PATH")]
     pub output: Option<PathBuf>,
     /// Also list informational findings (idle closes) in the terminal table.
     #[arg(long)]
     pub all: bool,
+    /// Print only the summary line, the headline and the counts of findings by kind (the
+    /// terminal report only: an error with another --format; `live` still prints each
+    /// finding as it happens).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
     /// Most findings listed in the terminal table (0 = all).
     #[arg(long, default_value_t = 50, value_name = "N")]
     pub limit: usize,
@@ -83,6 +89,15 @@ pub fn warn_unused_host(r: &ReportArgs) {
     if r.host.is_some() && r.format != Format::Ndjson {
         eprintln!("resetscope: warning: --host is written only in NDJSON lines (--format ndjson)");
     }
+}
+
+/// Refuses `--quiet` with a format it does not apply to (it shortens the terminal report
+/// only; the other formats are read by programs or attached whole to tickets).
+pub fn check_quiet(r: &ReportArgs) -> Result<()> {
+    if r.quiet && r.format != Format::Terminal {
+        bail!("-q/--quiet applies to the terminal report only (--format terminal)");
+    }
+    Ok(())
 }
 
 /// Parses a size: a number of bytes with an optional K, M, G or T suffix (powers of 1024;
@@ -115,14 +130,28 @@ pub fn parse_size(s: &str) -> std::result::Result<usize, String> {
     Ok(bytes.min(usize::MAX as f64) as usize)
 }
 
-/// Opens `--output`, or standard output.
+/// Set when standard output carries something else (`--extract -`): a report without
+/// `--output` then goes to standard error, as tshark moves its packet lines off a `-w -`.
+static REPORT_TO_STDERR: AtomicBool = AtomicBool::new(false);
+
+/// Sends a report without `--output` to standard error (standard output holds the extract).
+pub fn report_to_stderr() {
+    REPORT_TO_STDERR.store(true, Ordering::Relaxed);
+}
+
+/// Opens `--output`; without it, or for `-o -`, standard output (standard error after
+/// [`report_to_stderr`]).
 pub fn open_output(path: &Option<PathBuf>) -> Result<Box<dyn Write>> {
     Ok(match path {
         // Standard error as itself: creating the path would truncate a file it points to.
         Some(p) if p.as_os_str() == STDERR => Box::new(io::BufWriter::new(io::stderr())),
-        Some(p) => Box::new(io::BufWriter::new(
+        Some(p) if !resetscope::source::is_stdin(p) => Box::new(io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
         )),
+        Some(_) => Box::new(io::BufWriter::new(io::stdout())),
+        None if REPORT_TO_STDERR.load(Ordering::Relaxed) => {
+            Box::new(io::BufWriter::new(io::stderr()))
+        }
         None => Box::new(io::BufWriter::new(io::stdout())),
     })
 }
@@ -130,14 +159,25 @@ pub fn open_output(path: &Option<PathBuf>) -> Result<Box<dyn Write>> {
 /// The `--output` that means standard error (`live -w -` sends the report there).
 pub const STDERR: &str = "/dev/stderr";
 
+/// True when the report written to `path` (`--output`) lands on a terminal.
+fn report_on_terminal(path: &Option<PathBuf>) -> bool {
+    match path {
+        Some(p) if !resetscope::source::is_stdin(p) => false,
+        Some(_) => io::stdout().is_terminal(),
+        None if REPORT_TO_STDERR.load(Ordering::Relaxed) => io::stderr().is_terminal(),
+        None => io::stdout().is_terminal(),
+    }
+}
+
 /// Writes the terminal report to `--output` or standard output.
 pub fn write_terminal(a: &Analysis, names: &FrameNamer, r: &ReportArgs) -> Result<()> {
-    let to_terminal = r.output.is_none() && io::stdout().is_terminal();
+    let to_terminal = report_on_terminal(&r.output);
     let opts = TerminalOptions {
         color: to_terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-        width: terminal_width(),
+        width: terminal_width(to_terminal),
         all: r.all,
         limit: r.limit,
+        quiet: r.quiet,
     };
     let text = terminal::render(a, names, &opts);
     let mut out = open_output(&r.output)?;
@@ -180,10 +220,28 @@ pub fn unusable(errors: &[resetscope::source::SourceError]) -> Result<()> {
     Ok(())
 }
 
-fn terminal_width() -> u16 {
-    std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .filter(|w| *w >= 60)
-        .unwrap_or(140)
+/// The width the terminal report is fitted to: the terminal's own when the report goes to
+/// one (`to_terminal`: standard output, a terminal); else `$COLUMNS` when it is set to a
+/// number; else 80 on a terminal whose size is not known, and [`terminal::FILE_WIDTH`]
+/// (100) for files and pipes, so that they get the same report wherever they are written.
+/// Shells seldom export `$COLUMNS`, so it is not relied on for a terminal. At least
+/// [`terminal::MIN_WIDTH`] (40), at most 1000.
+fn terminal_width(to_terminal: bool) -> u16 {
+    let own = to_terminal
+        .then(|| terminal_size::terminal_size_of(io::stdout()))
+        .flatten()
+        .map(|(w, _)| w.0)
+        .filter(|w| *w > 0);
+    own.or_else(|| {
+        std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.trim().parse::<u16>().ok())
+            .filter(|w| *w > 0)
+    })
+    .unwrap_or(if to_terminal {
+        80
+    } else {
+        terminal::FILE_WIDTH
+    })
+    .clamp(terminal::MIN_WIDTH, 1000)
 }

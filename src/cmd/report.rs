@@ -208,6 +208,11 @@ pub fn finish(
         }
         if let Some(p) = evidence.extract {
             let w = &gathered.written;
+            let p = if resetscope::source::is_stdin(p) {
+                Path::new("standard output")
+            } else {
+                p
+            };
             if left_out > 0 {
                 eprintln!(
                     "resetscope: warning: {left_out} connections with findings left out of {}: the memory budget was reached (raise --memory)",

@@ -167,11 +167,15 @@ pub(super) fn reset_finding(c: &Connection, rst: CloseEvent) -> Option<Finding> 
             vec![at.frame, rst.mark.frame],
             None,
             format!(
-                "The {who} reset the connection after {bytes} bytes it had sent (from {}) went unacknowledged for {}{}: the {} had stopped acknowledging (it vanished, or the path failed), and that data was never delivered.",
+                "The {who} reset the connection after {} it had sent (from {}) went unacknowledged for {}{}: the {} had stopped acknowledging (it vanished, or the path failed), and that data was never delivered.",
+                crate::report::words::things(bytes as u64, "byte"),
                 name(at),
                 rst.mark.ts.since(at.ts),
                 if own.retransmitted > 0 {
-                    format!(", {} segments retransmitted", own.retransmitted)
+                    format!(
+                        ", {} retransmitted",
+                        crate::report::words::plural(own.retransmitted as u64, "segment", "segments")
+                    )
                 } else {
                     String::new()
                 },

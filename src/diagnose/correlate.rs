@@ -366,17 +366,25 @@ fn recommend(r: &ProxyReport) -> String {
     );
     if caused > 0 {
         s.push_str(&format!(
-            " {caused} client-visible failure{} came from upstream races",
-            if caused == 1 { "" } else { "s" }
+            " {} from upstream races",
+            crate::report::words::plural(
+                caused as u64,
+                "client-visible failure came",
+                "client-visible failures came"
+            )
         ));
         if r.retried > 0 {
-            s.push_str(&format!("; {} more the proxy retried", r.retried));
+            s.push_str(&format!(
+                "; {} more the proxy retried",
+                crate::report::words::count(r.retried)
+            ));
         }
         s.push('.');
     } else if r.retried > 0 {
         s.push_str(&format!(
-            " It retried {} upstream races; no client saw them.",
-            r.retried
+            " It retried {}; no client saw {}.",
+            crate::report::words::plural(r.retried, "upstream race", "upstream races"),
+            crate::report::words::agree(r.retried, "it", "them")
         ));
     }
     s

@@ -6,6 +6,7 @@
 //! max) and count, set beside any `Keep-Alive: timeout=N` the server announced, and turned
 //! into a recommendation for the clients.
 
+use crate::report::words;
 use serde::Serialize;
 use std::collections::BinaryHeap;
 use std::net::SocketAddr;
@@ -147,9 +148,8 @@ impl Estimate {
     pub fn tentative_note(&self) -> Option<String> {
         self.tentative.then(|| {
             format!(
-                "tentative: {} observation{}",
-                self.observations,
-                if self.observations == 1 { "" } else { "s" }
+                "tentative: {}",
+                words::plural(self.observations, "observation", "observations")
             )
         })
     }
@@ -202,15 +202,10 @@ pub fn server_report(server: SocketAddr, t: &ServerTally) -> ServerReport {
     }
 }
 
-/// Formats milliseconds the way people say them: `300 ms`, `4.9 s`, `75 s`.
+/// Formats milliseconds the way people say them: `300 ms`, `4.90 s`, `75.0 s`,
+/// `6 min 5 s` (see [`crate::report::words::duration_ms`]).
 pub fn human_ms(ms: f64) -> String {
-    if ms < 1000.0 {
-        format!("{} ms", ms.round() as u64)
-    } else if ms < 10_000.0 {
-        format!("{:.1} s", ms / 1000.0)
-    } else {
-        format!("{} s", (ms / 1000.0).round() as u64)
-    }
+    crate::report::words::duration_ms(ms)
 }
 
 fn recommend(server: SocketAddr, t: &ServerTally, e: Option<&Estimate>) -> Option<String> {
@@ -239,16 +234,16 @@ fn recommend(server: SocketAddr, t: &ServerTally, e: Option<&Estimate>) -> Optio
             let mut notes = String::new();
             if t.races_not_idempotent > 0 {
                 notes.push_str(&format!(
-                    " {} of the {} failed requests {} not idempotent and must not be retried blindly.",
-                    t.races_not_idempotent,
-                    n,
-                    if t.races_not_idempotent == 1 { "was" } else { "were" }
+                    " {} not idempotent and must not be retried blindly.",
+                    of_failed(t.races_not_idempotent, n, "was", "were")
                 ));
             }
             if t.races_retry_unknown > 0 {
                 notes.push_str(&format!(
-                    " {} of the {} failed requests went over TLS, where the method cannot be seen: retry them only if the application knows they are idempotent.",
-                    t.races_retry_unknown, n
+                    " {} over TLS, where the method cannot be seen: retry {} only if the application knows {} idempotent.",
+                    of_failed(t.races_retry_unknown, n, "went", "went"),
+                    words::agree(t.races_retry_unknown, "it", "them"),
+                    words::agree(t.races_retry_unknown, "it is", "they are")
                 ));
             }
             Some(format!(
@@ -259,9 +254,45 @@ fn recommend(server: SocketAddr, t: &ServerTally, e: Option<&Estimate>) -> Optio
     }
 }
 
+/// `k` of the `n` failed requests, as the subject of a sentence with its verb (`was`/`were`):
+/// `The failed request was`, `All 3 failed requests were`, `2 of the 9 failed requests were`,
+/// `1 of the 9 failed requests was`.
+fn of_failed(k: u64, n: u64, one: &str, many: &str) -> String {
+    if n == 1 && k == 1 {
+        format!("The failed request {one}")
+    } else if k == n {
+        format!("All {} failed requests {many}", words::count(n))
+    } else {
+        format!(
+            "{} of the {} failed requests {}",
+            words::count(k),
+            words::count(n),
+            words::agree(k, one, many)
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn how_many_of_the_failed_requests() {
+        assert_eq!(of_failed(1, 1, "was", "were"), "The failed request was");
+        assert_eq!(of_failed(3, 3, "was", "were"), "All 3 failed requests were");
+        assert_eq!(
+            of_failed(1, 9, "was", "were"),
+            "1 of the 9 failed requests was"
+        );
+        assert_eq!(
+            of_failed(5, 9, "was", "were"),
+            "5 of the 9 failed requests were"
+        );
+        assert_eq!(
+            of_failed(1_000, 1_200, "went", "went"),
+            "1,000 of the 1,200 failed requests went"
+        );
+    }
 
     #[test]
     fn median_and_spread() {

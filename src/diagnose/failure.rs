@@ -21,6 +21,7 @@ use crate::app::http::Request;
 use crate::app::tls::Tls;
 use crate::app::Mark;
 use crate::flows::{CloseEvent, CloseKind, Connection, Release, Side};
+use crate::report::words;
 use crate::time::Nanos;
 
 /// A client that closes sooner than this after its request did not wait for an answer (it
@@ -151,15 +152,20 @@ pub(super) fn request_failure(
                 .zip(c.dirs[Side::Client as usize].last_ack)
                 .map(|(end, ack)| end.0.wrapping_sub(ack.0));
             let got = match resp.announced_len {
-                Some(n) => format!("{} of the {} body bytes it announced", resp.body_bytes, n),
-                None => format!("{} body bytes", resp.body_bytes),
+                Some(n) => format!(
+                    "{} of the {} it announced",
+                    words::count(resp.body_bytes),
+                    words::plural(n, "body byte", "body bytes")
+                ),
+                None => words::plural(resp.body_bytes, "body byte", "body bytes"),
             };
             let sentence = match (resp.end, unacked) {
                 (Some(_), Some(n)) => format!(
-                    "The {} reset the connection {} after the server had sent the whole {} response to {what}, of which the client never acknowledged the last {n} bytes (it had stopped acknowledging: it vanished, or the path failed), so the response was not delivered. The server processed the request; {}",
+                    "The {} reset the connection {} after the server had sent the whole {} response to {what}, of which the client never acknowledged the last {} (it had stopped acknowledging: it vanished, or the path failed), so the response was not delivered. The server processed the request; {}",
                     rst.side.name(),
                     stall,
                     resp.status,
+                    words::plural(n as u64, "byte", "bytes"),
                     advice(&req, Processed::Yes, true)
                 ),
                 _ => format!(

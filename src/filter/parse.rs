@@ -324,6 +324,54 @@ struct Qual {
 
 type Q = Option<Qual>;
 
+/// The longest expression taken, in words.
+const MAX_WORDS: usize = 1000;
+
+/// The keyword one letter away from `w` (a letter wrong, missing, extra or two swapped).
+fn suggest(w: &str) -> Option<&'static str> {
+    const WORDS: &[&str] = &[
+        "host",
+        "net",
+        "port",
+        "portrange",
+        "src",
+        "dst",
+        "proto",
+        "mask",
+        "and",
+        "or",
+        "not",
+        "ip",
+        "ip6",
+        "arp",
+        "rarp",
+        "tcp",
+        "udp",
+        "sctp",
+        "icmp",
+        "icmp6",
+        "igmp",
+    ];
+    let near = |a: &[u8], b: &[u8]| -> bool {
+        if a.len() == b.len() {
+            let diff: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
+            return diff.len() == 1
+                || (diff.len() == 2
+                    && diff[1] == diff[0] + 1
+                    && a[diff[0]] == b[diff[1]]
+                    && a[diff[1]] == b[diff[0]]);
+        }
+        let (long, short) = if a.len() > b.len() { (a, b) } else { (b, a) };
+        long.len() == short.len() + 1
+            && (0..long.len()).any(|i| long[..i] == short[..i] && long[i + 1..] == short[i..])
+    };
+    let lower = w.to_ascii_lowercase();
+    WORDS
+        .iter()
+        .copied()
+        .find(|k| *k == lower || near(lower.as_bytes(), k.as_bytes()))
+}
+
 const PRIMITIVES: &str =
     "a primitive (host, net, port, portrange, src, dst, tcp, udp, icmp, ip, ip6, ...)";
 
@@ -335,6 +383,14 @@ struct Parser<'a> {
 /// Parses a whole expression (words already joined with spaces).
 pub(crate) fn parse(expr: &str) -> Result<Expr, FilterError> {
     let toks = lex(expr)?;
+    // The tree is as deep as the expression is long; evaluating it recurses.
+    if toks.len() > MAX_WORDS {
+        return Err(FilterError::new(
+            ErrorKind::Invalid,
+            None,
+            format!("the expression has more than {MAX_WORDS} words"),
+        ));
+    }
     if toks.is_empty() {
         return Ok(Expr::True);
     }
@@ -371,7 +427,13 @@ impl<'a> Parser<'a> {
         if t.kind == Kind::Arith || (t.kind == Kind::Word && UNSUPPORTED.contains(&t.text)) {
             return self.unsupported(t);
         }
-        self.err(Some(t), ErrorKind::Syntax, format!("expected {what}"))
+        let mut message = format!("expected {what}");
+        if t.kind == Kind::Word {
+            if let Some(k) = suggest(t.text) {
+                message.push_str(&format!(" (did you mean '{k}'?)"));
+            }
+        }
+        self.err(Some(t), ErrorKind::Syntax, message)
     }
 
     fn expected(&self, what: &str) -> FilterError {
@@ -685,6 +747,13 @@ impl<'a> Parser<'a> {
                 if v > 65535 {
                     return Err(invalid(format!("illegal port number {v} > 65535")));
                 }
+                if q.addr == Addr::Port {
+                    return Ok(Expr::Ports {
+                        transports,
+                        dir: q.dir,
+                        ports: Box::new([v as u16]),
+                    });
+                }
                 Ok(Expr::Port {
                     transports,
                     dir: q.dir,
@@ -705,14 +774,8 @@ impl<'a> Parser<'a> {
                         )))
                     }
                 };
-                if v > 255 {
-                    return Err(invalid(format!("protocol number {v} > 255")));
-                }
-                Ok(Expr::Proto {
-                    v4,
-                    v6,
-                    proto: v as u8,
-                })
+                // libpcap takes a number above 255 too (it never matches).
+                Ok(Expr::Proto { v4, v6, proto: v })
             }
         }
     }
@@ -924,11 +987,10 @@ impl<'a> Parser<'a> {
                     service(name).ok_or_else(|| invalid(format!("unknown port '{name}'")))?;
                 let transports = narrow(transports, named)
                     .map_err(|p| invalid(format!("port '{name}' is {p}")))?;
-                Ok(Expr::Port {
+                Ok(Expr::Ports {
                     transports,
                     dir: q.dir,
-                    lo: port,
-                    hi: port,
+                    ports: Box::new([port]),
                 })
             }
             Addr::Portrange => {

@@ -88,12 +88,8 @@ fn empty_keeps_everything() {
 fn messages_name_the_word_and_what_was_expected() {
     assert_eq!(
         err("tcp prot 80"),
-        "filter: at 'prot' (word 2): expected 'and', 'or' or the end of the expression"
-    );
-    assert_eq!(
-        err("prot 80"),
-        "filter: at 'prot' (word 1): expected a primitive (host, net, port, portrange, src, \
-         dst, tcp, udp, icmp, ip, ip6, ...)"
+        "filter: at 'prot' (word 2): expected 'and', 'or' or the end of the expression (did \
+         you mean 'port'?)"
     );
     assert_eq!(
         err("host"),
@@ -142,6 +138,24 @@ fn messages_name_the_word_and_what_was_expected() {
          port, ...) before it"
     );
     assert!(err("port bogus").contains("unknown port 'bogus'"));
+    assert_eq!(
+        err("prot 80"),
+        "filter: at 'prot' (word 1): expected a primitive (host, net, port, portrange, src, \
+         dst, tcp, udp, icmp, ip, ip6, ...) (did you mean 'port'?)"
+    );
+    assert!(err("TCP port 80").contains("(did you mean 'tcp'?)"));
+    assert!(err("tcp port 80 adn host 10.0.0.1").contains("at 'adn' (word 4)"));
+    assert!(err("tcp port 80 adn host 10.0.0.1").contains("(did you mean 'and'?)"));
+    assert!(err("tcp port 80 ; ls").contains("at ';' (word 4): unexpected character"));
+    let long = vec!["tcp"; 600].join(" or ");
+    assert!(err(&long).contains("more than 1000 words"));
+    assert!(Filter::parse(&vec!["tcp"; 500].join(" or ")).is_ok());
+    assert!(Filter::parse(&format!("{}tcp{}", "(".repeat(499), ")".repeat(499))).is_ok());
+    // The deepest trees evaluate within a thread's stack.
+    let deep = Filter::parse(&format!("{}tcp", "not ".repeat(998))).unwrap();
+    assert!(!deep.matches(1, &[0; 60]), "an even number of nots of tcp");
+    let chain = Filter::parse(&vec!["port 1"; 333].join(" or ")).unwrap();
+    assert!(!chain.matches(1, &[0; 60]));
     assert!(err("ip port 80").contains("illegal qualifier of 'port'"));
 }
 

@@ -1,6 +1,7 @@
 //! What the reader must know before trusting the verdicts: packets the capture dropped or
 //! cut, damaged input, connections seen mid-stream, limits that were hit.
 
+use super::words::{agree, count, plural, things};
 use crate::pipeline::Analysis;
 use serde::Serialize;
 
@@ -52,7 +53,7 @@ pub fn caveats_of(a: &Analysis, every_finding: bool) -> Vec<Caveat> {
             "kernel_drops",
             format!(
                 "packets were lost during the capture ({} dropped by the kernel, {} by the interface, of {} received); verdicts on connections that lost packets may be incomplete",
-                k.dropped, k.interface_dropped, k.received
+                count(k.dropped), count(k.interface_dropped), count(k.received)
             ),
         );
     }
@@ -86,7 +87,7 @@ pub fn caveats_of(a: &Analysis, every_finding: bool) -> Vec<Caveat> {
     if drops > 0 {
         add(
             "interface_drops",
-            format!("the capturing interface reported {drops} packets dropped (as the file's interface statistics claim)"),
+            format!("the capturing interface reported {} dropped (as the file's interface statistics claim)", things(drops, "packet")),
         );
     }
     if !implausible.is_empty() {
@@ -106,13 +107,13 @@ pub fn caveats_of(a: &Analysis, every_finding: bool) -> Vec<Caveat> {
             .memory
             .shed
             .iter()
-            .map(|(k, n)| format!("{n} {}", k.replace('_', " ")))
+            .map(|(k, n)| format!("{} {}", count(*n), k.replace('_', " ")))
             .collect();
         add(
             "memory_budget",
             format!(
                 "the memory budget ({} MiB, --memory) was reached; to stay within it the analysis gave up the least useful state: {}. Verdicts on the connections concerned rest on less evidence; a larger --memory gives a complete analysis",
-                a.memory.budget_bytes >> 20,
+                count(a.memory.budget_bytes >> 20),
                 what.join(", ")
             ),
         );
@@ -122,57 +123,70 @@ pub fn caveats_of(a: &Analysis, every_finding: bool) -> Vec<Caveat> {
     if p.cut > 0 {
         add(
             "snaplen",
-            format!("{} frames were cut by the snap length ({} payload bytes not captured); cut HTTP heads are read as far as they go", p.cut, n.cut_bytes),
+            format!("{} cut by the snap length ({} not captured); cut HTTP heads are read as far as they go", plural(p.cut, "frame was", "frames were"), plural(n.cut_bytes, "payload byte", "payload bytes")),
         );
     }
     if n.with_gaps > 0 {
         add(
             "gaps",
-            format!("{} connections have bytes the capture never saw ({} bytes in all); exchanges across a gap may be incomplete", n.with_gaps, n.gap_bytes),
+            format!("{} bytes the capture never saw ({} in all); exchanges across a gap may be incomplete", plural(n.with_gaps, "connection has", "connections have"), things(n.gap_bytes, "byte")),
         );
     }
     if n.mid_stream > 0 {
         add(
             "mid_stream",
-            format!("{} connections started before the capture did: their client and server were inferred from ports or requests", n.mid_stream),
+            format!("{} before the capture did: {} client and server were inferred from ports or requests", plural(n.mid_stream, "connection started", "connections started"), agree(n.mid_stream, "its", "their")),
         );
     }
     if n.open_at_end > 0 {
-        add("open_at_end", format!("{} connections were still open when the capture ended (reported as open, not as failures)", n.open_at_end));
+        add(
+            "open_at_end",
+            format!(
+                "{} still open when the capture ended (reported as open, not as failures)",
+                plural(n.open_at_end, "connection was", "connections were")
+            ),
+        );
     }
     if n.buffer_overflows > 0 {
         add(
             "buffer_overflow",
-            format!("the out-of-order buffer of a connection (1 MiB per direction) filled up {} times; the bytes it waited for were counted as gaps", n.buffer_overflows),
+            format!("the out-of-order buffer of a connection (1 MiB per direction) filled up {}; the bytes it waited for were counted as gaps", plural(n.buffer_overflows, "time", "times")),
         );
     }
     if p.malformed > 0 {
         add(
             "malformed",
             format!(
-                "{} frames were too damaged or cut to read a TCP header",
-                p.malformed
+                "{} too damaged or cut to read a TCP header",
+                plural(p.malformed, "frame was", "frames were")
             ),
         );
     }
     if p.fragments > 0 {
         add(
             "fragments",
-            format!("{} IP fragments were not reassembled", p.fragments),
+            format!(
+                "{} not reassembled",
+                plural(p.fragments, "IP fragment was", "IP fragments were")
+            ),
         );
     }
     for (lt, count) in &p.unsupported_link_types {
         add(
             "link_type",
-            format!("{count} frames on unsupported link type {lt} were skipped"),
+            format!(
+                "{} on unsupported link type {lt} {} skipped",
+                things(*count, "frame"),
+                agree(*count, "was", "were")
+            ),
         );
     }
     if a.flows.evicted > 0 {
         add(
             "evicted",
             format!(
-                "the flow table was full: {} connections were judged early",
-                a.flows.evicted
+                "the flow table was full: {} judged early",
+                plural(a.flows.evicted, "connection was", "connections were")
             ),
         );
     }
@@ -180,8 +194,9 @@ pub fn caveats_of(a: &Analysis, every_finding: bool) -> Vec<Caveat> {
         add(
             "late_packets",
             format!(
-                "{} packets arrived for connections already closed and released (late retransmissions, resets or data on a dead 4-tuple); they were counted, not analysed",
-                a.flows.late_packets
+                "{} for connections already closed and released (late retransmissions, resets or data on a dead 4-tuple); {} counted, not analysed",
+                plural(a.flows.late_packets, "packet arrived", "packets arrived"),
+                agree(a.flows.late_packets, "it was", "they were")
             ),
         );
     }
@@ -189,10 +204,11 @@ pub fn caveats_of(a: &Analysis, every_finding: bool) -> Vec<Caveat> {
         add(
             "findings_dropped",
             format!(
-                "{} of the {} findings are counted in the summary but not listed here (a report lists at most {} findings; the JSON report lists every one)",
-                a.diagnosis.findings_dropped,
-                a.diagnosis.findings_dropped + a.diagnosis.findings.len() as u64,
-                a.diagnosis.findings.len()
+                "{} of the {} {} counted in the summary but not listed here (a report lists at most {}; the JSON report lists every one)",
+                count(a.diagnosis.findings_dropped),
+                count(a.diagnosis.findings_dropped + a.diagnosis.findings.len() as u64),
+                agree(a.diagnosis.findings_dropped, "findings is", "findings are"),
+                things(a.diagnosis.findings.len() as u64, "finding")
             ),
         );
     }
@@ -204,9 +220,8 @@ pub fn caveats_of(a: &Analysis, every_finding: bool) -> Vec<Caveat> {
         add(
             "time_backwards",
             format!(
-                "time runs backwards {} time{} in the capture ({at}; up to {} back): frames are out of time order (multi-queue capture, a clock step, or captures joined end to end); times and idle gaps across such a step are not reliable",
-                p.time_backwards,
-                if p.time_backwards == 1 { "" } else { "s" },
+                "time runs backwards {} in the capture ({at}; up to {} back): frames are out of time order (multi-queue capture, a clock step, or captures joined end to end); times and idle gaps across such a step are not reliable",
+                things(p.time_backwards, "time"),
                 crate::diagnose::estimate::human_ms(p.time_backwards_max_ms)
             ),
         );
@@ -215,10 +230,11 @@ pub fn caveats_of(a: &Analysis, every_finding: bool) -> Vec<Caveat> {
         add(
             "duplicates",
             format!(
-                "{} frames repeat one already seen (the same packet at the same time) and were counted once{}: the capture holds packets twice (a SPAN port seeing both directions, or a capture joined to itself)",
-                n.duplicate_frames,
+                "{} one already seen (the same packet at the same time) and {} counted once{}: the capture holds packets twice (a SPAN port seeing both directions, or a capture joined to itself)",
+                plural(n.duplicate_frames, "frame repeats", "frames repeat"),
+                agree(n.duplicate_frames, "was", "were"),
                 if n.replayed_connections > 0 {
-                    format!(", {} whole connections among them", n.replayed_connections)
+                    format!(", {} among them", plural(n.replayed_connections, "whole connection", "whole connections"))
                 } else {
                     String::new()
                 }
@@ -228,35 +244,35 @@ pub fn caveats_of(a: &Analysis, every_finding: bool) -> Vec<Caveat> {
     if n.correlation_overflow > 0 {
         add(
             "correlation_overflow",
-            format!("{} requests and failures did not fit the correlation stage's bounded memory; proxy links and forwarding counts rest on the rest", n.correlation_overflow),
+            format!("{} requests and failures did not fit the correlation stage's bounded memory; proxy links and forwarding counts rest on the rest", count(n.correlation_overflow)),
         );
     }
     if n.one_sided > 0 {
         add(
             "one_sided",
-            format!("{} connections were captured in one direction only (asymmetric routing, or a tap that sees one side): whether their requests were answered cannot be told, and they are not judged", n.one_sided),
+            format!("{} captured in one direction only (asymmetric routing, or a tap that sees one side): whether {} requests were answered cannot be told, and {} not judged", plural(n.one_sided, "connection was", "connections were"), agree(n.one_sided, "its", "their"), agree(n.one_sided, "it is", "they are")),
         );
     }
     if n.decided_early > 0 {
         add(
             "decided_early",
-            format!("{} connections' races were judged before the capture ended because too many waited for their server's estimate; those verdicts may depend on the order connections were released", n.decided_early),
+            format!("{} races were judged before the capture ended because too many waited for their server's estimate; those verdicts may depend on the order connections were released", plural(n.decided_early, "connection's", "connections'")),
         );
     }
     if n.malformed_requests > 0 {
         add(
             "malformed_requests",
-            format!("{} HTTP requests broke the message syntax (obs-fold, control bytes, raw bytes in the target, bare LF) and were read tolerantly, as lenient servers read them; see requests[].malformed", n.malformed_requests),
+            format!("{} the message syntax (obs-fold, control bytes, raw bytes in the target, bare LF) and {} read tolerantly, as lenient servers read them; see requests[].malformed", plural(n.malformed_requests, "HTTP request broke", "HTTP requests broke"), agree(n.malformed_requests, "was", "were")),
         );
     }
     if n.not_followed > 0 {
         add(
             "not_followed",
-            format!("the application protocol of {} connections was not followed (see connections[].app_note: not HTTP/1.x or TLS, or HTTP/2 over TLS); their requests are not counted or judged", n.not_followed),
+            format!("the application protocol of {} was not followed (see connections[].app_note: not HTTP/1.x or TLS, or HTTP/2 over TLS); {} requests are not counted or judged", things(n.not_followed, "connection"), agree(n.not_followed, "its", "their")),
         );
     }
     if n.http_desyncs > 0 {
-        add("http_desync", format!("the HTTP parser lost message boundaries {} times (gaps or malformed messages) and resynchronised", n.http_desyncs));
+        add("http_desync", format!("the HTTP parser lost message boundaries {} (gaps or malformed messages) and resynchronised", things(n.http_desyncs, "time")));
     }
     out
 }

@@ -159,7 +159,7 @@ pub fn payload_summary(seg: &TcpSegment<'_>) -> String {
         };
         return format!("TLS {kind}");
     }
-    format!("{} bytes", seg.payload_len)
+    super::words::plural(seg.payload_len as u64, "byte", "bytes")
 }
 
 /// The connections of one 4-tuple, sorted by start time, to find the one a packet belongs

@@ -6,7 +6,7 @@
 
 use super::caveats::caveats;
 use super::terminal::headline;
-use super::{server_summary, wireshark_filter, TicketReport};
+use super::{server_summary, wireshark_filter, words, TicketReport};
 use crate::diagnose::estimate::human_ms;
 use crate::diagnose::{FindingKind, Severity};
 use crate::escape;
@@ -83,21 +83,24 @@ pub fn render(t: &TicketReport<'_>) -> String {
         if failed { "" } else { " ok" },
         h(&headline(a))
     );
+    if let Some(s) = super::left_out::sentence(a) {
+        let _ = writeln!(o, "<p class=\"headline\">{}</p>", h(&s));
+    }
     let p = &a.packets;
     let n = &a.diagnosis.connections;
     let span = super::capture_span(a);
     let _ = writeln!(
         o,
-        "<p class=\"meta\">{}: {} frames, {} TCP connections ({}){}.</p></header>",
+        "<p class=\"meta\">{}: {}, {} ({}){}.</p></header>",
         h(&t.title),
-        p.frames,
-        n.total,
+        super::frames_summary(a),
+        words::plural(n.total, "TCP connection", "TCP connections"),
         h(&super::protocol_summary(n)),
         h(&span)
     );
 
     if let (Some(first), Some(last)) = (p.first_ts, p.last_ts) {
-        let _ = writeln!(o, "<section><h2>Timeline</h2><p class=\"muted\">Resets per second over the capture ({} in all); ▼ marks a finding.</p><div class=\"scroll\">{}</div></section>", t.timeline.total(), t.timeline.svg(first, last, &a.diagnosis.findings));
+        let _ = writeln!(o, "<section><h2>Timeline</h2><p class=\"muted\">Resets per second over the capture ({} in all); ▼ marks a finding.</p><div class=\"scroll\">{}</div></section>", words::count(t.timeline.total()), t.timeline.svg(first, last, &a.diagnosis.findings));
     }
 
     let shown = t.findings();
@@ -148,7 +151,7 @@ pub fn render(t: &TicketReport<'_>) -> String {
         }
         let _ = writeln!(o, "</tbody></table></div>");
         if shown.len() as u64 != super::problem_count(t.analysis) {
-            let _ = writeln!(o, "<p class=\"muted\">Only the first {} findings are listed; the JSON report has every one. All {}, listed or not:</p>", shown.len(), super::problem_count(t.analysis));
+            let _ = writeln!(o, "<p class=\"muted\">Only {} listed; the JSON report has every one. All {}, listed or not:</p>", super::first_listed(shown.len()), words::count(super::problem_count(t.analysis)));
             let _ = writeln!(o, "<ul class=\"muted\">");
             for line in super::unlisted_summary(&a.diagnosis.tally) {
                 let _ = writeln!(o, "<li>{}</li>", escape::html(&line));
@@ -163,7 +166,14 @@ pub fn render(t: &TicketReport<'_>) -> String {
         .copied()
         .unwrap_or(0);
     if idle > 0 {
-        let _ = writeln!(o, "<p class=\"muted\">{idle} idle closes (informational: graceful closes of idle keep-alive connections) are not listed.</p>");
+        let _ = writeln!(
+            o,
+            "<p class=\"muted\">{}.</p>",
+            super::idle_closes_not_listed(
+                idle,
+                " (informational: graceful closes of idle keep-alive connections)"
+            )
+        );
     }
     let _ = writeln!(o, "</section>");
 
@@ -183,7 +193,10 @@ pub fn render(t: &TicketReport<'_>) -> String {
                 .map(|a| format!("; announces <code>Keep-Alive: timeout={a}</code>"))
                 .unwrap_or_default();
             let races = if s.idle_races > 0 {
-                format!("; <span class=\"error\">{} idle races</span>", s.idle_races)
+                format!(
+                    "; <span class=\"error\">{}</span>",
+                    words::plural(s.idle_races, "idle race", "idle races")
+                )
             } else {
                 String::new()
             };

@@ -65,6 +65,10 @@ pub struct Summary<'a> {
     /// not: every frame read was analysed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub narrowed: &'a Option<crate::pipeline::narrow::Narrowed>,
+    /// Inputs that could not be read at all and are not in the analysis (absent when every
+    /// input was read).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<&'a str>,
 }
 
 /// What the document says after the findings (the NDJSON summary line says the same).
@@ -105,6 +109,7 @@ pub fn summary(a: &Analysis) -> Summary<'_> {
         flow_table: &a.flows,
         memory: &a.memory,
         narrowed: &a.narrowed,
+        left_out: super::left_out::left_out(a),
     }
 }
 

@@ -95,8 +95,9 @@ pub fn text_of(
     if ladder.omitted > 0 {
         let _ = writeln!(
             out,
-            "{:>8}  ({} earlier packets not shown)",
-            "…", ladder.omitted
+            "{:>8}  ({} not shown)",
+            "…",
+            super::words::plural(ladder.omitted, "earlier packet", "earlier packets")
         );
     }
     let Some(first) = ladder.rows.first() else {
@@ -172,8 +173,8 @@ pub fn svg(ladder: &Ladder, f: &Finding, names: &FrameNamer) -> String {
     if ladder.omitted > 0 {
         let _ = write!(
             s,
-            r#"<text x="10" y="50" class="meta">… {} earlier packets</text>"#,
-            ladder.omitted
+            r#"<text x="10" y="50" class="meta">… {}</text>"#,
+            super::words::plural(ladder.omitted, "earlier packet", "earlier packets")
         );
     }
     for (y, row, gap) in items {

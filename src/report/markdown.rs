@@ -6,7 +6,7 @@
 
 use super::caveats::caveats;
 use super::terminal::headline;
-use super::{server_summary, wireshark_filter, TicketReport};
+use super::{server_summary, wireshark_filter, words, TicketReport};
 use crate::diagnose::estimate::human_ms;
 use crate::diagnose::{Finding, FindingKind};
 use crate::escape;
@@ -47,15 +47,18 @@ pub fn render(t: &TicketReport<'_>) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# resetscope report: {}\n", md(&t.title));
     let _ = writeln!(out, "> **{}**\n", md(&headline(a)));
+    if let Some(s) = super::left_out::sentence(a) {
+        let _ = writeln!(out, "> {}\n", md(&s));
+    }
     let p = &a.packets;
     let n = &a.diagnosis.connections;
     let span = super::capture_span(a);
     let _ = writeln!(
         out,
-        "{}: {} frames, {} TCP connections ({}){}.\n",
+        "{}: {}, {} ({}){}.\n",
         md(&t.title),
-        p.frames,
-        n.total,
+        super::frames_summary(a),
+        words::plural(n.total, "TCP connection", "TCP connections"),
         super::protocol_summary(n),
         span
     );
@@ -91,9 +94,9 @@ pub fn render(t: &TicketReport<'_>) -> String {
         if !listed_all {
             let _ = writeln!(
                 out,
-                "Only the first {} findings are listed; `--format json` has every one. All {}, listed or not:\n",
-                shown.len(),
-                super::problem_count(t.analysis)
+                "Only {} listed; `--format json` has every one. All {}, listed or not:\n",
+                super::first_listed(shown.len()),
+                words::count(super::problem_count(t.analysis))
             );
             for line in super::unlisted_summary(&a.diagnosis.tally) {
                 let _ = writeln!(out, "- {}", escape::markdown(&line));
@@ -108,7 +111,14 @@ pub fn render(t: &TicketReport<'_>) -> String {
         .copied()
         .unwrap_or(0);
     if idle > 0 {
-        let _ = writeln!(out, "{idle} idle closes (informational: graceful closes of idle keep-alive connections) are not listed.\n");
+        let _ = writeln!(
+            out,
+            "{}.\n",
+            super::idle_closes_not_listed(
+                idle,
+                " (informational: graceful closes of idle keep-alive connections)"
+            )
+        );
     }
 
     if !a.diagnosis.servers.is_empty() {
@@ -124,7 +134,10 @@ pub fn render(t: &TicketReport<'_>) -> String {
                 .map(|a| format!("; announces `Keep-Alive: timeout={a}`"))
                 .unwrap_or_default();
             let races = if s.idle_races > 0 {
-                format!("; **{} idle races**", s.idle_races)
+                format!(
+                    "; **{}**",
+                    words::plural(s.idle_races, "idle race", "idle races")
+                )
             } else {
                 String::new()
             };

@@ -10,6 +10,9 @@
 //!   packet [`ladder`] gathered by a second, filtered pass over the inputs, see
 //!   [`evidence`]) and, in HTML, a [`timeline`] of resets.
 //!
+//! - [`words`]: what they all say counts, durations and times with: plurals, thousands
+//!   separators, `3 d 12 h 34 min`, `… UTC`; [`wrap`]: the terminal report's line breaks.
+//!
 //! Captured text is always passed through [`crate::escape`].
 
 pub mod caveats;
@@ -18,12 +21,15 @@ pub mod evidence;
 pub mod html;
 pub mod json;
 pub mod ladder;
+pub mod left_out;
 pub mod markdown;
 pub mod ndjson;
 pub mod pcap_writer;
 pub mod pcapng_writer;
 pub mod terminal;
 pub mod timeline;
+pub mod words;
+pub mod wrap;
 
 use crate::diagnose::{Finding, FindingKind, Severity};
 use crate::pipeline::Analysis;
@@ -86,26 +92,51 @@ pub fn unlisted_summary(t: &crate::diagnose::tally::Tally) -> Vec<String> {
         format!("{per_column} minutes")
     };
     out.push(format!(
-        "per {unit}, {}–{} UTC: {bars} (peak {peak} at {})",
+        "per {unit}, {}–{} UTC: {bars} (peak {} at {})",
         at(first),
         at(last + 60),
+        words::count(peak),
         at(first + peak_at * per_column as i64 * 60)
     ));
     let top = t.top_networks(5);
     if !top.is_empty() {
         let nets = t.per_network.len() + (t.other_networks > 0) as usize;
-        let list: Vec<String> = top.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let list: Vec<String> = top
+            .iter()
+            .map(|(k, n)| format!("{k} {}", words::count(*n)))
+            .collect();
         out.push(format!(
             "by client network: {}{}",
             list.join(", "),
             if nets > top.len() {
-                format!(" (of {nets} networks)")
+                format!(" (of {} networks)", words::count(nets as u64))
             } else {
                 String::new()
             }
         ));
     }
     out
+}
+
+/// `the first finding is` / `the first 50 findings are`: the subject of the line that says
+/// a report lists only some of the findings.
+pub fn first_listed(n: usize) -> String {
+    if n == 1 {
+        "the first finding is".to_string()
+    } else {
+        format!("the first {} findings are", words::count(n as u64))
+    }
+}
+
+/// `1 idle close (informational…) is not listed` / `44 idle closes … are not listed`:
+/// the words around the count of idle closes the reports leave out; `what` goes after the
+/// noun.
+pub fn idle_closes_not_listed(n: u64, what: &str) -> String {
+    format!(
+        "{}{what} {} not listed",
+        words::plural(n, "idle close", "idle closes"),
+        words::agree(n, "is", "are")
+    )
 }
 
 /// How many findings other than idle closes there are, listed or not.
@@ -132,14 +163,10 @@ pub fn listed_findings(a: &Analysis, limit: usize) -> Vec<&Finding> {
     }
 }
 
-/// `; 2026-11-20 22:28:49.123 UTC + 27.14 s`: when the capture starts and how long it runs.
+/// `; 2026-11-20 22:28:49.123 UTC + 27.1 s`: when the capture starts and how long it runs.
 pub fn capture_span(a: &Analysis) -> String {
     match (a.packets.first_ts, a.packets.last_ts) {
-        (Some(f), Some(l)) => format!(
-            "; {} UTC + {}",
-            f.to_datetime().format("%Y-%m-%d %H:%M:%S%.3f"),
-            l.since(f)
-        ),
+        (Some(f), Some(l)) => format!("; {} + {}", words::wall_clock(f), l.since(f)),
         _ => String::new(),
     }
 }
@@ -147,31 +174,31 @@ pub fn capture_span(a: &Analysis) -> String {
 /// What the connections spoke: `53 HTTP, 99 requests`, `35 TLS, 41 requests over TLS`,
 /// with the connections whose protocol was not followed.
 pub fn protocol_summary(n: &crate::diagnose::ConnectionCounts) -> String {
-    let plural = |x: u64, one: &str, many: &str| format!("{x} {}", if x == 1 { one } else { many });
+    use words::{count, plural};
     let mut parts = Vec::new();
     if n.http > 0 || (n.tls == 0 && n.http2 == 0) {
         parts.push(format!(
             "{} HTTP, {}",
-            n.http,
+            count(n.http),
             plural(n.http_requests, "request", "requests")
         ));
     }
     if n.tls > 0 {
         parts.push(format!(
             "{} TLS, {} over TLS",
-            n.tls,
+            count(n.tls),
             plural(n.tls_requests, "request", "requests")
         ));
     }
     if n.http2 > 0 {
         parts.push(format!(
             "{} HTTP/2, {}",
-            n.http2,
+            count(n.http2),
             plural(n.http2_streams, "stream", "streams")
         ));
     }
     if n.not_followed > 0 {
-        parts.push(format!("{} not followed", n.not_followed));
+        parts.push(format!("{} not followed", count(n.not_followed)));
     }
     parts.join("; ")
 }
@@ -202,8 +229,8 @@ pub fn server_summary(s: &crate::diagnose::estimate::ServerReport) -> ServerSumm
                     }
                 ),
                 None => format!(
-                    "median of {} closes; {}–{}",
-                    e.observations,
+                    "median of {}; {}–{}",
+                    words::plural(e.observations, "close", "closes"),
                     human_ms(e.min_ms),
                     human_ms(e.max_ms)
                 ),
@@ -286,6 +313,16 @@ fn file_name(p: &Path) -> String {
     p.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| p.display().to_string())
+}
+
+/// The frames read, and when the analysis was narrowed (`--since`, `--until`, a filter), how
+/// many of them it took: `636 frames` or `636 frames (113 analysed)`.
+pub fn frames_summary(a: &Analysis) -> String {
+    let read = words::things(a.packets.frames, "frame");
+    match &a.narrowed {
+        Some(_) => format!("{read} ({} analysed)", words::count(a.packets.matched)),
+        None => read,
+    }
 }
 
 /// A Wireshark display filter that isolates the finding's connection, e.g.

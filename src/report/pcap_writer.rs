@@ -85,9 +85,9 @@ pub struct PcapWriter {
 }
 
 impl PcapWriter {
-    /// Creates the file for frames of the given [`Shape`].
+    /// Creates the file for frames of the given [`Shape`] (`-` is standard output).
     pub fn create(path: &Path, shape: &Shape) -> io::Result<PcapWriter> {
-        let mut out = BufWriter::new(File::create(path)?);
+        let mut out = BufWriter::new(crate::source::create_output(path)?);
         let snaplen = shape.max_caplen.max(WIRESHARK_MAX_FRAME);
         let written = Written::default();
         if shape.fits_classic_pcap() {

@@ -1,7 +1,11 @@
-//! The default report, for a person at a terminal: what happened in one screen.
+//! The default report, for a person at a terminal: what happened in one screen, fitted to
+//! its width ([`TerminalOptions::width`]): the sentences wrapped at spaces, the findings
+//! table's cells between words (see [`super::wrap`]), and on a terminal too narrow for the
+//! columns' longest words, each finding stacked as labelled lines. `--quiet` keeps the
+//! summary, the headline and the counts by kind.
 
 use super::caveats::caveats;
-use super::FrameNamer;
+use super::{words, wrap, FrameNamer};
 use crate::diagnose::estimate::human_ms;
 use crate::diagnose::{Finding, FindingKind, Severity};
 use crate::escape;
@@ -14,21 +18,31 @@ use std::fmt::Write;
 pub struct TerminalOptions {
     /// Use ANSI colours.
     pub color: bool,
-    /// Table width in columns.
+    /// Width in columns: the table fits in it and the sentences are wrapped to it.
     pub width: u16,
     /// Also list informational findings (idle closes).
     pub all: bool,
     /// Most findings listed (0 = all).
     pub limit: usize,
+    /// Only the summary line, the headline and the counts of findings by kind.
+    pub quiet: bool,
 }
+
+/// The width of reports written to a file or a pipe (when `$COLUMNS` does not say one):
+/// fixed, so that the same capture gives the same file wherever it was written.
+pub const FILE_WIDTH: u16 = 100;
+
+/// The narrowest report: below this, the table cannot hold its columns.
+pub const MIN_WIDTH: u16 = 40;
 
 impl Default for TerminalOptions {
     fn default() -> Self {
         TerminalOptions {
             color: false,
-            width: 120,
+            width: FILE_WIDTH,
             all: false,
             limit: 50,
+            quiet: false,
         }
     }
 }
@@ -57,40 +71,142 @@ impl Paint {
     }
 }
 
+/// The columns of the findings table kept on one line when they can be (`+0.909s`,
+/// `301 ms`).
+const KEEP_WHOLE: [usize; 2] = [1, 6];
+
+/// The findings table's header.
+const HEADER: [&str; 8] = [
+    "#",
+    "time",
+    "kind",
+    "client → server",
+    "request",
+    "decided by",
+    "idle",
+    "frames",
+];
+
+/// The findings table, fitted to `width` columns: no line is wider, and no word is broken
+/// unless a single word is wider than the whole table could make its column. `rows` are
+/// the cells under [`HEADER`]. When the columns cannot hold their longest words side by
+/// side (an 80-column terminal, long addresses), each finding is one cell of labelled lines
+/// beside its number instead, as the HTML report stacks them on a phone.
+fn findings_table(rows: &[Vec<String>], width: usize) -> Table {
+    let cols = HEADER.len();
+    // Borders (one more than the columns) and a column of padding either side of each.
+    let available = width.saturating_sub(3 * cols + 1);
+    let mut least = vec![0; cols];
+    let header: Vec<String> = HEADER.iter().map(|h| h.to_string()).collect();
+    let cells: Vec<Vec<String>> = std::iter::once(header)
+        .chain(rows.iter().cloned())
+        .collect();
+    for row in &cells {
+        for (i, cell) in row.iter().enumerate() {
+            let unit = if KEEP_WHOLE.contains(&i) {
+                wrap::width(cell)
+            } else {
+                wrap::longest_word(cell)
+            };
+            least[i] = least[i].max(unit);
+        }
+    }
+    let mut table = Table::new();
+    table
+        .load_style(presets::UTF8_FULL_CONDENSED)
+        // The cells are wrapped here; comfy-table only draws them.
+        .set_content_arrangement(ContentArrangement::Disabled);
+    match wrap::column_widths(&cells, &least, available) {
+        Some(widths) => {
+            let fit = |i: usize, text: &str| Cell::new(wrap::wrapped(text, widths[i], "", ""));
+            table.set_header(HEADER.iter().enumerate().map(|(i, h)| fit(i, h)));
+            for row in rows {
+                table.add_row(row.iter().enumerate().map(|(i, c)| fit(i, c)));
+            }
+        }
+        None => {
+            let number = rows.len().to_string().len().max(1);
+            // Two columns: the number, and the rest.
+            let cell = width.saturating_sub(3 * 2 + 1 + number).max(1);
+            table.set_header(vec![Cell::new("#"), Cell::new("finding")]);
+            for row in rows {
+                let [n, time, kind, tuple, request, by, idle, frames] = &row[..] else {
+                    continue;
+                };
+                let mut lines = vec![format!("{kind} at {time}"), tuple.clone()];
+                if request != "-" {
+                    lines.push(format!("request {request}"));
+                }
+                lines.push(if idle == "-" {
+                    format!("decided by {by}")
+                } else {
+                    format!("decided by {by}, idle {idle}")
+                });
+                lines.push(format!("frames {frames}"));
+                let text: Vec<String> = lines
+                    .iter()
+                    .map(|l| wrap::wrapped(l, cell, "", "  "))
+                    .collect();
+                table.add_row(vec![Cell::new(n), Cell::new(text.join("\n"))]);
+            }
+        }
+    }
+    table
+}
+
 /// Renders the report.
 pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> String {
     let paint = Paint { on: opts.color };
+    let width = opts.width.max(MIN_WIDTH) as usize;
     let mut out = String::new();
+    // A paragraph: `text` wrapped to the width, the first line after `indent`, the others
+    // after `hang`.
+    let para = |out: &mut String, indent: &str, hang: &str, text: &str| {
+        let _ = writeln!(out, "{}", wrap::wrapped(text, width, indent, hang));
+    };
     let p = &a.packets;
     let n = &a.diagnosis.connections;
     let inputs: Vec<String> = a.inputs.iter().map(|i| escape::terminal(&i.path)).collect();
     let span = super::capture_span(a);
-    let _ = writeln!(
-        out,
-        "{} {}: {} frames, {} TCP, {} connections ({}){}",
+    let summary = format!(
+        "{} {}: {}, {} TCP, {} ({}){}",
         paint.bold("resetscope"),
         if inputs.is_empty() {
             "live capture".to_string()
         } else {
             inputs.join(" + ")
         },
-        p.frames,
-        p.tcp,
-        n.total,
+        super::frames_summary(a),
+        words::count(p.tcp),
+        words::things(n.total, "connection"),
         super::protocol_summary(n),
         span
     );
+    para(&mut out, "", "  ", &summary);
     if let Some(k) = a.kernel {
-        let _ = writeln!(
-            out,
-            "libpcap: {} packets received, {} dropped by the kernel, {} dropped by the interface",
-            k.received, k.dropped, k.interface_dropped
+        para(
+            &mut out,
+            "",
+            "  ",
+            &format!(
+                "libpcap: {} received, {} dropped by the kernel, {} dropped by the interface",
+                words::plural(k.received, "packet", "packets"),
+                words::count(k.dropped),
+                words::count(k.interface_dropped)
+            ),
         );
+    }
+    para(&mut out, "", "", &headline(a));
+    if let Some(s) = super::left_out::sentence(a) {
+        para(&mut out, "", "", &escape::terminal(&s));
+    }
+    if opts.quiet {
+        para(&mut out, "", "  ", &counts_line(a));
+        return out;
     }
     for line in super::host_kernel_lines(a) {
         let _ = writeln!(out, "{line}");
     }
-    let _ = writeln!(out, "{}", headline(a));
     out.push('\n');
 
     let first_ts = p.first_ts.unwrap_or_default();
@@ -106,56 +222,43 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
         shown.len().min(opts.limit)
     };
     if !shown.is_empty() {
-        let mut table = Table::new();
-        table
-            .load_style(presets::UTF8_FULL_CONDENSED)
-            .set_content_arrangement(ContentArrangement::Dynamic)
-            .set_width(opts.width)
-            .set_header(vec![
-                "#",
-                "time",
-                "kind",
-                "client → server",
-                "request",
-                "decided by",
-                "idle",
-                "frames",
-            ]);
-        for (n, f) in shown[..listed].iter().enumerate() {
-            let request = f
-                .request
-                .as_ref()
-                .map(|r| {
-                    format!(
-                        "{} {} {}",
-                        escape::terminal(&r.method),
-                        escape::terminal_max(&r.target, 40),
-                        names.name(r.frame)
-                    )
-                })
-                .unwrap_or_else(|| "-".into());
-            let close = format!("{} {}", f.by.name(), names.name(f.close_frame));
-            table.add_row(vec![
-                Cell::new(n + 1),
-                Cell::new(format!("+{:.3}s", f.time.since(first_ts).as_secs_f64())),
-                Cell::new(f.kind.name()),
-                Cell::new(format!("{} → {}", f.client, f.server)),
-                Cell::new(request),
-                Cell::new(close),
-                Cell::new(f.idle_ms.map(human_ms).unwrap_or_else(|| "-".into())),
-                Cell::new(names.list(&f.frames)),
-            ]);
-        }
+        let rows: Vec<Vec<String>> = shown[..listed]
+            .iter()
+            .enumerate()
+            .map(|(n, f)| {
+                let request = f
+                    .request
+                    .as_ref()
+                    .map(|r| {
+                        format!(
+                            "{} {} {}",
+                            escape::terminal(&r.method),
+                            escape::terminal_max(&r.target, 40),
+                            names.name(r.frame)
+                        )
+                    })
+                    .unwrap_or_else(|| "-".into());
+                vec![
+                    (n + 1).to_string(),
+                    format!("+{:.3}s", f.time.since(first_ts).as_secs_f64()),
+                    f.kind.name().to_string(),
+                    format!("{} → {}", f.client, f.server),
+                    request,
+                    format!("{} {}", f.by.name(), names.name(f.close_frame)),
+                    f.idle_ms.map(human_ms).unwrap_or_else(|| "-".into()),
+                    names.list(&f.frames),
+                ]
+            })
+            .collect();
         let _ = writeln!(out, "{}", paint.bold("Findings"));
-        let _ = writeln!(out, "{table}");
+        let _ = writeln!(out, "{}", findings_table(&rows, width));
         for (n, f) in shown[..listed].iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "{:>3}. {} {}",
-                n + 1,
+            let text = format!(
+                "{} {}",
                 paint.severity(f.severity, f.kind.name()),
                 escape::terminal_max(&f.sentence, 1000)
             );
+            para(&mut out, &format!("{:>3}. ", n + 1), "     ", &text);
         }
         // Every finding the table could show, kept in memory or not.
         let all: u64 = if opts.all {
@@ -164,9 +267,9 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
             super::problem_count(a)
         };
         if let Some(line) = not_listed(listed, shown.len(), all) {
-            let _ = writeln!(out, "{line}");
+            para(&mut out, "", "  ", &line);
             for line in super::unlisted_summary(&a.diagnosis.tally) {
-                let _ = writeln!(out, "  {line}");
+                para(&mut out, "  ", "    ", &line);
             }
         }
     }
@@ -177,9 +280,14 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
         .copied()
         .unwrap_or(0);
     if idle_closes > 0 && !opts.all {
-        let _ = writeln!(
-            out,
-            "{idle_closes} idle closes (informational) not listed; --all lists them."
+        para(
+            &mut out,
+            "",
+            "  ",
+            &format!(
+                "{}; --all lists them.",
+                super::idle_closes_not_listed(idle_closes, " (informational)")
+            ),
         );
     }
 
@@ -197,13 +305,24 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
                 .map(|a| format!("; announces Keep-Alive: timeout={a}"))
                 .unwrap_or_default();
             let races = if s.idle_races > 0 {
-                paint.severity(Severity::Error, &format!("; {} idle races", s.idle_races))
+                format!(
+                    "; {}",
+                    paint.severity(
+                        Severity::Error,
+                        &words::plural(s.idle_races, "idle race", "idle races")
+                    )
+                )
             } else {
                 String::new()
             };
-            let _ = writeln!(out, "  {}: {}{}{}", s.server, est, announced, races);
+            para(
+                &mut out,
+                "  ",
+                "    ",
+                &format!("{}: {}{}{}", s.server, est, announced, races),
+            );
             if let Some(r) = &s.recommendation {
-                let _ = writeln!(out, "    → {}", escape::terminal_max(r, 2000));
+                para(&mut out, "    → ", "      ", &escape::terminal_max(r, 2000));
             }
         }
     }
@@ -213,29 +332,31 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
         let _ = writeln!(out, "{}", paint.bold("Proxies"));
         for p in &a.diagnosis.proxies {
             let ups: Vec<String> = p.upstreams.iter().map(|u| u.to_string()).collect();
-            let _ = writeln!(
-                out,
-                "  {} forwards to {} ({} requests seen forwarded): {} client-visible failures caused by upstream failures, {} upstream races retried by the proxy{}",
+            let text = format!(
+                "{} forwards to {} ({} seen forwarded): {} caused by upstream failures, {} retried by the proxy{}",
                 p.proxy,
                 ups.join(", "),
-                p.forwarded,
-                p.links.len(),
-                p.retried,
+                words::plural(p.forwarded, "request", "requests"),
+                words::plural(p.links.len() as u64, "client-visible failure", "client-visible failures"),
+                words::plural(p.retried, "upstream race", "upstream races"),
                 if p.unexplained > 0 {
-                    format!(", {} client-leg failures no upstream failure explains", p.unexplained)
+                    format!(
+                        ", {} no upstream failure explains",
+                        words::plural(p.unexplained, "client-leg failure", "client-leg failures")
+                    )
                 } else {
                     String::new()
                 }
             );
+            para(&mut out, "  ", "    ", &text);
             let n = if opts.limit == 0 {
                 p.links.len()
             } else {
                 opts.limit.min(10)
             };
             for l in p.links.iter().take(n) {
-                let _ = writeln!(
-                    out,
-                    "    the {} to {} at {} followed the upstream {} at {} ({} → {}): {}",
+                let text = format!(
+                    "the {} to {} at {} followed the upstream {} at {} ({} → {}): {}",
                     l.client_outcome,
                     l.client,
                     names.name(l.client_frame),
@@ -245,18 +366,24 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
                     l.upstream_server,
                     escape::terminal_max(&l.request, 80)
                 );
+                para(&mut out, "    ", "      ", &text);
             }
             if p.links.len() > n {
-                let _ = writeln!(
-                    out,
-                    "    … and {} more links (--limit 0 lists all; the JSON has every one)",
-                    p.links.len() - n
+                para(
+                    &mut out,
+                    "    ",
+                    "      ",
+                    &format!(
+                        "… and {} (--limit 0 lists all; the JSON has every one)",
+                        words::plural((p.links.len() - n) as u64, "more link", "more links")
+                    ),
                 );
             }
-            let _ = writeln!(
-                out,
-                "    → {}",
-                escape::terminal_max(&p.recommendation, 2000)
+            para(
+                &mut out,
+                "    → ",
+                "      ",
+                &escape::terminal_max(&p.recommendation, 2000),
             );
         }
     }
@@ -265,21 +392,20 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
         out.push('\n');
         let _ = writeln!(out, "{}", paint.bold("Resets from the path"));
         let servers: Vec<String> = p.servers.iter().map(|s| s.to_string()).collect();
-        let _ = writeln!(
-            out,
-            "  {} RST{} whose TTL fits no other packet of the side {} claimed to come from, on connections to {}: most likely a firewall, NAT or load balancer on the path.",
-            p.resets,
-            if p.resets == 1 { "" } else { "s" },
+        let text = format!(
+            "{} whose TTL fits no other packet of the side {} claimed to come from, on connections to {}: most likely a firewall, NAT or load balancer on the path.",
+            words::plural(p.resets, "RST", "RSTs"),
             if p.resets == 1 { "it" } else { "they" },
             servers.join(", ")
         );
+        para(&mut out, "  ", "    ", &text);
         if let Some(s) = p.forgets_flows_idle_below_s {
-            let _ = writeln!(
-                out,
-                "    → It answered a packet with its own RST after {} of silence: it forgets flows idle for less than that{}. Keep connections through it busier than that (TCP keep-alive, or a client idle timeout below it).",
+            let text = format!(
+                "It answered a packet with its own RST after {} of silence: it forgets flows idle for less than that{}. Keep connections through it busier than that (TCP keep-alive, or a client idle timeout below it).",
                 human_ms(s * 1000.0),
                 p.hint.as_ref().map(|h| format!(" ({h})")).unwrap_or_default()
             );
+            para(&mut out, "    → ", "      ", &text);
         }
     }
 
@@ -288,10 +414,36 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
         out.push('\n');
         let _ = writeln!(out, "{}", paint.bold("Caveats"));
         for c in cav {
-            let _ = writeln!(out, "  - {}", escape::terminal_max(&c.message, 400));
+            para(
+                &mut out,
+                "  - ",
+                "    ",
+                &escape::terminal_max(&c.message, 400),
+            );
         }
     }
     out
+}
+
+/// The counts of findings by kind, for `--quiet`: `Findings: 9 idle_race, 44 idle_close`,
+/// or `Findings: none`.
+fn counts_line(a: &Analysis) -> String {
+    let mut kinds: Vec<(FindingKind, u64)> = a
+        .diagnosis
+        .counts
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| (*k, *n))
+        .collect();
+    kinds.sort_by_key(|(k, _)| (k.severity(), k.name()));
+    if kinds.is_empty() {
+        return "Findings: none".to_string();
+    }
+    let list: Vec<String> = kinds
+        .iter()
+        .map(|(k, n)| format!("{} {}", words::count(*n), k.name()))
+        .collect();
+    format!("Findings: {}", list.join(", "))
 }
 
 /// What the table leaves out, when it does: `listed` of the `kept` findings the analysis
@@ -299,12 +451,17 @@ pub fn render(a: &Analysis, names: &FrameNamer, opts: &TerminalOptions) -> Strin
 fn not_listed(listed: usize, kept: usize, all: u64) -> Option<String> {
     let more = all.checked_sub(listed as u64).filter(|&m| m > 0)?;
     let how = if (kept as u64) < all {
-        format!("--limit 0 lists the {kept} kept in memory")
+        format!(
+            "--limit 0 lists the {} kept in memory",
+            words::count(kept as u64)
+        )
     } else {
         "--limit 0 lists all".to_string()
     };
     Some(format!(
-        "… and {more} more ({how}, --format json has every one). All {all}, listed or not:"
+        "… and {} more ({how}, --format json has every one). All {}, listed or not:",
+        words::count(more),
+        words::count(all)
     ))
 }
 
@@ -324,7 +481,7 @@ pub fn finding_line(f: &Finding, names: &FrameNamer) -> String {
         .unwrap_or_default();
     format!(
         "{} {} {} → {}{}, {} {} {}: {}",
-        f.time.to_datetime().format("%H:%M:%S%.3f UTC"),
+        words::time_of_day(f.time),
         f.kind.name(),
         f.client,
         f.server,
@@ -341,9 +498,12 @@ pub fn finding_line(f: &Finding, names: &FrameNamer) -> String {
 /// resets that lost nothing. "No request was lost" is said only when no request failed and
 /// no data was lost.
 pub fn headline(a: &Analysis) -> String {
+    if a.narrowed.is_some() && a.packets.matched == 0 && a.packets.frames > 0 {
+        return "No frame is inside the time window and the filter given: nothing was analysed, so nothing is said of the capture.".to_string();
+    }
     let d = &a.diagnosis;
     let count = |k: FindingKind| d.counts.get(&k).copied().unwrap_or(0);
-    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let plural = words::plural;
     let mut parts = Vec::new();
     let races = count(FindingKind::IdleRace);
     if races > 0 {
@@ -392,8 +552,11 @@ pub fn headline(a: &Analysis) -> String {
                 None => " was closing idle connections".to_string(),
             };
             parts.push(format!(
-                "{races} {what} failed in keep-alive idle races: the server at {}{est}, and the client reused connections at that moment",
-                s.server
+                "{} {what} failed {}: the server at {}{est}, and the client reused {} at that moment",
+                words::count(races),
+                words::agree(races, "in a keep-alive idle race", "in keep-alive idle races"),
+                s.server,
+                words::agree(races, "a connection", "connections")
             ));
         } else {
             let mut per: Vec<String> = with_races
@@ -405,18 +568,21 @@ pub fn headline(a: &Analysis) -> String {
                         .as_ref()
                         .map(|e| format!(" (idle timeout ~{}{})", human_ms(e.median_ms), note(e)))
                         .unwrap_or_default();
-                    format!("{} with {}{est}", s.idle_races, s.server)
+                    format!("{} with {}{est}", words::count(s.idle_races), s.server)
                 })
                 .collect();
             if with_races.len() > 3 {
                 per.push(format!(
-                    "and {} with {} more servers",
-                    races - with_races.iter().take(3).map(|s| s.idle_races).sum::<u64>(),
-                    with_races.len() - 3
+                    "and {} with {}",
+                    words::count(
+                        races - with_races.iter().take(3).map(|s| s.idle_races).sum::<u64>()
+                    ),
+                    words::plural((with_races.len() - 3) as u64, "more server", "more servers")
                 ));
             }
             parts.push(format!(
-                "{races} {what} failed in keep-alive idle races, reused as each server closed them: {}",
+                "{} {what} failed in keep-alive idle races, reused as each server closed them: {}",
+                words::count(races),
                 per.join(", ")
             ));
         }
@@ -432,10 +598,10 @@ pub fn headline(a: &Analysis) -> String {
         parts.push(format!(
             "the client that reused them is the proxy at {}: its own clients saw {} of the upstream failures (as {}){}",
             p.proxy,
-            p.links.len(),
+            words::count(p.links.len() as u64),
             what.join(" or "),
             if p.retried > 0 {
-                format!(", and it retried {} itself", p.retried)
+                format!(", and it retried {} itself", words::count(p.retried))
             } else {
                 String::new()
             }
@@ -542,7 +708,7 @@ mod tests {
         // More than memory kept: --limit 0 cannot list them all, and says so.
         assert_eq!(
             not_listed(50, 5000, 306913).as_deref(),
-            Some("… and 306863 more (--limit 0 lists the 5000 kept in memory, --format json has every one). All 306913, listed or not:")
+            Some("… and 306,863 more (--limit 0 lists the 5,000 kept in memory, --format json has every one). All 306,913, listed or not:")
         );
     }
 }

@@ -70,12 +70,12 @@ impl ResetTimeline {
             let h = n as f64 / max * (BOTTOM - TOP);
             let _ = write!(
                 s,
-                r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" class="bar"><title>{} resets at +{} s</title></rect>"#,
+                r#"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" class="bar"><title>{} at +{} s</title></rect>"#,
                 x_of(sec as f64),
                 BOTTOM - h,
                 bar_w,
                 h,
-                n,
+                super::words::plural(n as u64, "reset", "resets"),
                 sec - start
             );
         }

@@ -6,7 +6,10 @@
 //! pipe, a FIFO, standard input) is streamed through `pcap-parser`'s buffer instead, which
 //! grows to fit the largest record. (A mapped file must not be cut short while it is read; a
 //! file still being appended to, as `tcpdump -w` does, is read up to its length when it was
-//! opened.)
+//! opened.) A compressed file (gzip, zstd, xz: see [`super::decompress`]) is streamed too,
+//! through its decoder, whether it is a regular file or a pipe; its byte offsets in messages
+//! are offsets in the decompressed data, and [`CaptureFile::position`] counts compressed
+//! bytes.
 //!
 //! The two ways of reading agree on everything: the same limits on record sizes
 //! ([`MAX_BLOCK`], and the classic pcap caplen check), checked on the record header before it
@@ -27,6 +30,7 @@
 //! [`super::merge::CaptureSet`] can merge files by timestamp without copying packet bytes.
 
 use super::backend::Backend;
+use super::decompress::{self, Compression, Progress};
 use super::spool::{SpoolWriter, Tee};
 use super::{FileStats, FrameRef, RawPacket, SourceError};
 use crate::time::Timestamp;
@@ -35,6 +39,7 @@ use pcap_parser::{PcapBlockOwned, PcapError};
 use std::fs::File;
 use std::io::{Cursor, Read, Seek};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Initial read buffer of a streamed input; it grows to fit a larger record.
 const BUFFER: usize = 256 << 10;
@@ -273,6 +278,16 @@ pub struct CaptureFile {
     done: bool,
     stats: FileStats,
     error: Option<SourceError>,
+    /// A compressed file's format, its decoder's progress and the compressed size (when it
+    /// is a regular file).
+    compressed: Option<Compressed>,
+}
+
+/// What a compressed file's reader keeps about its compression.
+struct Compressed {
+    kind: Compression,
+    progress: Arc<Progress>,
+    size: Option<u64>,
 }
 
 /// What a file's first bytes say about its header.
@@ -400,6 +415,7 @@ impl CaptureFile {
             if magic.is_empty() {
                 return Err(SourceError::Empty {
                     path: path.to_path_buf(),
+                    compressed: None,
                 });
             }
             match MAGICS.iter().position(|m| m.starts_with(magic)) {
@@ -416,6 +432,10 @@ impl CaptureFile {
         } else {
             None
         };
+        // A compressed file is streamed through its decoder (see [`super::decompress`]).
+        let mapped = mapped.filter(|map| {
+            Compression::detect(&map[..map.len().min(Compression::MAGIC_LEN)]).is_none()
+        });
         let reader = match mapped {
             Some(map) => {
                 #[cfg(unix)]
@@ -438,6 +458,9 @@ impl CaptureFile {
             // Not mappable (a pipe, standard input): stream it. The header is read here and
             // checked as a mapped file's is, then put back in front for the parser.
             None => {
+                let size = regular
+                    .then(|| file.metadata().ok().map(|m| m.len()))
+                    .flatten();
                 let mut src: Box<dyn Read + Send> = match tee {
                     Some(copy) => Box::new(Tee { inner: file, copy }),
                     None => {
@@ -448,10 +471,44 @@ impl CaptureFile {
                         Box::new(file)
                     }
                 };
-                let mut first = vec![0u8; 4];
+                let mut first = vec![0u8; Compression::MAGIC_LEN];
                 let n = read_up_to(&mut src, &mut first).map_err(io)?;
                 first.truncate(n);
-                let pcapng = identify(&first)?;
+                let mut compressed = None;
+                if let Some(kind) = Compression::detect(&first) {
+                    let progress = Arc::new(Progress::default());
+                    let raw = Box::new(Cursor::new(first).chain(src));
+                    src = decompress::decoder(kind, raw, Arc::clone(&progress));
+                    first = vec![0u8; 4];
+                    let got = read_up_to(&mut src, &mut first);
+                    compressed = Some(Compressed {
+                        kind,
+                        progress,
+                        size,
+                    });
+                    let n = got.map_err(|e| stream_error(path, e, compressed.as_ref(), 0))?;
+                    first.truncate(n);
+                }
+                let inside = compressed
+                    .as_ref()
+                    .map(|c| format!("inside the {} compression", c.kind.name()));
+                let not_a_capture = |magic: &[u8], detail: Option<String>| {
+                    let detail = match (detail, &inside) {
+                        (Some(d), Some(i)) => Some(format!("{d}, {i}")),
+                        (d, i) => d.or(i.clone()),
+                    };
+                    not_a_capture(magic, detail)
+                };
+                let pcapng = identify(&first[..first.len().min(4)]).map_err(|e| match e {
+                    SourceError::NotACapture { .. } => {
+                        not_a_capture(&first[..first.len().min(4)], None)
+                    }
+                    SourceError::Empty { path, .. } => SourceError::Empty {
+                        path,
+                        compressed: compressed.as_ref().map(|c| c.kind.name()),
+                    },
+                    other => other,
+                })?;
                 let mut complete = false;
                 loop {
                     match check_header(&first, pcapng, complete) {
@@ -459,7 +516,8 @@ impl CaptureFile {
                         Header::NeedMore(need) => {
                             let have = first.len();
                             first.resize(need, 0);
-                            let got = read_up_to(&mut src, &mut first[have..]).map_err(io)?;
+                            let got = read_up_to(&mut src, &mut first[have..])
+                                .map_err(|e| stream_error(path, e, compressed.as_ref(), 0))?;
                             first.truncate(have + got);
                             complete = first.len() < need;
                         }
@@ -470,19 +528,21 @@ impl CaptureFile {
                 let capacity = BUFFER.max(first.len() + 1);
                 let magic = first[..4].to_vec();
                 let reader = pcap_parser::create_reader(capacity, Cursor::new(first).chain(src))
-                    .map_err(|e| match e {
-                        PcapError::Incomplete(_) | PcapError::UnexpectedEof | PcapError::Eof => {
-                            truncated()
+                    .map_err(|e| {
+                        if let Some(detail) = compressed.as_ref().and_then(|c| c.progress.error()) {
+                            return decompress_error(path, compressed.as_ref(), detail, 1, 0, 0);
                         }
-                        other => not_a_capture(&magic, Some(format!("{other:?}"))),
+                        match e {
+                            PcapError::Incomplete(_)
+                            | PcapError::UnexpectedEof
+                            | PcapError::Eof => truncated(),
+                            other => not_a_capture(&magic, Some(format!("{other:?}"))),
+                        }
                     })?;
-                return Ok(CaptureFile::new(
-                    path,
-                    index,
-                    Backend::Stream(reader),
-                    pcapng,
-                    capacity,
-                ));
+                let mut f =
+                    CaptureFile::new(path, index, Backend::Stream(reader), pcapng, capacity);
+                f.compressed = compressed;
+                return Ok(f);
             }
         };
         let pcapng = matches!(reader, Backend::Mapped { pcapng: true, .. });
@@ -515,6 +575,7 @@ impl CaptureFile {
                 ..FileStats::default()
             },
             error: None,
+            compressed: None,
         }
     }
 
@@ -530,7 +591,16 @@ impl CaptureFile {
 
     /// Bytes read so far, and the file's size when it is known (not for a pipe).
     pub fn position(&self) -> (u64, Option<u64>) {
-        (self.offset, self.reader.size())
+        match &self.compressed {
+            // Of a compressed file, the compressed bytes.
+            Some(c) => (c.progress.read(), c.size),
+            None => (self.offset, self.reader.size()),
+        }
+    }
+
+    /// The file's compression, if it is compressed.
+    pub fn compression(&self) -> Option<Compression> {
+        self.compressed.as_ref().map(|c| c.kind)
     }
 
     /// What has been read so far.
@@ -618,7 +688,20 @@ impl CaptureFile {
                         unreachable!("a mapped file is never incomplete")
                     };
                     if reader.refill().is_err() {
-                        self.fail_corrupt("read error".into());
+                        match self.compressed.as_ref().and_then(|c| c.progress.error()) {
+                            Some(detail) => {
+                                self.done = true;
+                                self.error = Some(decompress_error(
+                                    &self.path,
+                                    self.compressed.as_ref(),
+                                    detail,
+                                    self.frames + 1,
+                                    self.offset,
+                                    self.frames,
+                                ));
+                            }
+                            None => self.fail_corrupt("read error".into()),
+                        }
                         return;
                     }
                     continue;
@@ -1092,6 +1175,43 @@ fn obsolete_packet(body: &[u8], big_endian: bool, interfaces: &[Interface]) -> S
         linktype: iface.linktype,
         orig_len: u32_at(16),
         comment: None,
+    }
+}
+
+/// The error of a failed read of `path`: the decoder's, when the file is compressed and its
+/// decoder stopped, else the operating system's.
+fn stream_error(
+    path: &Path,
+    e: std::io::Error,
+    compressed: Option<&Compressed>,
+    offset: u64,
+) -> SourceError {
+    match compressed.and_then(|c| c.progress.error()) {
+        Some(detail) => decompress_error(path, compressed, detail, 1, offset, 0),
+        None => SourceError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        },
+    }
+}
+
+/// [`SourceError::Decompress`] for `path`, at `frame` (decompressed byte `offset`).
+fn decompress_error(
+    path: &Path,
+    compressed: Option<&Compressed>,
+    detail: String,
+    frame: u64,
+    offset: u64,
+    read: u64,
+) -> SourceError {
+    SourceError::Decompress {
+        path: path.to_path_buf(),
+        format: compressed.map_or("compressed", |c| c.kind.name()),
+        frame,
+        offset,
+        compressed: compressed.map_or(0, |c| c.progress.read()),
+        detail,
+        read,
     }
 }
 

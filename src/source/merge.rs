@@ -83,6 +83,18 @@ impl CaptureSet {
         }
     }
 
+    /// How many inputs were opened (the others are in the errors): none means there is
+    /// nothing to analyse.
+    pub fn opened(&self) -> usize {
+        self.files.len()
+    }
+
+    /// The set with `errors` put back (taken by [`CaptureSet::take_errors`] to look at them).
+    pub fn with_errors(mut self, errors: Vec<SourceError>) -> CaptureSet {
+        self.errors = errors;
+        self
+    }
+
     /// The next frame across all files, earliest timestamp first (ties: earlier file).
     pub fn next_packet(&mut self) -> Option<RawPacket<'_>> {
         let pick = if self.files.len() == 1 {
@@ -127,7 +139,7 @@ impl CaptureSet {
             .iter()
             .map(|p| FileStats {
                 path: p.display().to_string(),
-                format: "unreadable".into(),
+                format: super::UNREADABLE.into(),
                 ..FileStats::default()
             })
             .collect();

@@ -3,8 +3,10 @@
 //! Capture files (pcap in either byte order and micro- or nanosecond resolution, and pcapng
 //! with any number of sections and interfaces) are read by [`file::CaptureFile`] through the
 //! pure-Rust `pcap-parser`, streaming through a fixed buffer so a file of any size is never
-//! held in memory. Several files are merged into one capture in timestamp order by
-//! [`merge::CaptureSet`] (rotated `tcpdump -G/-C` output is the common case).
+//! held in memory. Captures compressed with gzip, zstd or xz, told by their first bytes, are
+//! decompressed as they are read ([`decompress`]). Several files are merged into one capture
+//! in timestamp order by [`merge::CaptureSet`] (rotated `tcpdump -G/-C` output is the common
+//! case).
 //!
 //! The stage hands on [`RawPacket`]s: the link-layer bytes of one frame with its link type,
 //! timestamp and [`FrameRef`] (file and 1-based frame number, exactly as Wireshark numbers
@@ -12,6 +14,7 @@
 //! a damaged file ends early but what was read before the damage is still analysed.
 
 mod backend;
+pub mod decompress;
 pub mod file;
 #[cfg(feature = "live")]
 pub mod live;
@@ -62,11 +65,16 @@ pub enum SourceError {
         /// The operating system's error.
         source: std::io::Error,
     },
-    /// The file is empty.
-    #[error("{path}: the file is empty")]
+    /// The file is empty (or its compressed data decompresses to nothing).
+    #[error("{path}: {}", match compressed {
+        Some(format) => format!("the file's {format} compressed data holds nothing"),
+        None => "the file is empty".to_string(),
+    })]
     Empty {
         /// The file.
         path: PathBuf,
+        /// `gzip`, `zstd` or `xz` when the file is compressed.
+        compressed: Option<&'static str>,
     },
     /// The file does not start with a pcap or pcapng header.
     #[error("{path}: not a pcap or pcapng capture (unrecognised header {magic})")]
@@ -85,6 +93,24 @@ pub enum SourceError {
         frame: u64,
         /// Byte offset of that frame's record.
         offset: u64,
+        /// Frames read before it.
+        read: u64,
+    },
+    /// The compressed data is damaged or cut short: nothing after that point can be read.
+    #[error("{path}: the {format} compressed data stops at frame {frame} (decompressed byte offset {offset}, after {compressed} compressed bytes): {detail}; the {read} frames before it were analysed")]
+    Decompress {
+        /// The file.
+        path: PathBuf,
+        /// `gzip`, `zstd` or `xz`.
+        format: &'static str,
+        /// The frame that could not be read.
+        frame: u64,
+        /// Byte offset of that frame's record in the decompressed data.
+        offset: u64,
+        /// Compressed bytes read by then (the decoder reads ahead a little).
+        compressed: u64,
+        /// What the decoder said.
+        detail: String,
         /// Frames read before it.
         read: u64,
     },
@@ -108,21 +134,28 @@ impl SourceError {
     /// The frame number where reading stopped, if the error is inside the file.
     pub fn frame(&self) -> Option<u64> {
         match self {
-            SourceError::Truncated { frame, .. } | SourceError::Corrupt { frame, .. } => {
-                Some(*frame)
-            }
+            SourceError::Truncated { frame, .. }
+            | SourceError::Corrupt { frame, .. }
+            | SourceError::Decompress { frame, .. } => Some(*frame),
             _ => None,
         }
     }
 
-    /// True when nothing at all could be read from the file.
+    /// True when nothing at all could be read from the file: it cannot be opened, is empty,
+    /// is not a capture, or its compressed data stops before the capture's header.
     pub fn is_unusable(&self) -> bool {
         matches!(
             self,
-            SourceError::Io { .. } | SourceError::Empty { .. } | SourceError::NotACapture { .. }
+            SourceError::Io { .. }
+                | SourceError::Empty { .. }
+                | SourceError::NotACapture { .. }
+                | SourceError::Decompress { offset: 0, .. }
         )
     }
 }
+
+/// [`FileStats::format`] of an input that could not be read at all (left out of the report).
+pub const UNREADABLE: &str = "unreadable";
 
 /// What one input file held, for the summary and the caveats.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -168,7 +201,7 @@ pub struct FileStats {
     pub last_ts: Option<crate::time::Timestamp>,
 }
 
-/// True for `-`, which names standard input.
+/// True for `-`, which names standard input (or, for an output, standard output).
 pub fn is_stdin(path: &Path) -> bool {
     path.as_os_str() == "-"
 }
@@ -195,5 +228,25 @@ pub fn open_input(path: &Path) -> std::io::Result<File> {
         stdin_file()
     } else {
         File::open(path)
+    }
+}
+
+/// Creates an output file, `-` being standard output (a duplicate of descriptor 1, so the
+/// bytes go straight to it, past Rust's line buffer, which nothing else uses meanwhile).
+pub fn create_output(path: &Path) -> std::io::Result<File> {
+    if !is_stdin(path) {
+        return File::create(path);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        Ok(File::from(std::io::stdout().as_fd().try_clone_to_owned()?))
+    }
+    #[cfg(not(unix))]
+    {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "`-` for standard output is supported on Unix only",
+        ))
     }
 }

@@ -63,6 +63,54 @@ pub fn run(args: &[&str]) -> Output {
         .expect("run resetscope")
 }
 
+/// The words of a report with every run of spaces and line breaks made one space: what a
+/// sentence says, wherever the terminal report wrapped it.
+#[allow(dead_code)]
+pub fn flat(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A count and a regular noun as the reports write them: `1 connection`, `1,007 frames`.
+#[allow(dead_code)]
+pub fn things(n: u64, noun: &str) -> String {
+    let digits = n.to_string();
+    let mut count = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            count.push(',');
+        }
+        count.push(c);
+    }
+    format!("{count} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
+/// The findings table of a terminal report, row by row (the header first), each cell's
+/// lines joined by spaces: what the row says, however its cells were wrapped. A row of the
+/// stacked layout (narrow terminals) has two cells, the number and the finding.
+#[allow(dead_code)]
+pub fn table_rows(text: &str) -> Vec<Vec<String>> {
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for line in text.lines() {
+        let Some(inner) = line.strip_prefix('│').and_then(|l| l.strip_suffix('│')) else {
+            continue;
+        };
+        let cells: Vec<&str> = inner.split('┆').map(str::trim).collect();
+        if !cells[0].is_empty() || rows.is_empty() {
+            rows.push(vec![String::new(); cells.len()]);
+        }
+        let row = rows.last_mut().unwrap();
+        for (cell, piece) in row.iter_mut().zip(&cells) {
+            if !piece.is_empty() {
+                if !cell.is_empty() {
+                    cell.push(' ');
+                }
+                cell.push_str(piece);
+            }
+        }
+    }
+    rows
+}
+
 /// Runs `resetscope analyze --format FORMAT FILE...`, which must succeed; returns its output.
 pub fn analyze_as(format: &str, files: &[&Path]) -> String {
     analyze_with(&["--format", format], files)
