@@ -126,12 +126,7 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
         let (analysis, errors) =
             pipeline::analyze_watched(set, &options, &mut pick, &mut |p| bar.show(p));
         bar.clear();
-        for e in errors.iter().filter(|e| !e.is_unusable()) {
-            eprintln!(
-                "resetscope: warning: {}",
-                resetscope::escape::terminal_lines(&e.to_string())
-            );
-        }
+        warn_damaged(&errors);
         let evidence = Evidence {
             files: &args.files,
             extract: None,
@@ -173,12 +168,7 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
             ));
         }
     }
-    for e in errors.iter().filter(|e| !e.is_unusable()) {
-        eprintln!(
-            "resetscope: warning: {}",
-            resetscope::escape::terminal_lines(&e.to_string())
-        );
-    }
+    warn_damaged(&errors);
     let evidence = Evidence {
         files: &args.files,
         extract: args.extract.as_deref(),
@@ -220,4 +210,15 @@ fn extract_to_stdout(args: &AnalyzeArgs) -> Result<Option<ExitCode>> {
         );
     }
     Ok(None)
+}
+
+/// Warns of damage met in inputs that could still be read (the analysis covers what came
+/// before it).
+fn warn_damaged(errors: &[resetscope::source::SourceError]) {
+    for e in errors.iter().filter(|e| !e.is_unusable()) {
+        eprintln!(
+            "resetscope: warning: {}",
+            resetscope::escape::terminal_lines(&e.to_string())
+        );
+    }
 }

@@ -53,27 +53,6 @@ fn usage(msg: &str) -> clap::Error {
     clap::Error::raw(clap::error::ErrorKind::InvalidValue, format!("{msg}\n"))
 }
 
-/// The words a capture filter starts with (tcpdump's primitives and qualifiers).
-const FILTER_WORDS: &[&str] = &[
-    "tcp",
-    "udp",
-    "icmp",
-    "icmp6",
-    "ip",
-    "ip6",
-    "host",
-    "net",
-    "port",
-    "portrange",
-    "src",
-    "dst",
-    "not",
-    "ether",
-    "vlan",
-    "arp",
-    "proto",
-];
-
 /// A usage error when an input that does not exist reads like a capture filter
 /// (`analyze capture.pcap 'tcp port 9000'`): the filter goes after `--`.
 pub fn check_inputs(files: &[PathBuf]) -> Result<(), clap::Error> {
@@ -86,9 +65,8 @@ pub fn check_inputs(files: &[PathBuf]) -> Result<(), clap::Error> {
             .trim_start_matches(['(', '!'])
             .split_whitespace()
             .next()
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        if FILTER_WORDS.contains(&first.as_str()) {
+            .unwrap_or("");
+        if resetscope::filter::is_keyword(first) {
             let files: Vec<String> = files
                 .iter()
                 .filter(|g| *g != f)

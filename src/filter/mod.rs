@@ -70,6 +70,12 @@ pub struct Filter {
     text: String,
 }
 
+/// Whether `word` is a word of the filter syntax (`tcp`, `host`, `port`, `not`, …): a file
+/// name that starts with one is most likely a filter given without `--`.
+pub fn is_keyword(word: &str) -> bool {
+    parse::KEYWORDS.contains(&word.to_ascii_lowercase().as_str())
+}
+
 impl Filter {
     /// Parses a tcpdump expression; the words may come as separate argv items (tcpdump joins
     /// them with spaces). The empty expression keeps every frame, as tcpdump's does.

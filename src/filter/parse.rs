@@ -327,31 +327,33 @@ type Q = Option<Qual>;
 /// The longest expression taken, in words.
 const MAX_WORDS: usize = 1000;
 
+/// The words of the supported syntax (qualifiers, primitives, operators).
+pub(crate) const KEYWORDS: &[&str] = &[
+    "host",
+    "net",
+    "port",
+    "portrange",
+    "src",
+    "dst",
+    "proto",
+    "mask",
+    "and",
+    "or",
+    "not",
+    "ip",
+    "ip6",
+    "arp",
+    "rarp",
+    "tcp",
+    "udp",
+    "sctp",
+    "icmp",
+    "icmp6",
+    "igmp",
+];
+
 /// The keyword one letter away from `w` (a letter wrong, missing, extra or two swapped).
 fn suggest(w: &str) -> Option<&'static str> {
-    const WORDS: &[&str] = &[
-        "host",
-        "net",
-        "port",
-        "portrange",
-        "src",
-        "dst",
-        "proto",
-        "mask",
-        "and",
-        "or",
-        "not",
-        "ip",
-        "ip6",
-        "arp",
-        "rarp",
-        "tcp",
-        "udp",
-        "sctp",
-        "icmp",
-        "icmp6",
-        "igmp",
-    ];
     let near = |a: &[u8], b: &[u8]| -> bool {
         if a.len() == b.len() {
             let diff: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
@@ -366,7 +368,7 @@ fn suggest(w: &str) -> Option<&'static str> {
             && (0..long.len()).any(|i| long[..i] == short[..i] && long[i + 1..] == short[i..])
     };
     let lower = w.to_ascii_lowercase();
-    WORDS
+    KEYWORDS
         .iter()
         .copied()
         .find(|k| *k == lower || near(lower.as_bytes(), k.as_bytes()))
