@@ -161,6 +161,50 @@ fn race_clients(findings: &[Value]) -> BTreeSet<String> {
         .collect()
 }
 
+/// One run of the Go race on 127.0.0.1:`port` while `live` runs with `args`: the server
+/// (300 ms idle timeout), 100 requests of the client 300.5 ms apart, then the linger (2 s)
+/// so the last connections are judged while still live, then SIGINT. Returns live's output
+/// (it must have succeeded) and the client's log.
+fn race_under_live(
+    (server, client): (&Path, &Path),
+    dir: &Path,
+    attempt: u16,
+    port: u16,
+    args: &[&str],
+) -> (std::process::Output, PathBuf) {
+    let (live, _stderr) = start_live(args);
+    let mut srv = Command::new(server)
+        .args(["-listen", &format!("127.0.0.1:{port}")])
+        .args(["-idle", "300ms", "-life", "60s"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let log = dir.join(format!("client-{attempt}.log"));
+    let status = Command::new(client)
+        .args(["-url", &format!("http://127.0.0.1:{port}/test")])
+        .args(["-n", "100", "-sleep", "300.5ms", "-jitter", "3ms"])
+        .args(["-max", "50s", "-log", log.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(
+        status.success() || status.code() == Some(1),
+        "client: {status}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    interrupt(&live);
+    let out = live.wait_with_output().unwrap();
+    let _ = srv.kill();
+    let _ = srv.wait();
+    assert!(
+        out.status.success(),
+        "live: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out, log)
+}
+
 #[test]
 fn live_go_race_reports_exactly_the_failed_requests() {
     let Some(_serial) = setup("live_go_race_reports_exactly_the_failed_requests") else {
@@ -172,58 +216,20 @@ fn live_go_race_reports_exactly_the_failed_requests() {
         let port = 19_200 + (std::process::id() % 500) as u16 * 2 + attempt;
         let pcap = dir.join(format!("live-{attempt}.pcap"));
         let filter = format!("tcp port {port}");
-        let (live, _stderr) = start_live(&[
-            "-i",
-            "lo",
-            "--format",
-            "json",
-            "-w",
-            pcap.to_str().unwrap(),
-            &filter,
-        ]);
-        let mut srv = Command::new(&server)
-            .args([
-                "-listen",
-                &format!("127.0.0.1:{port}"),
-                "-idle",
-                "300ms",
-                "-life",
-                "60s",
-            ])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(300));
-        let log = dir.join(format!("client-{attempt}.log"));
-        let status = Command::new(&client)
-            .args([
-                "-url",
-                &format!("http://127.0.0.1:{port}/test"),
-                "-n",
-                "100",
-                "-sleep",
-                "300.5ms",
-                "-jitter",
-                "3ms",
-            ])
-            .args(["-max", "50s", "-log", log.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(
-            status.success() || status.code() == Some(1),
-            "client: {status}"
-        );
-        // The linger (2 s) must pass so the last connections are judged while still live.
-        std::thread::sleep(Duration::from_secs(3));
-        interrupt(&live);
-        let out = live.wait_with_output().unwrap();
-        let _ = srv.kill();
-        let _ = srv.wait();
-        assert!(
-            out.status.success(),
-            "live: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let (out, log) = race_under_live(
+            (&server, &client),
+            &dir,
+            attempt,
+            port,
+            &[
+                "-i",
+                "lo",
+                "--format",
+                "json",
+                "-w",
+                pcap.to_str().unwrap(),
+                &filter,
+            ],
         );
         let expected = failed_ports(&std::fs::read_to_string(&log).unwrap());
 
@@ -615,39 +621,20 @@ fn live_go_race_every_reset_has_the_kernels_reason() {
         let pcapng = dir.join(format!("race-{attempt}.pcapng"));
         let filter = format!("tcp port {port}");
         // `-i any` with default options, as the README's example.
-        let (live, _stderr) = start_live(&[
-            "-i",
-            "any",
-            "--format",
-            "json",
-            "-w",
-            pcapng.to_str().unwrap(),
-            &filter,
-        ]);
-        let mut srv = Command::new(&server)
-            .args(["-listen", &format!("127.0.0.1:{port}")])
-            .args(["-idle", "300ms", "-life", "60s"])
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(300));
-        let log = dir.join(format!("client-{attempt}.log"));
-        let _ = Command::new(&client)
-            .args(["-url", &format!("http://127.0.0.1:{port}/test")])
-            .args(["-n", "100", "-sleep", "300.5ms", "-jitter", "3ms"])
-            .args(["-max", "50s", "-log", log.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        std::thread::sleep(Duration::from_secs(3));
-        interrupt(&live);
-        let out = live.wait_with_output().unwrap();
-        let _ = srv.kill();
-        let _ = srv.wait();
-        assert!(
-            out.status.success(),
-            "live: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let (out, _log) = race_under_live(
+            (&server, &client),
+            &dir,
+            attempt,
+            port,
+            &[
+                "-i",
+                "any",
+                "--format",
+                "json",
+                "-w",
+                pcapng.to_str().unwrap(),
+                &filter,
+            ],
         );
         let report = final_report(&out.stdout);
         assert_eq!(

@@ -157,13 +157,15 @@ pub fn finish(
         ladder: true,
         max_rows,
     };
-    let window = evidence
-        .narrow
-        .zip(a.packets.first_ts)
-        .map(|(n, first)| n.resolve(first));
     let ladder = match second_pass_inputs(&evidence).and_then(|inputs| {
-        evidence::gather(inputs, &Shape::of(&a.inputs), &[target], None, window)
-            .context("reading the connection's packets")
+        evidence::gather(
+            inputs,
+            &Shape::of(&a.inputs),
+            &[target],
+            None,
+            evidence.narrowing(a),
+        )
+        .context("reading the connection's packets")
     }) {
         Ok(mut g) => g.ladders.remove(&rec.id),
         Err(e) => {

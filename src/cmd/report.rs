@@ -5,7 +5,7 @@
 use super::{open_output, write_terminal, Format, ReportArgs};
 use anyhow::{Context, Result};
 use resetscope::diagnose::{ConnectionRecord, Finding, FindingKind};
-use resetscope::pipeline::narrow::Narrow;
+use resetscope::pipeline::narrow::{Narrow, Window};
 use resetscope::pipeline::{Analysis, Sink};
 use resetscope::report::evidence::{self, Target};
 use resetscope::report::json::JsonWriter;
@@ -132,6 +132,16 @@ pub struct Evidence<'a> {
     pub narrow: Option<&'a Narrow>,
 }
 
+impl Evidence<'_> {
+    /// The first pass's narrowing, with its window fixed by the capture's first frame, for
+    /// the second pass.
+    pub fn narrowing(&self, a: &Analysis) -> Option<(&Narrow, Window)> {
+        self.narrow
+            .zip(a.packets.first_ts)
+            .map(|(n, first)| (n, n.resolve(first)))
+    }
+}
+
 /// Writes the report: the second pass for ladders and the extract, then the report itself.
 pub fn finish(
     collect: Collect,
@@ -178,16 +188,12 @@ pub fn finish(
     let mut ladders = FxHashMap::default();
     if (ticket || evidence.extract.is_some()) && !evidence.files.is_empty() {
         let inputs = second_pass_inputs(&evidence)?;
-        let window = evidence
-            .narrow
-            .zip(a.packets.first_ts)
-            .map(|(n, first)| n.resolve(first));
         let gathered = evidence::gather(
             inputs,
             &Shape::of(&a.inputs),
             &targets,
             evidence.extract,
-            window,
+            evidence.narrowing(a),
         )
         .with_context(|| match evidence.extract {
             Some(p) => format!("writing {}", p.display()),

@@ -243,7 +243,7 @@ struct Front {
     /// What narrows the analysis, when anything does.
     narrow: Option<std::sync::Arc<narrow::Narrow>>,
     /// `narrow`'s window, once the first frame has fixed it.
-    window: Option<(Option<Timestamp>, Option<Timestamp>)>,
+    window: Option<narrow::Window>,
     /// Where kernel reasons from packet comments go.
     kernel: crate::kernel::reason::ReasonTable,
 }
@@ -277,13 +277,8 @@ impl Front {
             return true;
         };
         let first = self.counts.first_ts.unwrap_or(p.ts);
-        let (since, until) = *self.window.get_or_insert_with(|| {
-            let w = n.resolve(first);
-            (w.since, w.until)
-        });
-        since.is_none_or(|s| p.ts >= s)
-            && until.is_none_or(|u| p.ts <= u)
-            && n.filter.as_ref().is_none_or(|f| f(p.linktype, p.data))
+        let window = *self.window.get_or_insert_with(|| n.resolve(first));
+        n.keeps(window, p)
     }
 
     fn frame<'a>(&mut self, p: &RawPacket<'a>) -> Fronted<'a> {

@@ -169,13 +169,21 @@ impl Narrow {
         self.since.is_none() && self.until.is_none() && self.filter.is_none()
     }
 
-    /// The window and filter, resolved against the capture's first frame.
-    pub fn resolve(&self, first: Timestamp) -> Window<'_> {
+    /// The time window, resolved against the capture's first frame.
+    pub fn resolve(&self, first: Timestamp) -> Window {
         Window {
             since: self.since.map(|b| b.resolve(first)),
             until: self.until.map(|b| b.resolve(first)),
-            filter: self.filter.as_ref(),
         }
+    }
+
+    /// Whether the analysis takes this frame: inside `window` (this narrowing's, resolved)
+    /// and kept by the filter.
+    #[inline]
+    pub fn keeps(&self, window: Window, p: &RawPacket<'_>) -> bool {
+        window.since.is_none_or(|s| p.ts >= s)
+            && window.until.is_none_or(|u| p.ts <= u)
+            && self.filter.as_ref().is_none_or(|f| f(p.linktype, p.data))
     }
 }
 
@@ -205,24 +213,13 @@ impl Narrow {
     }
 }
 
-/// The narrowing of a capture whose first frame is known.
-#[derive(Clone, Copy)]
-pub struct Window<'a> {
+/// The time window of a capture whose first frame is known.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Window {
     /// The first time kept.
     pub since: Option<Timestamp>,
     /// The last time kept.
     pub until: Option<Timestamp>,
-    filter: Option<&'a FrameFilter>,
-}
-
-impl Window<'_> {
-    /// Whether the analysis takes this frame.
-    #[inline]
-    pub fn keeps(&self, p: &RawPacket<'_>) -> bool {
-        self.since.is_none_or(|s| p.ts >= s)
-            && self.until.is_none_or(|u| p.ts <= u)
-            && self.filter.is_none_or(|f| f(p.linktype, p.data))
-    }
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use crate::decode::{self, flags, TcpSegment};
 use crate::escape;
 use crate::flows::seq::SeqNumber;
 use crate::flows::Side;
-use crate::pipeline::narrow::Window;
+use crate::pipeline::narrow::{Narrow, Window};
 use crate::source::merge::{CaptureSet, Input};
 use crate::source::{FrameRef, SourceError};
 use crate::time::Timestamp;
@@ -246,14 +246,14 @@ pub struct Gathered {
 
 /// Reads `inputs` again and returns the ladder of every target (by connection id); with
 /// `extract`, also writes every packet of the targets there, in a file whose header fits
-/// `shape` (what the first pass read). `window`: the first pass's narrowing (the same
-/// frames are left out).
+/// `shape` (what the first pass read). `narrow`: the first pass's narrowing and its window
+/// (the same frames are left out).
 pub fn gather(
     inputs: Vec<Input>,
     shape: &Shape,
     targets: &[Target],
     extract: Option<&Path>,
-    window: Option<Window<'_>>,
+    narrow: Option<(&Narrow, Window)>,
 ) -> std::io::Result<Gathered> {
     let mut by_key: FxHashMap<(SocketAddr, SocketAddr), Vec<usize>> = FxHashMap::default();
     for (i, t) in targets.iter().enumerate() {
@@ -271,7 +271,7 @@ pub fn gather(
     };
     let mut set = CaptureSet::open_inputs(inputs);
     while let Some(p) = set.next_packet() {
-        if window.is_some_and(|w| !w.keeps(&p)) {
+        if narrow.is_some_and(|(n, w)| !n.keeps(w, &p)) {
             continue;
         }
         let Ok(seg) = decode::decode(p.linktype, p.data) else {
