@@ -59,8 +59,17 @@ impl Side {
 /// ago than that many closes start a new connection record.
 const MAX_TOMBSTONES: usize = 200_000;
 
-/// How often, in capture time, the table looks for connections whose time is up.
+/// How often, in capture time, the table looks for connections whose time is up, by
+/// default ([`FlowConfig::sweep_every`]).
 pub const SWEEP_EVERY: Nanos = Nanos(1_000_000_000);
+
+/// The linger of a live capture ([`FlowConfig::live`]): long enough for the other end's
+/// answer to a RST or a last FIN on the same host or a LAN, short enough that a finding
+/// is printed well within a second of its last packet.
+pub const LIVE_LINGER: Nanos = Nanos(250_000_000);
+
+/// The sweep interval of a live capture.
+pub const LIVE_SWEEP_EVERY: Nanos = Nanos(100_000_000);
 
 /// Limits of the flow table.
 #[derive(Clone, Debug)]
@@ -71,6 +80,8 @@ pub struct FlowConfig {
     pub max_buffer: usize,
     /// How long a closed connection stays to absorb late packets.
     pub linger: Nanos,
+    /// How often, in capture time, closed and idle connections are looked for.
+    pub sweep_every: Nanos,
     /// How long an open connection may stay silent before it is released.
     pub idle_limit: Nanos,
     /// The same for a connection that never carried payload.
@@ -85,6 +96,7 @@ impl Default for FlowConfig {
             max_flows: 500_000,
             max_buffer: 1 << 20,
             linger: Nanos(2_000_000_000),
+            sweep_every: SWEEP_EVERY,
             idle_limit: Nanos(3_600_000_000_000),
             quiet_limit: Nanos(120_000_000_000),
             tombstone: Nanos(60_000_000_000),
@@ -262,6 +274,20 @@ pub struct FlowTable {
     pub stats: FlowStats,
 }
 
+impl FlowConfig {
+    /// The limits of a live capture: the default ones with a short linger and sweep
+    /// interval, so that a closed connection is judged (and its finding printed) a few
+    /// hundred milliseconds after its last packet instead of seconds. Late packets of a
+    /// connection released this early are still recognised by its tombstone.
+    pub fn live() -> FlowConfig {
+        FlowConfig {
+            linger: LIVE_LINGER,
+            sweep_every: LIVE_SWEEP_EVERY,
+            ..FlowConfig::default()
+        }
+    }
+}
+
 impl FlowTable {
     /// An empty table.
     pub fn new(config: FlowConfig) -> FlowTable {
@@ -382,7 +408,7 @@ impl FlowTable {
     /// Releases connections whose time is up at capture time `now`. Cheap to call per
     /// packet: it does work at most once per second of capture time.
     pub fn sweep(&mut self, now: Timestamp, done: &mut impl FnMut(Box<Connection>, Release)) {
-        if now.since(self.last_sweep) < SWEEP_EVERY {
+        if now.since(self.last_sweep) < self.config.sweep_every {
             return;
         }
         self.last_sweep = now;

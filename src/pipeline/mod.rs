@@ -240,6 +240,8 @@ fn budgets(options: &Options, shards: usize) -> (usize, usize, usize) {
 struct Front {
     counts: PacketCounts,
     last_sweep: Option<Timestamp>,
+    /// How often the flow tables are swept ([`crate::flows::FlowConfig::sweep_every`]).
+    sweep_every: crate::time::Nanos,
     /// What narrows the analysis, when anything does.
     narrow: Option<std::sync::Arc<narrow::Narrow>>,
     /// `narrow`'s window, once the first frame has fixed it.
@@ -267,6 +269,7 @@ impl Front {
         Front {
             narrow: (!options.narrow.is_empty()).then(|| options.narrow.clone()),
             kernel: options.kernel.clone(),
+            sweep_every: options.flows.sweep_every,
             ..Front::default()
         }
     }
@@ -316,7 +319,7 @@ impl Front {
                 c.tcp += 1;
                 let sweep = self
                     .last_sweep
-                    .is_none_or(|last| p.ts.since(last) >= crate::flows::SWEEP_EVERY);
+                    .is_none_or(|last| p.ts.since(last) >= self.sweep_every);
                 if sweep {
                     self.last_sweep = Some(p.ts);
                 }
