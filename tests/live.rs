@@ -348,6 +348,111 @@ fn kernel_drops_are_shown() {
     );
 }
 
+/// Drops name the verdicts they may have changed: connections refused while a 2-s bulk
+/// transfer overflows a 256 KiB buffer are named in the `kernel_drops` caveat (those whose
+/// SYN and RST got through); one refused 2.5 s after the flood, when nothing is lost, is
+/// not.
+#[test]
+fn drops_name_the_verdicts_they_may_have_changed() {
+    let Some(_serial) = setup("drops_name_the_verdicts_they_may_have_changed") else {
+        return;
+    };
+    let port = test_port(20_700);
+    let refused_port = port + 100;
+    let filter = format!("tcp port {port} or tcp port {refused_port}");
+    let (live, _stderr) = start_live(&[
+        "-i",
+        "lo",
+        "-B",
+        "256",
+        "--duration",
+        "60s",
+        "--format",
+        "json",
+        &filter,
+    ]);
+    let flood = format!(
+        "import socket,threading,time
+srv=socket.socket();srv.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)
+srv.bind(('127.0.0.1',{port}));srv.listen(1)
+def sink():
+  c,_=srv.accept()
+  while c.recv(1<<20): pass
+def refuse():
+  time.sleep(0.3); end=time.time()+1.4
+  while time.time()<end:
+    try: socket.create_connection(('127.0.0.1',{refused_port}))
+    except OSError: pass
+    time.sleep(0.05)
+t=threading.Thread(target=sink);t.start();r=threading.Thread(target=refuse);r.start()
+c=socket.create_connection(('127.0.0.1',{port}));b=b'x'*(1<<16);end=time.time()+2
+while time.time()<end: c.sendall(b)
+c.close();t.join();r.join()
+"
+    );
+    assert!(Command::new("python3")
+        .args(["-c", &flood])
+        .status()
+        .unwrap()
+        .success());
+    // Quiet now: a refusal more than the caveat's slack (1 s) after the last loss.
+    std::thread::sleep(Duration::from_millis(2500));
+    refused_connections(refused_port, 1, Duration::ZERO);
+    std::thread::sleep(Duration::from_millis(1500));
+    interrupt(&live);
+    let out = live.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let report = final_report(&out.stdout);
+    assert!(
+        report["live_capture"]["dropped"].as_u64().unwrap() > 0,
+        "{report}"
+    );
+    let caveat = report["caveats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "kernel_drops")
+        .unwrap_or_else(|| panic!("no kernel_drops caveat: {}", report["caveats"]))["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        caveat.contains("they were lost ") && caveat.contains(" (UTC)"),
+        "{caveat}"
+    );
+    // Findings are the lines printed as they were decided.
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let refused: Vec<&Value> = lines
+        .iter()
+        .filter(|f| f["type"] == "finding" && f["kind"] == "refused")
+        .collect();
+    assert!(refused.len() >= 2, "{caveat}; {lines:?}");
+    let named = |f: &Value| {
+        caveat.contains(&format!(
+            "connection {} (refused, {} -> {})",
+            f["connection"],
+            f["client"].as_str().unwrap(),
+            f["server"].as_str().unwrap()
+        ))
+    };
+    let (last, during) = refused.split_last().unwrap();
+    // The refusals made during the flood are named, unless more than ten are (the caveat
+    // then counts the rest).
+    let named_during = during.iter().filter(|f| named(f)).count();
+    assert!(
+        named_during == during.len() || (named_during == 10 && caveat.contains(" more;")),
+        "{named_during} of {} named: {caveat}",
+        during.len()
+    );
+    assert!(
+        !named(last),
+        "the refusal after the flood is named: {caveat}"
+    );
+}
+
 #[test]
 fn without_privileges_the_user_is_told_what_to_do() {
     let Some(_serial) = setup("without_privileges_the_user_is_told_what_to_do") else {

@@ -124,7 +124,7 @@ mod capture {
     use resetscope::kernel::netstat;
     use resetscope::kernel::tracefs::{ResetEvent, Tracer};
     use resetscope::kernel::HostKernel;
-    use resetscope::pipeline::{Analyzer, KernelStats, Options, Sink};
+    use resetscope::pipeline::{Analyzer, DropWindow, KernelStats, Options, Sink};
     use resetscope::report::json::{scratch_file, JsonWriter};
     use resetscope::report::ndjson::NdjsonWriter;
     use resetscope::report::pcapng_writer::PcapngWriter;
@@ -154,6 +154,30 @@ mod capture {
         unsafe {
             libc::signal(libc::SIGINT, handler);
             libc::signal(libc::SIGTERM, handler);
+        }
+    }
+
+    /// libpcap's drop counters as last read, and the windows in which they grew.
+    struct Drops {
+        windows: Vec<DropWindow>,
+        read_at: Timestamp,
+        total: u64,
+    }
+
+    impl Drops {
+        /// Takes a reading of the counters (now): if they grew since the last one, the
+        /// packets were lost in between.
+        fn read(&mut self, s: &KernelStats) {
+            let at = now();
+            let total = s.dropped.saturating_add(s.interface_dropped);
+            DropWindow::record(
+                &mut self.windows,
+                self.read_at,
+                at,
+                total.saturating_sub(self.total),
+            );
+            self.total = self.total.max(total);
+            self.read_at = at;
         }
     }
 
@@ -532,6 +556,12 @@ mod capture {
         let mut last_tick = Instant::now();
         let mut packets: u64 = 0;
         let mut stats = KernelStats::default();
+        // When packets were lost: libpcap's drop counters, read at each tick.
+        let mut drops = Drops {
+            windows: Vec::new(),
+            read_at: now(),
+            total: 0,
+        };
         loop {
             if STOP.load(Ordering::SeqCst)
                 || deadline.is_some_and(|d| Instant::now() >= d)
@@ -598,6 +628,7 @@ mod capture {
                     dropped: s.dropped,
                     interface_dropped: s.interface_dropped,
                 };
+                drops.read(&stats);
                 if status {
                     eprint!(
                         "\r\x1b[K{} packets, {} connections open, {} findings, {} dropped",
@@ -639,6 +670,7 @@ mod capture {
                 dropped: s.dropped,
                 interface_dropped: s.interface_dropped,
             };
+            drops.read(&stats);
         }
         if let Some(w) = writer.as_mut() {
             if let Err(e) = w.flush() {
@@ -648,6 +680,7 @@ mod capture {
         drop(writer);
         let mut analysis = analyzer.finish(&mut sink);
         analysis.kernel = Some(stats);
+        analysis.drop_windows = drops.windows;
         if let (Some(a), Some(b)) = (&counters_at_start, netstat::read(None)) {
             host.counters = a.change(&b);
         }

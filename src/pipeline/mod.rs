@@ -13,8 +13,10 @@
 //! thread, over the connections of a share of the 4-tuples (`parallel.rs`); the merge puts
 //! their events back into the order one shard makes, so the analysis is the same.
 
+mod drops;
 mod merge;
 pub mod narrow;
+pub use drops::DropWindow;
 mod parallel;
 mod shard;
 
@@ -110,6 +112,8 @@ pub struct Analysis {
     pub diagnosis: Diagnosis,
     /// libpcap's counters of a live capture.
     pub kernel: Option<KernelStats>,
+    /// When a live capture lost packets (see [`DropWindow`]); empty offline.
+    pub drop_windows: Vec<DropWindow>,
     /// What the host's kernel said of the resets, and its counters (live capture, or a
     /// pcapng one wrote).
     pub host_kernel: Option<crate::kernel::HostKernel>,
@@ -463,6 +467,7 @@ fn finish(
         flows,
         diagnosis: merge.finish(sink),
         kernel: None,
+        drop_windows: Vec::new(),
         host_kernel: None,
         memory,
         narrowed: None,

@@ -52,8 +52,11 @@ pub fn caveats_of(a: &Analysis, every_finding: bool) -> Vec<Caveat> {
         add(
             "kernel_drops",
             format!(
-                "packets were lost during the capture ({} dropped by the kernel, {} by the interface, of {} received); verdicts on connections that lost packets may be incomplete",
-                count(k.dropped), count(k.interface_dropped), count(k.received)
+                "packets were lost during the capture ({} dropped by the kernel, {} by the interface, of {} received){}",
+                count(k.dropped),
+                count(k.interface_dropped),
+                count(k.received),
+                drop_verdicts(a)
             ),
         );
     }
@@ -275,4 +278,76 @@ pub fn caveats_of(a: &Analysis, every_finding: bool) -> Vec<Caveat> {
         add("http_desync", format!("the HTTP parser lost message boundaries {} (gaps or malformed messages) and resynchronised", things(n.http_desyncs, "time")));
     }
     out
+}
+
+/// How far after a connection's last captured packet a loss may still be one of its
+/// packets: a live capture releases a closed connection 250 ms after its last packet,
+/// sweeps every 100 ms and reads libpcap's counters every 250 ms.
+const DROP_SLACK: crate::time::Nanos = crate::time::Nanos(1_000_000_000);
+
+/// The findings listed by name in the drops caveat, at most.
+const DROP_NAMED: usize = 10;
+
+/// The end of the drops caveat: when packets were lost, and the findings whose
+/// connections were active then, which the losses may have changed.
+fn drop_verdicts(a: &Analysis) -> String {
+    let w = &a.drop_windows;
+    let (Some(first), Some(last)) = (w.first(), w.last()) else {
+        return "; verdicts on connections that lost packets may be wrong or incomplete, and a connection whose packets were all lost has no verdict".into();
+    };
+    let when = if w.len() == 1 {
+        format!(
+            "between {} and {}",
+            first.from.rfc3339(),
+            first.to.rfc3339()
+        )
+    } else {
+        format!(
+            "in {} stretches between {} and {}",
+            count(w.len() as u64),
+            first.from.rfc3339(),
+            last.to.rfc3339()
+        )
+    };
+    let hit: Vec<_> = a
+        .diagnosis
+        .findings
+        .iter()
+        .filter(|f| {
+            w.iter()
+                .any(|d| d.touches(f.span.0.ts, f.span.1.ts, DROP_SLACK))
+        })
+        .collect();
+    let kept = if a.diagnosis.findings_dropped > 0 {
+        " of those kept in memory"
+    } else {
+        ""
+    };
+    let which = if hit.is_empty() {
+        format!("no finding{kept} comes from a connection active then")
+    } else {
+        let mut named: Vec<String> = hit
+            .iter()
+            .take(DROP_NAMED)
+            .map(|f| {
+                format!(
+                    "connection {} ({}, {} -> {})",
+                    f.connection,
+                    f.kind.name(),
+                    f.client,
+                    f.server
+                )
+            })
+            .collect();
+        if hit.len() > DROP_NAMED {
+            named.push(format!("{} more", count((hit.len() - DROP_NAMED) as u64)));
+        }
+        format!(
+            "{}{kept} {} from connections active then and may be wrong: {}",
+            things(hit.len() as u64, "finding"),
+            agree(hit.len() as u64, "comes", "come"),
+            named.join(", ")
+        )
+    };
+    format!("; they were lost {when} (UTC); {which}; a connection whose packets were all lost has no verdict")
 }
