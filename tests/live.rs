@@ -453,6 +453,121 @@ c.close();t.join();r.join()
     );
 }
 
+/// In a network namespace of its own (as in a container without the host's), live says
+/// so once on stderr and in a caveat, and carries on: refusals inside the namespace are
+/// found, with the kernel's reason when tracefs is there. In the host's namespace it says
+/// nothing of it.
+#[test]
+fn in_a_network_namespace_of_its_own_it_says_so_once_and_carries_on() {
+    let Some(_serial) = setup("in_a_network_namespace_of_its_own_it_says_so_once_and_carries_on")
+    else {
+        return;
+    };
+    let ns = format!("rs-live-{}", std::process::id());
+    let ip = |args: &[&str]| {
+        assert!(
+            Command::new("ip").args(args).status().unwrap().success(),
+            "ip {args:?}"
+        );
+    };
+    let _ = Command::new("ip").args(["netns", "del", &ns]).status();
+    ip(&["netns", "add", &ns]);
+    struct Gone(String);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        }
+    }
+    let _gone = Gone(ns.clone());
+    ip(&["-n", &ns, "link", "set", "lo", "up"]);
+    let port = test_port(21_100);
+    // `ip netns exec` mounts a /sys of the namespace's own, without tracefs; mounted there,
+    // as in a container given the host's tracefs, the kernel's events are read.
+    let mut live = Command::new("ip")
+        .args(["netns", "exec", &ns, "sh", "-c"])
+        .arg("mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null; exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_resetscope"))
+        .args(["live", "-i", "lo", "--format", "json", "--duration", "30s"])
+        .arg(format!("tcp port {port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = live.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut early = Vec::new();
+    while !early.iter().any(|l: &String| l.contains("capturing on")) {
+        early.push(
+            rx.recv_timeout(Duration::from_secs(10))
+                .expect("live started"),
+        );
+    }
+    let refuse = format!(
+        "import socket\nfor _ in range(3):\n  try: socket.create_connection(('127.0.0.1',{port}))\n  except OSError: pass\n"
+    );
+    ip(&["netns", "exec", &ns, "python3", "-c", &refuse]);
+    std::thread::sleep(Duration::from_millis(1500));
+    interrupt(&live);
+    let out = live.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let notes: Vec<&String> = early
+        .iter()
+        .filter(|l| l.contains("network namespace of its own"))
+        .collect();
+    assert_eq!(notes.len(), 1, "{early:?}");
+    let report = final_report(&out.stdout);
+    assert_eq!(
+        report["kernel"]["network_namespace"]["host"], false,
+        "{}",
+        report["kernel"]
+    );
+    let caveats: Vec<&Value> = report["caveats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] == "own_network_namespace")
+        .collect();
+    assert_eq!(caveats.len(), 1, "{}", report["caveats"]);
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let refused: Vec<&Value> = lines
+        .iter()
+        .filter(|f| f["type"] == "finding" && f["kind"] == "refused")
+        .collect();
+    assert_eq!(refused.len(), 3, "{lines:?}");
+    if kernel_reasons_here() {
+        assert_eq!(
+            report["kernel"]["reasons_from"], "tracefs",
+            "{}",
+            report["kernel"]
+        );
+        for f in &refused {
+            assert_eq!(f["kernel_reason"]["reason"], "NO_SOCKET", "{f}");
+        }
+    }
+
+    // In the host's namespace (or one that cannot be told): no note, no caveat.
+    let host = resetscope()
+        .args(["live", "-i", "lo", "--format", "json", "--duration", "1s"])
+        .arg(format!("tcp port {port}"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&host.stderr);
+    assert!(!err.contains("network namespace of its own"), "{err}");
+    let report = final_report(&host.stdout);
+    assert_ne!(report["kernel"]["network_namespace"]["host"], false);
+    assert!(!report["caveats"]
+        .to_string()
+        .contains("own_network_namespace"));
+}
+
 #[test]
 fn without_privileges_the_user_is_told_what_to_do() {
     let Some(_serial) = setup("without_privileges_the_user_is_told_what_to_do") else {

@@ -435,7 +435,16 @@ mod capture {
             .clone()
             .or_else(|| std::env::var_os("RESETSCOPE_TRACEFS").map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from(resetscope::kernel::tracefs::DEFAULT_ROOT));
-        let mut host = HostKernel::default();
+        let mut host = HostKernel {
+            network_namespace: resetscope::kernel::netns::detect(std::path::Path::new("/proc")),
+            ..HostKernel::default()
+        };
+        if let Some(ns) = host.network_namespace.filter(|n| n.host == Some(false)) {
+            eprintln!(
+                "resetscope: note: this runs in a network namespace of its own (net:[{}]), not the host's: the kernel's reset events come from every namespace and are joined by addresses, ports and time, and the counters are this namespace's (the verdicts are unchanged)",
+                ns.inode
+            );
+        }
         let mut kernel = match Tracer::start(&root) {
             Ok(tracer) => {
                 host.reasons_from = Some("tracefs");

@@ -8,9 +8,12 @@
 //! - [`tracefs`] (feature `live`): a tracefs instance of its own that reads the
 //!   `tcp:tcp_send_reset` and `tcp:tcp_receive_reset` events as they come, and
 //!   [`join`] matches them to the RSTs captured on the wire by 4-tuple and time.
+//! - [`netns`]: whether a live capture runs in the host's network namespace or one of its
+//!   own, which decides what a RST with no event means.
 //! - [`netstat`]: the kernel's TCP abort and listen counters from `/proc/net/netstat`, read
 //!   at the start and the stop of a live capture.
 
+pub mod netns;
 pub mod netstat;
 pub mod reason;
 
@@ -36,6 +39,9 @@ pub struct HostKernel {
     pub resets: Vec<ReasonCount>,
     /// The change of the TCP abort and listen counters over the capture (live only).
     pub counters: Vec<netstat::CounterChange>,
+    /// The network namespace the live capture ran in (`null` offline, or when `/proc`
+    /// does not say).
+    pub network_namespace: Option<netns::NetNs>,
 }
 
 /// How many RSTs on the wire the kernel said one thing of.

@@ -218,7 +218,7 @@ impl KernelReason {
 /// What every packet comment of a kernel reason starts with.
 pub const COMMENT_PREFIX: &str = "resetscope kernel: ";
 
-const NOT_SENT: &str = "not sent by this host's kernel (no tcp_send_reset event matched it): a device on the path or another host sent it, or a packet filter here (e.g. REJECT --reject-with tcp-reset)";
+const NOT_SENT: &str = "not sent by this host's kernel (no tcp_send_reset event matched it): a device on the path or another host sent it, or a packet filter here (e.g. REJECT --reject-with tcp-reset), or, seen from a container's network namespace, the host or another namespace behind a NAT";
 
 impl serde::Serialize for KernelReason {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

@@ -67,6 +67,12 @@ pub fn caveats_of(a: &Analysis, every_finding: bool) -> Vec<Caveat> {
                 format!("the kernel's reasons for the resets could not be read: {why}; the verdicts do not depend on them"),
             );
         }
+        if let Some(ns) = k.network_namespace.filter(|n| n.host == Some(false)) {
+            add(
+                "own_network_namespace",
+                format!("the capture ran in a network namespace of its own (net:[{}]), not the host's (a container, or ip netns exec): the kernel's reset events come from every namespace on the host and were joined by addresses, ports and time; a RST with no event was not sent from this namespace, but the host or another namespace behind a NAT may have sent it; the counters are this namespace's; the verdicts do not depend on any of it", ns.inode),
+            );
+        }
         if k.events_lost > 0 {
             add(
                 "kernel_events_lost",
