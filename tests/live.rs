@@ -1325,6 +1325,89 @@ s.sendto(ip + tcp, ('127.0.0.1', 0))
         .success());
 }
 
+/// Events the trace buffer loses are counted and said, and no RST is then called "not
+/// sent by this host": live's instance gets a 4 KiB buffer per CPU and is stopped
+/// (SIGSTOP) while 3,000 connections are refused, so the kernel overwrites events before
+/// they are read.
+#[test]
+fn lost_kernel_events_are_said_and_no_rst_is_then_called_not_sent() {
+    let Some(_serial) = setup("lost_kernel_events_are_said_and_no_rst_is_then_called_not_sent")
+    else {
+        return;
+    };
+    if !kernel_reasons_here() {
+        eprintln!("skipped: this kernel has no tcp_send_reset reason in tracefs");
+        return;
+    }
+    let port = test_port(21_400);
+    let (live, _rx) = start_live(&["-i", "lo", "--format", "json", &format!("tcp port {port}")]);
+    let instance = format!("/sys/kernel/tracing/instances/resetscope-{}", live.id());
+    std::fs::write(format!("{instance}/buffer_size_kb"), "4").unwrap();
+    let signal = |sig: &str| {
+        assert!(Command::new("kill")
+            .args([sig, &live.id().to_string()])
+            .status()
+            .unwrap()
+            .success());
+    };
+    signal("-STOP");
+    let refuse = format!(
+        "import socket\nfor _ in range(3000):\n  try: socket.create_connection(('127.0.0.1',{port}))\n  except OSError: pass\n"
+    );
+    assert!(Command::new("python3")
+        .args(["-c", &refuse])
+        .status()
+        .unwrap()
+        .success());
+    signal("-CONT");
+    std::thread::sleep(Duration::from_secs(2));
+    interrupt(&live);
+    let out = live.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = final_report(&out.stdout);
+    let lost = report["kernel"]["events_lost"].as_u64().unwrap();
+    assert!(lost > 0, "{}", report["kernel"]);
+    let caveat = report["caveats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "kernel_events_lost")
+        .unwrap_or_else(|| panic!("no kernel_events_lost caveat: {}", report["caveats"]));
+    assert!(
+        caveat["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("the kernel lost {lost} reset events")),
+        "{caveat}"
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let refused: Vec<&Value> = lines
+        .iter()
+        .filter(|f| f["type"] == "finding" && f["kind"] == "refused")
+        .collect();
+    assert!(!refused.is_empty());
+    let not_sent = refused
+        .iter()
+        .filter(|f| f["kernel_reason"]["event"] == "none")
+        .count();
+    assert_eq!(not_sent, 0, "of {} refusals", refused.len());
+    eprintln!(
+        "{lost} events lost; {} refusals found, {} with a kernel reason",
+        refused.len(),
+        refused
+            .iter()
+            .filter(|f| f["kernel_reason"]["event"] == "tcp_send_reset")
+            .count()
+    );
+}
+
 #[test]
 fn a_rst_this_host_did_not_send_is_said_so() {
     let Some(_serial) = setup("a_rst_this_host_did_not_send_is_said_so") else {
