@@ -900,7 +900,7 @@ fn live_go_race_every_reset_has_the_kernels_reason() {
         let pcapng = dir.join(format!("race-{attempt}.pcapng"));
         let filter = format!("tcp port {port}");
         // `-i any` with default options, as the README's example.
-        let (out, _log) = race_under_live(
+        let (out, log) = race_under_live(
             (&server, &client),
             &dir,
             attempt,
@@ -926,6 +926,17 @@ fn live_go_race_every_reset_has_the_kernels_reason() {
             report["live_capture"]["dropped"], 0,
             "drops with the default buffer: {}",
             report["live_capture"]
+        );
+        // A race of at least 1,000 packets, and its findings are the client's failures.
+        assert!(
+            report["live_capture"]["received"].as_u64().unwrap() >= 1000,
+            "{}",
+            report["live_capture"]
+        );
+        assert_eq!(
+            race_clients(report["findings"].as_array().unwrap()),
+            failed_ports(&std::fs::read_to_string(&log).unwrap()),
+            "idle races under -i any vs the client's failed requests"
         );
         // Every RST on the wire was sent by this host's kernel (both ends are here), and
         // carries its reason.
