@@ -161,7 +161,8 @@ pub fn finish(
         evidence::gather(
             inputs,
             &Shape::of(&a.inputs),
-            &[target],
+            [Ok(target)],
+            a.packets.max_behind,
             None,
             evidence.narrowing(a),
         )

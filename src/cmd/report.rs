@@ -11,6 +11,7 @@ use resetscope::report::evidence::{self, Target};
 use resetscope::report::json::JsonWriter;
 use resetscope::report::ndjson::NdjsonWriter;
 use resetscope::report::pcap_writer::{Shape, WIRESHARK_MAX_FRAME};
+use resetscope::report::targets::TargetSpool;
 use resetscope::report::timeline::ResetTimeline;
 use resetscope::report::{html, listed_findings, markdown, FrameNamer, TicketReport};
 use resetscope::source::merge::{Input, Open};
@@ -43,7 +44,7 @@ impl Stream {
 pub struct Collect {
     stream: Option<Stream>,
     timeline: Option<ResetTimeline>,
-    targets: Option<Vec<Target>>,
+    targets: Option<TargetSpool>,
     /// The memory budget stopped the extract's list: connections with findings left out.
     left_out: u64,
     full: bool,
@@ -57,7 +58,7 @@ impl Collect {
         Collect {
             stream,
             timeline: ticket.then(ResetTimeline::default),
-            targets: extract.then(Vec::new),
+            targets: extract.then(TargetSpool::new),
             left_out: 0,
             full: false,
         }
@@ -103,9 +104,7 @@ impl Sink for Collect {
     }
 
     fn heap_bytes(&self) -> usize {
-        self.targets
-            .as_ref()
-            .map_or(0, |t| t.capacity() * std::mem::size_of::<Target>())
+        self.targets.as_ref().map_or(0, TargetSpool::heap_bytes)
     }
 
     /// The extract's list of connections stops growing: the connections it leaves out are
@@ -164,13 +163,13 @@ pub fn finish(
     }
     let ticket = matches!(r.format, Format::Markdown | Format::Html);
     // The extract's connections, with a ladder for those whose findings the report lists;
-    // without an extract, only those.
-    let mut targets = targets.unwrap_or_default();
+    // without an extract, only those. Either way in order of (start, id).
+    let mut listed = HashSet::new();
+    let mut ladder_only = Vec::new();
     if ticket {
-        let mut listed = HashSet::new();
         for f in listed_findings(a, r.limit) {
             if listed.insert(f.connection) && evidence.extract.is_none() {
-                targets.push(Target {
+                ladder_only.push(Target {
                     id: f.connection,
                     client: f.client,
                     server: f.server,
@@ -181,17 +180,28 @@ pub fn finish(
                 });
             }
         }
-        for t in &mut targets {
-            t.ladder = listed.contains(&t.id);
-        }
     }
+    ladder_only.sort_unstable_by_key(|t| (t.start, t.id));
+    let target_count = targets
+        .as_ref()
+        .map_or(ladder_only.len(), |s| s.len() as usize);
+    let targets: Box<dyn Iterator<Item = std::io::Result<Target>>> = match targets {
+        Some(spool) => Box::new(spool.sorted().map(move |t| {
+            t.map(|mut t| {
+                t.ladder = listed.contains(&t.id);
+                t
+            })
+        })),
+        None => Box::new(ladder_only.into_iter().map(Ok)),
+    };
     let mut ladders = FxHashMap::default();
     if (ticket || evidence.extract.is_some()) && !evidence.files.is_empty() {
         let inputs = second_pass_inputs(&evidence)?;
         let gathered = evidence::gather(
             inputs,
             &Shape::of(&a.inputs),
-            &targets,
+            targets,
+            a.packets.max_behind,
             evidence.extract,
             evidence.narrowing(a),
         )
@@ -225,10 +235,10 @@ pub fn finish(
                     p.display()
                 );
             }
-            if gathered.found == targets.len() {
+            if gathered.found == target_count {
                 eprintln!(
                     "resetscope: {} connections with findings written to {} ({} frames)",
-                    targets.len(),
+                    target_count,
                     p.display(),
                     w.frames
                 );
@@ -236,7 +246,7 @@ pub fn finish(
                 eprintln!(
                     "resetscope: warning: only {} of the {} connections with findings written to {} ({} frames): the packets of the others were not found when the inputs were read again",
                     gathered.found,
-                    targets.len(),
+                    target_count,
                     p.display(),
                     w.frames
                 );

@@ -93,6 +93,11 @@ pub struct PacketCounts {
     pub time_backwards_first: Option<crate::source::FrameRef>,
     /// The largest step back, in milliseconds.
     pub time_backwards_max_ms: f64,
+    /// The most a frame's time was behind the latest time before it, over all the inputs
+    /// in the order they were read: how far behind its clock the second pass may still
+    /// meet a connection's packet (see [`crate::report::evidence::gather`]).
+    #[serde(skip)]
+    pub max_behind: crate::time::Nanos,
     #[serde(skip)]
     previous: Option<(u16, Timestamp)>,
 }
@@ -303,6 +308,11 @@ impl Front {
             }
         }
         c.previous = Some((p.frame.file, p.ts));
+        if let Some(latest) = c.last_ts {
+            if p.ts < latest {
+                c.max_behind = c.max_behind.max(latest.since(p.ts));
+            }
+        }
         c.last_ts = Some(c.last_ts.map_or(p.ts, |t| t.max(p.ts)));
         if (p.data.len() as u64) < p.orig_len as u64 {
             c.cut += 1;

@@ -8,10 +8,12 @@
 //! each connection), and every original frame to the extract writer.
 //!
 //! An input that cannot be read twice (a pipe) is read the second time from the copy the
-//! first pass made of it (see [`crate::source::spool`]). A 4-tuple may carry many
-//! connections (port reuse: thousands of refused SYNs on the same ports), so each packet
-//! finds its connection by a binary search over that 4-tuple's connections sorted by start
-//! time (`Candidates`), not by trying each in turn.
+//! first pass made of it (see [`crate::source::spool`]). The targets come in order of their
+//! first packet, from memory or from the sorted runs of a [`super::targets::TargetSpool`],
+//! and the pass holds only those whose span the capture's clock is in (see [`gather`]): a
+//! 4-tuple that carries many connections (port reuse: thousands of refused SYNs on the same
+//! ports) has only the few of the moment to look through, and memory does not grow with
+//! the number of targets.
 
 use super::pcap_writer::{PcapWriter, Shape, Written};
 use crate::app::http::looks_like_request;
@@ -24,7 +26,8 @@ use crate::source::merge::{CaptureSet, Input};
 use crate::source::{FrameRef, SourceError};
 use crate::time::Timestamp;
 use rustc_hash::FxHashMap;
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::net::SocketAddr;
 use std::path::Path;
 
@@ -162,75 +165,6 @@ pub fn payload_summary(seg: &TcpSegment<'_>) -> String {
     super::words::plural(seg.payload_len as u64, "byte", "bytes")
 }
 
-/// The connections of one 4-tuple, sorted by start time, to find the one a packet belongs
-/// to: a binary search for those that started by then, and a tree of the latest end over
-/// ranges of them that leads straight to those that had not ended. A lookup costs
-/// O((k + 1) log n) for k connections whose spans hold the time, k being 1 but for
-/// overlapping spans (time running backwards).
-#[derive(Debug, Default)]
-struct Candidates {
-    /// (start, target index), sorted.
-    starts: Vec<(Timestamp, usize)>,
-    /// Leaves from `size` on: each connection's end in `starts` order; inner node `i`: the
-    /// latest end under it.
-    max_end: Vec<Timestamp>,
-    size: usize,
-}
-
-impl Candidates {
-    fn new(mut of: Vec<usize>, targets: &[Target]) -> Candidates {
-        of.sort_unstable_by_key(|&i| (targets[i].start, i));
-        let size = of.len().next_power_of_two();
-        let mut max_end = vec![Timestamp(i64::MIN); 2 * size];
-        for (j, &i) in of.iter().enumerate() {
-            max_end[size + j] = targets[i].end;
-        }
-        for n in (1..size).rev() {
-            max_end[n] = max_end[2 * n].max(max_end[2 * n + 1]);
-        }
-        Candidates {
-            starts: of.iter().map(|&i| (targets[i].start, i)).collect(),
-            max_end,
-            size,
-        }
-    }
-
-    /// The target a packet at `ts` belongs to: of those whose span holds `ts`, the first in
-    /// `targets` (as a search through them in order would find).
-    fn find(&self, ts: Timestamp) -> Option<usize> {
-        let started = self.starts.partition_point(|&(start, _)| start <= ts);
-        let mut best = None;
-        self.visit(1, 0, self.size, started, ts, &mut best);
-        best
-    }
-
-    /// Looks under tree node `node` (covering positions `lo..hi`) for connections among the
-    /// first `started` whose end is at or after `ts`.
-    fn visit(
-        &self,
-        node: usize,
-        lo: usize,
-        hi: usize,
-        started: usize,
-        ts: Timestamp,
-        best: &mut Option<usize>,
-    ) {
-        if lo >= started || self.max_end[node] < ts {
-            return;
-        }
-        if hi - lo == 1 {
-            let i = self.starts[lo].1;
-            if best.is_none_or(|b| i < b) {
-                *best = Some(i);
-            }
-            return;
-        }
-        let mid = (lo + hi) / 2;
-        self.visit(2 * node, lo, mid, started, ts, best);
-        self.visit(2 * node + 1, mid, hi, started, ts, best);
-    }
-}
-
 /// What the second pass found.
 #[derive(Debug, Default)]
 pub struct Gathered {
@@ -244,33 +178,93 @@ pub struct Gathered {
     pub errors: Vec<SourceError>,
 }
 
-/// Reads `inputs` again and returns the ladder of every target (by connection id); with
-/// `extract`, also writes every packet of the targets there, in a file whose header fits
-/// `shape` (what the first pass read). `narrow`: the first pass's narrowing and its window
-/// (the same frames are left out).
+/// A target the second pass is inside the span of.
+struct Active {
+    target: Target,
+    found: bool,
+    ladder: Option<Collecting>,
+}
+
+/// Reads `inputs` again and returns the ladder of every target that wants one (by connection
+/// id); with `extract`, also writes every packet of the targets there, in a file whose header
+/// fits `shape` (what the first pass read). `targets` must come in order of (start, id) (a
+/// [`super::targets::TargetSpool`] gives them so). `behind`: the most the first pass saw a
+/// frame's time behind the latest before it ([`crate::pipeline::PacketCounts::max_behind`]).
+/// `narrow`: the first pass's narrowing and its window (the same frames are left out).
+///
+/// The pass follows the capture's clock (the latest frame time so far): a target is taken in
+/// when the clock reaches its start, and let go when the clock has passed its end by more
+/// than `behind`, after which none of its packets can come. So only the targets whose span
+/// the clock is in are held, however many there are, and a packet belongs to the held
+/// target on its 4-tuple whose span holds its time (the lowest id if spans overlap).
 pub fn gather(
     inputs: Vec<Input>,
     shape: &Shape,
-    targets: &[Target],
+    targets: impl IntoIterator<Item = std::io::Result<Target>>,
+    behind: crate::time::Nanos,
     extract: Option<&Path>,
     narrow: Option<(&Narrow, Window)>,
 ) -> std::io::Result<Gathered> {
-    let mut by_key: FxHashMap<(SocketAddr, SocketAddr), Vec<usize>> = FxHashMap::default();
-    for (i, t) in targets.iter().enumerate() {
-        by_key.entry(key(t.client, t.server)).or_default().push(i);
-    }
-    let by_key: FxHashMap<(SocketAddr, SocketAddr), Candidates> = by_key
-        .into_iter()
-        .map(|(k, v)| (k, Candidates::new(v, targets)))
-        .collect();
-    let mut state: Vec<Collecting> = targets.iter().map(|_| Collecting::default()).collect();
-    let mut found = vec![false; targets.len()];
+    let mut targets = targets.into_iter();
+    let mut next = targets.next().transpose()?;
+    let mut active: FxHashMap<u64, Active> = FxHashMap::default();
+    let mut by_key: FxHashMap<(SocketAddr, SocketAddr), Vec<u64>> = FxHashMap::default();
+    let mut ends: BinaryHeap<Reverse<(Timestamp, u64)>> = BinaryHeap::new();
+    let mut ladders = FxHashMap::default();
+    let mut found = 0usize;
+    let retire = |a: Active, found: &mut usize, ladders: &mut FxHashMap<u64, Ladder>| {
+        *found += a.found as usize;
+        if let Some(c) = a.ladder {
+            ladders.insert(
+                a.target.id,
+                Ladder {
+                    rows: c.rows.into(),
+                    omitted: c.omitted,
+                },
+            );
+        }
+    };
     let mut writer = match extract {
         Some(p) => Some(PcapWriter::create(p, shape)?),
         None => None,
     };
+    let mut clock = Timestamp(i64::MIN);
     let mut set = CaptureSet::open_inputs(inputs);
     while let Some(p) = set.next_packet() {
+        clock = clock.max(p.ts);
+        while let Some(t) = next.take_if(|t| t.start <= clock) {
+            by_key
+                .entry(key(t.client, t.server))
+                .or_default()
+                .push(t.id);
+            ends.push(Reverse((t.end, t.id)));
+            let ladder = t.ladder.then(Collecting::default);
+            active.insert(
+                t.id,
+                Active {
+                    target: t,
+                    found: false,
+                    ladder,
+                },
+            );
+            next = targets.next().transpose()?;
+        }
+        while let Some(&Reverse((end, id))) = ends.peek() {
+            if end.0.saturating_add(behind.0) >= clock.0 {
+                break;
+            }
+            ends.pop();
+            if let Some(a) = active.remove(&id) {
+                let k = key(a.target.client, a.target.server);
+                if let Some(ids) = by_key.get_mut(&k) {
+                    ids.retain(|&i| i != id);
+                    if ids.is_empty() {
+                        by_key.remove(&k);
+                    }
+                }
+                retire(a, &mut found, &mut ladders);
+            }
+        }
         if narrow.is_some_and(|(n, w)| !n.keeps(w, &p)) {
             continue;
         }
@@ -279,21 +273,29 @@ pub fn gather(
         };
         let src = SocketAddr::new(seg.src, seg.sport);
         let dst = SocketAddr::new(seg.dst, seg.dport);
-        let Some(candidates) = by_key.get(&key(src, dst)) else {
+        let Some(ids) = by_key.get(&key(src, dst)) else {
             continue;
         };
-        let Some(i) = candidates.find(p.ts) else {
+        let Some(id) = ids
+            .iter()
+            .copied()
+            .filter(|id| {
+                let t = &active[id].target;
+                t.start <= p.ts && p.ts <= t.end
+            })
+            .min()
+        else {
             continue;
         };
-        found[i] = true;
+        let a = active.get_mut(&id).expect("held");
+        a.found = true;
         if let Some(w) = writer.as_mut() {
             w.write(&p)?;
         }
-        let t = &targets[i];
-        if !t.ladder {
+        let t = &a.target;
+        let Some(c) = a.ladder.as_mut() else {
             continue;
-        }
-        let c = &mut state[i];
+        };
         let from = if src == t.client {
             Side::Client
         } else {
@@ -325,111 +327,24 @@ pub fn gather(
         }
         c.rows.push_back(row);
     }
+    for (_, a) in active {
+        retire(a, &mut found, &mut ladders);
+    }
+    // Targets the clock never reached: not found; their ladders are empty.
+    for t in next.into_iter().map(Ok).chain(targets) {
+        let t = t?;
+        if t.ladder {
+            ladders.insert(t.id, Ladder::default());
+        }
+    }
     let written = match writer {
         Some(w) => w.finish()?,
         None => Written::default(),
     };
-    let ladders = targets
-        .iter()
-        .zip(state)
-        .filter(|(t, _)| t.ladder)
-        .map(|(t, c)| {
-            (
-                t.id,
-                Ladder {
-                    rows: c.rows.into(),
-                    omitted: c.omitted,
-                },
-            )
-        })
-        .collect();
     Ok(Gathered {
         ladders,
-        found: found.iter().filter(|f| **f).count(),
+        found,
         written,
         errors: set.take_errors(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn target(id: u64, start: i64, end: i64) -> Target {
-        Target {
-            id,
-            client: "10.0.0.1:1000".parse().unwrap(),
-            server: "10.0.0.2:80".parse().unwrap(),
-            start: Timestamp(start),
-            end: Timestamp(end),
-            ladder: false,
-            max_rows: MAX_ROWS,
-        }
-    }
-
-    /// The search the candidates replace: the first target in order whose span holds `ts`.
-    fn linear(targets: &[Target], ts: Timestamp) -> Option<usize> {
-        (0..targets.len()).find(|&i| targets[i].start <= ts && ts <= targets[i].end)
-    }
-
-    #[test]
-    fn candidates_find_what_a_linear_search_finds() {
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = |m: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % m
-        };
-        for round in 0..200 {
-            // Mostly disjoint spans in release order (a 4-tuple reused), some overlapping,
-            // some out of order, some single instants.
-            let n = 1 + next(40) as usize;
-            let mut t = 0i64;
-            let mut targets = Vec::new();
-            for id in 0..n {
-                let start = match next(4) {
-                    0 => t - next(50) as i64,
-                    _ => t + next(30) as i64,
-                };
-                let end = start + next(if round % 2 == 0 { 20 } else { 200 }) as i64;
-                t = end;
-                targets.push(target(id as u64, start, end));
-            }
-            if next(3) == 0 {
-                targets.reverse();
-            }
-            let c = Candidates::new((0..n).collect(), &targets);
-            for ts in -60..t + 60 {
-                let ts = Timestamp(ts);
-                assert_eq!(c.find(ts), linear(&targets, ts), "round {round} at {ts:?}");
-            }
-        }
-    }
-
-    #[test]
-    fn a_long_span_still_lets_the_short_ones_be_found() {
-        // One connection spanning everything (its clock jumped), then many short ones.
-        let mut targets = vec![target(0, 0, i64::MAX)];
-        targets.extend((1..10_000).map(|i| target(i, i as i64 * 100, i as i64 * 100 + 10)));
-        let c = Candidates::new((0..targets.len()).collect(), &targets);
-        assert_eq!(c.find(Timestamp(500_005)), Some(0));
-        let c = Candidates::new((1..targets.len()).collect(), &targets);
-        assert_eq!(c.find(Timestamp(500_005)), Some(5_000));
-        assert_eq!(c.find(Timestamp(500_050)), None);
-    }
-
-    #[test]
-    fn candidates_of_a_reused_port_look_at_few_spans() {
-        // 80 000 refused connections on one 4-tuple, each a SYN and a RST 1 µs apart.
-        let targets: Vec<Target> = (0..80_000)
-            .map(|i| target(i, i as i64 * 10_000, i as i64 * 10_000 + 1_000))
-            .collect();
-        let c = Candidates::new((0..targets.len()).collect(), &targets);
-        for (i, t) in targets.iter().enumerate().step_by(997) {
-            assert_eq!(c.find(t.start), Some(i));
-            assert_eq!(c.find(t.end), Some(i));
-            assert_eq!(c.find(Timestamp(t.end.0 + 1)), None);
-        }
-    }
 }

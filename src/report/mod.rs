@@ -26,6 +26,7 @@ pub mod markdown;
 pub mod ndjson;
 pub mod pcap_writer;
 pub mod pcapng_writer;
+pub mod targets;
 pub mod terminal;
 pub mod timeline;
 pub mod words;
