@@ -118,6 +118,28 @@ fn final_report(stdout: &[u8]) -> Value {
     report
 }
 
+/// The findings of `kind` live printed as JSON lines on `stdout` as it decided them.
+fn streamed(stdout: &[u8], kind: &str) -> Vec<Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|f| f["type"] == "finding" && f["kind"] == kind)
+        .collect()
+}
+
+/// The message of the report's caveat of `kind` (it must have one).
+fn caveat_message(report: &Value, kind: &str) -> String {
+    report["caveats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} caveat: {}", report["caveats"]))["message"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 fn interrupt(child: &Child) {
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -407,29 +429,13 @@ c.close();t.join();r.join()
         report["live_capture"]["dropped"].as_u64().unwrap() > 0,
         "{report}"
     );
-    let caveat = report["caveats"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["kind"] == "kernel_drops")
-        .unwrap_or_else(|| panic!("no kernel_drops caveat: {}", report["caveats"]))["message"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let caveat = caveat_message(&report, "kernel_drops");
     assert!(
         caveat.contains("they were lost ") && caveat.contains(" (UTC)"),
         "{caveat}"
     );
-    // Findings are the lines printed as they were decided.
-    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let refused: Vec<&Value> = lines
-        .iter()
-        .filter(|f| f["type"] == "finding" && f["kind"] == "refused")
-        .collect();
-    assert!(refused.len() >= 2, "{caveat}; {lines:?}");
+    let refused = streamed(&out.stdout, "refused");
+    assert!(refused.len() >= 2, "{caveat}");
     let named = |f: &Value| {
         caveat.contains(&format!(
             "connection {} (refused, {} -> {})",
@@ -530,22 +536,15 @@ fn in_a_network_namespace_of_its_own_it_says_so_once_and_carries_on() {
         "{}",
         report["kernel"]
     );
-    let caveats: Vec<&Value> = report["caveats"]
+    let caveats = report["caveats"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|c| c["kind"] == "own_network_namespace")
-        .collect();
-    assert_eq!(caveats.len(), 1, "{}", report["caveats"]);
-    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let refused: Vec<&Value> = lines
-        .iter()
-        .filter(|f| f["type"] == "finding" && f["kind"] == "refused")
-        .collect();
-    assert_eq!(refused.len(), 3, "{lines:?}");
+        .count();
+    assert_eq!(caveats, 1, "{}", report["caveats"]);
+    let refused = streamed(&out.stdout, "refused");
+    assert_eq!(refused.len(), 3, "{refused:?}");
     if kernel_reasons_here() {
         assert_eq!(
             report["kernel"]["reasons_from"], "tracefs",
@@ -1386,27 +1385,12 @@ fn lost_kernel_events_are_said_and_no_rst_is_then_called_not_sent() {
     let report = final_report(&out.stdout);
     let lost = report["kernel"]["events_lost"].as_u64().unwrap();
     assert!(lost > 0, "{}", report["kernel"]);
-    let caveat = report["caveats"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["kind"] == "kernel_events_lost")
-        .unwrap_or_else(|| panic!("no kernel_events_lost caveat: {}", report["caveats"]));
+    let caveat = caveat_message(&report, "kernel_events_lost");
     assert!(
-        caveat["message"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("the kernel lost {lost} reset events")),
+        caveat.contains(&format!("the kernel lost {lost} reset events")),
         "{caveat}"
     );
-    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let refused: Vec<&Value> = lines
-        .iter()
-        .filter(|f| f["type"] == "finding" && f["kind"] == "refused")
-        .collect();
+    let refused = streamed(&out.stdout, "refused");
     assert!(!refused.is_empty());
     let not_sent = refused
         .iter()
