@@ -151,7 +151,18 @@ impl Framing {
     pub(super) fn of(headers: &[httparse::Header<'_>]) -> Framing {
         let mut f = Framing::default();
         for h in headers {
-            // The values that matter are ASCII; anything else reads as empty. No allocation.
+            // The values that matter are ASCII; anything else reads as empty. No allocation,
+            // and only the values of these four headers are read.
+            let name = h.name;
+            let framing = [
+                "content-length",
+                "transfer-encoding",
+                "connection",
+                "keep-alive",
+            ];
+            if !framing.iter().any(|f| name.eq_ignore_ascii_case(f)) {
+                continue;
+            }
             let value = std::str::from_utf8(h.value).unwrap_or("").trim();
             if h.name.eq_ignore_ascii_case("content-length") {
                 f.length = value.parse().ok().or(f.length);

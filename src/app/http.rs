@@ -877,9 +877,8 @@ impl Http {
         if index.is_none() {
             self.orphan_responses += 1;
         }
-        let method = index
-            .map(|i| self.requests[i].method.clone())
-            .unwrap_or_default();
+        let method = index.map_or("", |i| &*self.requests[i].method);
+        let (connect, head) = (method == "CONNECT", method == "HEAD");
         let response = Response {
             status,
             version,
@@ -896,10 +895,10 @@ impl Http {
         if let Some(i) = index {
             self.requests[i].response = Some(response);
         }
-        let tunnel = status == 101 || (&*method == "CONNECT" && (200..300).contains(&status));
+        let tunnel = status == 101 || (connect && (200..300).contains(&status));
         let state = if tunnel {
             State::Tunnel
-        } else if &*method == "HEAD" || status == 204 || status == 304 {
+        } else if head || status == 204 || status == 304 {
             State::Head
         } else if fr.chunked {
             State::Chunked(Chunked::Size {

@@ -462,7 +462,7 @@ impl Diagnoser {
         // Decided against the whole capture's estimates, fed first by every held verdict's
         // own idle close, in connection order: nothing depends on the release order.
         let mut held = std::mem::take(&mut self.held);
-        held.sort_by_key(|h| h.record.id);
+        sort_moving_once(&mut held, |h| h.record.id);
         // The idle closes that need no confirmation count first; then every held race is
         // confirmed against the same estimates.
         for h in &mut held {
@@ -505,8 +505,7 @@ impl Diagnoser {
         self.path = self.correlator.path();
         self.counts.correlation_overflow = self.correlator.overflow;
         self.counts.decided_early = self.decided_early;
-        self.findings
-            .sort_by(|a, b| a.time.cmp(&b.time).then(a.connection.cmp(&b.connection)));
+        sort_moving_once(&mut self.findings, |f| (f.time, f.connection));
         let mut servers: Vec<ServerReport> = self
             .servers
             .iter()
@@ -591,4 +590,51 @@ fn confirm_rst_races(
         v.server_idle_close = None;
     }
     v.record.findings = v.findings.iter().map(|f| f.kind).collect();
+}
+
+/// Sorts `items` stably by `key`, moving each item a bounded number of times: the keys are
+/// sorted with the items' positions, then the items are permuted in place, cycle by cycle.
+/// Verdicts and findings are hundreds of bytes each, and a sort that moves them at every
+/// step spent most of its time copying them. The only extra memory is the keys.
+fn sort_moving_once<T, K: Ord>(items: &mut [T], key: impl Fn(&T) -> K) {
+    let mut order: Vec<(K, usize)> = items.iter().enumerate().map(|(i, t)| (key(t), i)).collect();
+    // The position breaks ties, so the unstable sort keeps equal keys in their order.
+    order.sort_unstable();
+    // from[k]: the position of the item that goes to position k.
+    let mut from: Vec<usize> = order.into_iter().map(|(_, i)| i).collect();
+    const DONE: usize = usize::MAX;
+    for start in 0..from.len() {
+        let mut at = start;
+        while from[at] != DONE {
+            let source = from[at];
+            from[at] = DONE;
+            if source == start {
+                break;
+            }
+            items.swap(at, source);
+            at = source;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sorting_by_key_moves_items_into_stable_order() {
+        // Every permutation of a few keys with ties, against the standard stable sort.
+        let keys = [3u8, 1, 2, 1, 0, 3, 2, 2];
+        for rotate in 0..keys.len() {
+            let mut items: Vec<(u8, usize)> = keys.iter().copied().zip(0..).collect();
+            items.rotate_left(rotate);
+            let mut expected = items.clone();
+            expected.sort_by_key(|p| p.0);
+            sort_moving_once(&mut items, |p| p.0);
+            assert_eq!(items, expected, "rotated by {rotate}");
+        }
+        let mut none: Vec<u8> = Vec::new();
+        sort_moving_once(&mut none, |b| *b);
+        assert!(none.is_empty());
+    }
 }

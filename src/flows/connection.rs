@@ -247,6 +247,10 @@ pub struct Connection {
     pub app: App,
     /// Cap on out-of-order bytes buffered per direction.
     buffer_cap: usize,
+    /// Its heap state as the flow table last counted it ([`Connection::heap_bytes`] after
+    /// the last segment filed or state shed), so that filing a segment measures it once,
+    /// not before and after.
+    pub(crate) counted: usize,
 }
 
 impl Connection {
@@ -289,6 +293,7 @@ impl Connection {
             last_data_before_close: None,
             app: App::Unknown,
             buffer_cap,
+            counted: 0,
         }
     }
 
