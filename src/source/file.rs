@@ -972,9 +972,8 @@ impl CaptureFile {
     /// Reads the next classic pcap record the quick way, the one most packets take: its
     /// 16-byte header and captured bytes all there, within the limits. Anything else (the
     /// end, a record cut short, a damaged header, a stream to refill, pcapng) is left to
-    /// the general path of [`CaptureFile::fill`], which says what is wrong. The two agree
-    /// on every record they both read (the `pcap` and `pipe` fuzz targets read through
-    /// both).
+    /// the general path of [`CaptureFile::fill`], which reads it the way it read every
+    /// record before, or says what is wrong.
     fn next_record(&mut self) -> bool {
         let Some((iface, big_endian, snaplen)) = self.legacy else {
             return false;
