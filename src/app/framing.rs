@@ -130,6 +130,14 @@ fn end_of_size(value: u64) -> Chunked {
     }
 }
 
+/// The names of the headers [`Framing::of`] reads.
+const FRAMING_HEADERS: [&str; 4] = [
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+];
+
 /// The headers that decide framing and connection reuse.
 #[derive(Default)]
 pub(super) struct Framing {
@@ -153,14 +161,10 @@ impl Framing {
         for h in headers {
             // The values that matter are ASCII; anything else reads as empty. No allocation,
             // and only the values of these four headers are read.
-            let name = h.name;
-            let framing = [
-                "content-length",
-                "transfer-encoding",
-                "connection",
-                "keep-alive",
-            ];
-            if !framing.iter().any(|f| name.eq_ignore_ascii_case(f)) {
+            if !FRAMING_HEADERS
+                .iter()
+                .any(|f| h.name.eq_ignore_ascii_case(f))
+            {
                 continue;
             }
             let value = std::str::from_utf8(h.value).unwrap_or("").trim();

@@ -462,7 +462,7 @@ impl Diagnoser {
         // Decided against the whole capture's estimates, fed first by every held verdict's
         // own idle close, in connection order: nothing depends on the release order.
         let mut held = std::mem::take(&mut self.held);
-        sort_moving_once(&mut held, |h| h.record.id);
+        sort_by_key_in_place(&mut held, |h| h.record.id);
         // The idle closes that need no confirmation count first; then every held race is
         // confirmed against the same estimates.
         for h in &mut held {
@@ -505,7 +505,7 @@ impl Diagnoser {
         self.path = self.correlator.path();
         self.counts.correlation_overflow = self.correlator.overflow;
         self.counts.decided_early = self.decided_early;
-        sort_moving_once(&mut self.findings, |f| (f.time, f.connection));
+        sort_by_key_in_place(&mut self.findings, |f| (f.time, f.connection));
         let mut servers: Vec<ServerReport> = self
             .servers
             .iter()
@@ -596,7 +596,7 @@ fn confirm_rst_races(
 /// sorted with the items' positions, then the items are permuted in place, cycle by cycle.
 /// Verdicts and findings are hundreds of bytes each, and a sort that moves them at every
 /// step spent most of its time copying them. The only extra memory is the keys.
-fn sort_moving_once<T, K: Ord>(items: &mut [T], key: impl Fn(&T) -> K) {
+fn sort_by_key_in_place<T, K: Ord>(items: &mut [T], key: impl Fn(&T) -> K) {
     let mut order: Vec<(K, usize)> = items.iter().enumerate().map(|(i, t)| (key(t), i)).collect();
     // The position breaks ties, so the unstable sort keeps equal keys in their order.
     order.sort_unstable();
@@ -630,11 +630,11 @@ mod tests {
             items.rotate_left(rotate);
             let mut expected = items.clone();
             expected.sort_by_key(|p| p.0);
-            sort_moving_once(&mut items, |p| p.0);
+            sort_by_key_in_place(&mut items, |p| p.0);
             assert_eq!(items, expected, "rotated by {rotate}");
         }
         let mut none: Vec<u8> = Vec::new();
-        sort_moving_once(&mut none, |b| *b);
+        sort_by_key_in_place(&mut none, |b| *b);
         assert!(none.is_empty());
     }
 }

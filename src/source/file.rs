@@ -761,21 +761,16 @@ impl CaptureFile {
                     orig_len,
                     comment,
                 } => {
-                    self.frames += 1;
-                    let ts = self.clock.settle(time, self.frames);
                     let base = self.reader.data().as_ptr() as usize;
-                    let start = ptr - base;
-                    self.note_packet(ts, linktype, len, orig_len);
-                    self.pending = Some(Pending {
-                        frame: self.frames,
-                        ts,
+                    let comment = comment.map(|(p, l)| (p - base, l));
+                    self.take_packet(
+                        time,
                         linktype,
                         orig_len,
-                        start,
-                        len,
-                        block_len: consumed,
-                        comment: comment.map(|(p, l)| (p - base, l)),
-                    });
+                        (ptr - base, len),
+                        consumed,
+                        comment,
+                    );
                     return;
                 }
                 Step::LegacyHeader {
@@ -993,21 +988,37 @@ impl CaptureFile {
         let (secs, frac, orig_len) = (field(0), field(4), field(12));
         let time = Timestamp::checked_from_parts(secs as i64, frac as u64, iface.units_per_sec)
             .map_or(Time::OutOfRange, Time::At);
+        let len = caplen as usize;
+        self.take_packet(time, iface.linktype, orig_len, (16, len), 16 + len, None);
+        true
+    }
+
+    /// Makes the packet whose captured bytes are `bytes` (start and length, from the
+    /// cursor) of a record of `block_len` bytes the pending one: numbers it, settles its
+    /// time and counts it.
+    #[inline]
+    fn take_packet(
+        &mut self,
+        time: Time,
+        linktype: u32,
+        orig_len: u32,
+        (start, len): (usize, usize),
+        block_len: usize,
+        comment: Option<(usize, usize)>,
+    ) {
         self.frames += 1;
         let ts = self.clock.settle(time, self.frames);
-        let len = caplen as usize;
-        self.note_packet(ts, iface.linktype, len, orig_len);
+        self.note_packet(ts, linktype, len, orig_len);
         self.pending = Some(Pending {
             frame: self.frames,
             ts,
-            linktype: iface.linktype,
+            linktype,
             orig_len,
-            start: 16,
+            start,
             len,
-            block_len: 16 + len,
-            comment: None,
+            block_len,
+            comment,
         });
-        true
     }
 
     /// The length the next record's header claims (pcapng: the block's total length;
