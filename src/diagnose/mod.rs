@@ -447,9 +447,10 @@ impl Diagnoser {
             *self.by_kind.entry(f.kind).or_default() += 1;
             self.tally.add(&f);
             let info = f.severity == Severity::Info;
-            if self.findings.len() < MAX_FINDINGS && (!info || self.info_kept < MAX_INFO_FINDINGS) {
+            if (!info || self.info_kept < MAX_INFO_FINDINGS)
+                && push_within(&mut self.findings, f, MAX_FINDINGS).is_ok()
+            {
                 self.info_kept += info as usize;
-                self.findings.push(f);
             } else {
                 self.findings_dropped += 1;
             }
@@ -592,6 +593,22 @@ fn confirm_rst_races(
     v.record.findings = v.findings.iter().map(|f| f.kind).collect();
 }
 
+/// Pushes `item` onto `items` unless it holds `max` already (then gives it back). The
+/// capacity doubles as a vector's does, but never past `max`: a list capped at 5,000 would
+/// otherwise end with room for 8,192, and its memory would go on growing with the capture
+/// after the list stopped.
+pub(crate) fn push_within<T>(items: &mut Vec<T>, item: T, max: usize) -> Result<(), T> {
+    if items.len() >= max {
+        return Err(item);
+    }
+    if items.len() == items.capacity() {
+        let room = (items.capacity() * 2).clamp(16, max);
+        items.reserve_exact(room - items.len());
+    }
+    items.push(item);
+    Ok(())
+}
+
 /// Sorts `items` stably by `key`, moving each item a bounded number of times: the keys are
 /// sorted with the items' positions, then the items are permuted in place, cycle by cycle.
 /// Verdicts and findings are hundreds of bytes each, and a sort that moves them at every
@@ -636,5 +653,16 @@ mod tests {
         let mut none: Vec<u8> = Vec::new();
         sort_by_key_in_place(&mut none, |b| *b);
         assert!(none.is_empty());
+    }
+
+    #[test]
+    fn a_capped_list_never_has_room_past_its_cap() {
+        let mut items = Vec::new();
+        for i in 0..5_000 {
+            assert_eq!(push_within(&mut items, i, 5_000), Ok(()));
+        }
+        assert_eq!(push_within(&mut items, 5_000, 5_000), Err(5_000));
+        assert_eq!((items.len(), items.capacity()), (5_000, 5_000));
+        assert_eq!(items[4_999], 4_999);
     }
 }
