@@ -965,7 +965,8 @@ fn live_go_race_every_reset_has_the_kernels_reason() {
         if dropped > 0 || !never_captured.is_empty() {
             eprintln!(
                 "attempt {attempt}: the capture lost packets ({dropped} dropped; failed \
-                 connections never captured: {never_captured:?}); trying again"
+                 connections never captured: {never_captured:?}; libpcap: {}); trying again",
+                report["live_capture"]
             );
             continue;
         }

@@ -9,7 +9,8 @@
 //! kernel's event below). A one-line status goes to stderr every second when stderr is
 //! a terminal, and on stop (Ctrl-C, `--duration`, `--count`, `--until-findings`) the full
 //! report follows, in the same formats as `analyze`, with libpcap's received and dropped
-//! counts. `-w FILE` keeps the packets, as pcapng, for `analyze` to re-read later.
+//! counts and the packets read. After Ctrl-C or `--duration`, what the kernel had captured
+//! before the stop is still read first (for at most 2 s). `-w FILE` keeps the packets, as pcapng, for `analyze` to re-read later.
 //!
 //! **The kernel's reasons.** When tracefs can be used (root), the kernel's reset events are
 //! read through an instance of its own ([`resetscope::kernel::tracefs`]) while packets are
@@ -143,6 +144,9 @@ mod capture {
     use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
     static STOP: AtomicBool = AtomicBool::new(false);
+
+    /// How long a stop may spend reading what the kernel had captured before it.
+    const DRAIN_FOR: Duration = Duration::from_secs(2);
 
     extern "C" fn on_signal(_: libc::c_int) {
         STOP.store(true, Ordering::SeqCst);
@@ -571,15 +575,24 @@ mod capture {
             read_at: now(),
             total: 0,
         };
+        // After a stop by Ctrl-C or --duration, what the kernel had already captured is
+        // still read (the ring is drained): a capture that lags behind the wire would
+        // otherwise lose its last packets without a word, counted neither as read nor as
+        // dropped. At most DRAIN_FOR, so that a flood cannot hold the stop off.
+        let mut draining: Option<Instant> = None;
         loop {
-            if STOP.load(Ordering::SeqCst)
-                || deadline.is_some_and(|d| Instant::now() >= d)
-                || args.count.is_some_and(|c| packets >= c)
+            if args.count.is_some_and(|c| packets >= c)
                 || args.until_findings.is_some_and(|n| sink.counted >= n)
                 || sink.collect.failed()
                 || write_error.is_some()
+                || draining.is_some_and(|d| d.elapsed() >= DRAIN_FOR)
             {
                 break;
+            }
+            if draining.is_none()
+                && (STOP.load(Ordering::SeqCst) || deadline.is_some_and(|d| Instant::now() >= d))
+            {
+                draining = Some(Instant::now());
             }
             let mut out = Out {
                 analyzer: &mut analyzer,
@@ -622,6 +635,9 @@ mod capture {
                 k.read();
                 k.release(&mut out);
             }
+            if !got && draining.is_some() {
+                break;
+            }
             if !got {
                 let ms = kernel.as_ref().and_then(Kernel::next_due_ms).unwrap_or(100);
                 cap.wait(ms, kernel.as_ref().and_then(|k| k.tracer.fd()));
@@ -636,6 +652,7 @@ mod capture {
                     received: s.received,
                     dropped: s.dropped,
                     interface_dropped: s.interface_dropped,
+                    read: packets,
                 };
                 drops.read(&stats);
                 if status {
@@ -678,6 +695,7 @@ mod capture {
                 received: s.received,
                 dropped: s.dropped,
                 interface_dropped: s.interface_dropped,
+                read: packets,
             };
             drops.read(&stats);
         }

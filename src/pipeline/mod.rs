@@ -190,6 +190,8 @@ pub struct KernelStats {
     pub dropped: u64,
     /// Packets the interface or its driver dropped.
     pub interface_dropped: u64,
+    /// Packets read from libpcap and analysed.
+    pub read: u64,
 }
 
 /// Analysis options.
