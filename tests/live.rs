@@ -1530,3 +1530,51 @@ fn a_rst_this_host_did_not_send_is_said_so() {
         );
     }
 }
+
+/// A stop reads what the kernel had already captured: the capture is frozen (SIGSTOP) while
+/// connections are refused, so their packets wait in libpcap's ring, then interrupted and
+/// resumed. A loop that stopped at once would read none of them.
+#[test]
+fn a_stop_reads_what_the_kernel_had_already_captured() {
+    let Some(_serial) = setup("a_stop_reads_what_the_kernel_had_already_captured") else {
+        return;
+    };
+    let port = test_port(24_100);
+    let filter = format!("tcp port {port}");
+    let (live, _stderr) = start_live(&["-i", "lo", "--format", "json", &filter]);
+    let pid = live.id().to_string();
+    let signal = |s: &str| {
+        assert!(Command::new("kill")
+            .args([s, &pid])
+            .status()
+            .unwrap()
+            .success());
+    };
+    signal("-STOP");
+    // 16 refused connections: 32 packets, each in the ring twice on loopback (out and in),
+    // far fewer than the ring's slots.
+    refused_connections(port, 16, Duration::from_millis(5));
+    std::thread::sleep(Duration::from_millis(200));
+    signal("-INT");
+    signal("-CONT");
+    let out = live.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = final_report(&out.stdout);
+    assert_eq!(
+        report["live_capture"]["read"], 32,
+        "{}",
+        report["live_capture"]
+    );
+    assert_eq!(report["live_capture"]["dropped"], 0);
+    let refused = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["kind"] == "refused")
+        .count();
+    assert_eq!(refused, 16, "{}", report["findings"]);
+}
