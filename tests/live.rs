@@ -141,10 +141,17 @@ fn caveat_message(report: &Value, kind: &str) -> String {
 }
 
 fn interrupt(child: &Child) {
+    signal(child, "-INT");
+}
+
+/// Sends `child` the signal `sig` (`-INT`, `-STOP`, ...) with kill(1); whether it was sent
+/// (not when the child is gone).
+fn signal(child: &Child, sig: &str) -> bool {
     Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([sig, &child.id().to_string()])
         .status()
-        .unwrap();
+        .unwrap()
+        .success()
 }
 
 /// Local ports of the requests the client wrote and saw fail, from its own log.
@@ -1542,21 +1549,13 @@ fn a_stop_reads_what_the_kernel_had_already_captured() {
     let port = test_port(24_100);
     let filter = format!("tcp port {port}");
     let (live, _stderr) = start_live(&["-i", "lo", "--format", "json", &filter]);
-    let pid = live.id().to_string();
-    let signal = |s: &str| {
-        assert!(Command::new("kill")
-            .args([s, &pid])
-            .status()
-            .unwrap()
-            .success());
-    };
-    signal("-STOP");
+    assert!(signal(&live, "-STOP"));
     // 16 refused connections: 32 packets, each in the ring twice on loopback (out and in),
     // far fewer than the ring's slots.
     refused_connections(port, 16, Duration::from_millis(5));
     std::thread::sleep(Duration::from_millis(200));
-    signal("-INT");
-    signal("-CONT");
+    assert!(signal(&live, "-INT"));
+    assert!(signal(&live, "-CONT"));
     let out = live.wait_with_output().unwrap();
     assert!(
         out.status.success(),

@@ -10,7 +10,8 @@
 //! a terminal, and on stop (Ctrl-C, `--duration`, `--count`, `--until-findings`) the full
 //! report follows, in the same formats as `analyze`, with libpcap's received and dropped
 //! counts and the packets read. After Ctrl-C or `--duration`, what the kernel had captured
-//! before the stop is still read first (for at most 2 s). `-w FILE` keeps the packets, as pcapng, for `analyze` to re-read later.
+//! before the stop is still read first (for at most 2 s). `-w FILE` keeps the packets, as
+//! pcapng, for `analyze` to re-read later.
 //!
 //! **The kernel's reasons.** When tracefs can be used (root), the kernel's reset events are
 //! read through an instance of its own ([`resetscope::kernel::tracefs`]) while packets are
@@ -131,7 +132,7 @@ mod capture {
     use resetscope::report::pcapng_writer::PcapngWriter;
     use resetscope::report::terminal::finding_line;
     use resetscope::report::FrameNamer;
-    use resetscope::source::live::{list_interfaces, LiveCapture, LiveOptions};
+    use resetscope::source::live::{list_interfaces, LiveCapture, LiveOptions, LiveStats};
     use resetscope::source::{FrameRef, RawPacket};
     use resetscope::time::Timestamp;
     use std::collections::VecDeque;
@@ -147,6 +148,16 @@ mod capture {
 
     /// How long a stop may spend reading what the kernel had captured before it.
     const DRAIN_FOR: Duration = Duration::from_secs(2);
+
+    /// libpcap's counters, and the packets read so far.
+    fn counters(s: &LiveStats, read: u64) -> KernelStats {
+        KernelStats {
+            received: s.received,
+            dropped: s.dropped,
+            interface_dropped: s.interface_dropped,
+            read,
+        }
+    }
 
     extern "C" fn on_signal(_: libc::c_int) {
         STOP.store(true, Ordering::SeqCst);
@@ -648,12 +659,7 @@ mod capture {
                 last_tick = Instant::now();
                 analyzer.tick(now(), &mut sink);
                 let s = cap.stats();
-                stats = KernelStats {
-                    received: s.received,
-                    dropped: s.dropped,
-                    interface_dropped: s.interface_dropped,
-                    read: packets,
-                };
+                stats = counters(&s, packets);
                 drops.read(&stats);
                 if status {
                     eprint!(
@@ -691,12 +697,7 @@ mod capture {
         }
         let s = cap.stats();
         if s.received > 0 || s.dropped > 0 {
-            stats = KernelStats {
-                received: s.received,
-                dropped: s.dropped,
-                interface_dropped: s.interface_dropped,
-                read: packets,
-            };
+            stats = counters(&s, packets);
             drops.read(&stats);
         }
         if let Some(w) = writer.as_mut() {
@@ -706,7 +707,11 @@ mod capture {
         }
         drop(writer);
         let mut analysis = analyzer.finish(&mut sink);
-        analysis.kernel = Some(stats);
+        // Every packet read counts, also when libpcap's last reading gave nothing.
+        analysis.kernel = Some(KernelStats {
+            read: packets,
+            ..stats
+        });
         analysis.drop_windows = drops.windows;
         if let (Some(a), Some(b)) = (&counters_at_start, netstat::read(None)) {
             host.counters = a.change(&b);

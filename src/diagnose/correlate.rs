@@ -48,7 +48,7 @@ struct Event {
     request_frame: FrameRef,
     client: SocketAddr,
     server: SocketAddr,
-    /// `METHOD target` (a method is a token, so the space is unambiguous).
+    /// The request line ([`request_line`]).
     request: Box<str>,
     /// `502`, `503`, `504`, or the finding kind.
     what: &'static str,
@@ -127,7 +127,8 @@ pub struct Correlator {
     path_resets: u64,
     path_silence_ms: Option<f64>,
     path_servers: Vec<SocketAddr>,
-    seen: HashMap<(String, String), Vec<Seen>>,
+    /// By request line ([`request_line`]).
+    seen: HashMap<Box<str>, Vec<Seen>>,
     sampled: usize,
     events: Vec<Event>,
     /// Requests and failures that did not fit.
@@ -145,10 +146,7 @@ fn event_cost(e: &Event) -> usize {
     std::mem::size_of::<Event>() + e.request.len() + 16
 }
 
-fn key(method: &str, target: &str) -> (String, String) {
-    (method.to_string(), target.to_string())
-}
-
+/// `METHOD target`, which says which request it is: a method is a token, with no space.
 fn request_line(method: &str, target: &str) -> Box<str> {
     format!("{method} {target}").into_boxed_str()
 }
@@ -164,7 +162,7 @@ impl Correlator {
                 self.sampled += 1;
                 self.bytes += ENTRY_COST + q.method.len() + q.target.len();
                 self.seen
-                    .entry(key(&q.method, &q.target))
+                    .entry(request_line(&q.method, &q.target))
                     .or_default()
                     .push(Seen {
                         time: q.time,
