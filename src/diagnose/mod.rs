@@ -187,6 +187,14 @@ impl Judged {
             }
         }
     }
+
+    /// Memory it holds beyond its own size (an estimate, for the memory budget).
+    pub fn heap_bytes(&self) -> usize {
+        match self {
+            Judged::Replay { .. } => 0,
+            Judged::Verdict(v) => verdict_bytes(v),
+        }
+    }
 }
 
 /// Judges one connection released by the flow table: what depends on that connection

@@ -53,6 +53,15 @@ impl Merge {
         }
     }
 
+    /// How much the events handed on by the shards and not yet merged
+    /// ([`super::shard::Event::cost`]) may hold before the reading waits for the merge: an
+    /// eighth of the merge's share of the budget. They are not counted in [`Merge::used`]:
+    /// what waits depends on the threads' timing, and the merge's decisions (what to shed)
+    /// must not, or the report would change with the number of threads.
+    pub fn waiting_limit(&self) -> usize {
+        self.budget / 8
+    }
+
     /// Takes shard `shard`'s next event in the capture's order.
     pub fn event(&mut self, shard: usize, e: Event, sink: &mut dyn Sink) {
         self.counts[shard] = (e.flows, e.open);

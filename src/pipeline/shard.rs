@@ -57,6 +57,16 @@ impl Event {
     pub fn key(&self) -> (u64, u8, u64) {
         (self.index, self.phase, self.sub)
     }
+
+    /// What it holds in memory (an estimate, for the memory budget): a released
+    /// connection's verdict, record and findings.
+    pub fn cost(&self) -> usize {
+        std::mem::size_of::<Event>()
+            + match &self.what {
+                What::Released(judged) => judged.heap_bytes(),
+                _ => 0,
+            }
+    }
 }
 
 /// What a shard did.
