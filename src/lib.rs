@@ -15,6 +15,7 @@
 
 #![warn(missing_docs)]
 
+pub mod allocator;
 pub mod app;
 pub mod community_id;
 pub mod decode;

@@ -6,6 +6,10 @@
 
 mod cmd;
 
+/// mimalloc, tuned by [`resetscope::allocator::tune`] (see `src/allocator.rs` for why).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{CommandFactory, Parser, Subcommand};
 use std::io;
 use std::process::ExitCode;
@@ -77,6 +81,7 @@ Examples:
 const EXIT_STATUS: &str = exit_status!();
 
 fn main() -> ExitCode {
+    resetscope::allocator::tune();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Analyze(args) => cmd::analyze::run(args),

@@ -119,7 +119,7 @@ impl Merge {
             sink.shed();
             self.sink_shed += 1;
         }
-        super::release_free_memory();
+        crate::allocator::release_free_memory();
     }
 
     /// How far the analysis has got, `frames` frames into `set`.

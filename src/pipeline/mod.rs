@@ -148,32 +148,11 @@ pub const BUDGET_RESERVE: usize = 16 << 20;
 /// overhead takes the others. The tracked figures are what was allocated to within 1 %
 /// (checked against a counting allocator on a flood of half-sent heads); what the allocator
 /// keeps beyond that is its free memory, given back to the system after each shedding
-/// (`release_free_memory`).
+/// ([`crate::allocator::release_free_memory`]).
 pub const TRACKED_PERCENT: usize = 75;
 /// Tracked bytes as `--memory` counts them: the allocator's share and the reserve added.
 fn as_budgeted(tracked: usize) -> u64 {
     (tracked * 100 / TRACKED_PERCENT + BUDGET_RESERVE) as u64
-}
-
-/// Gives the allocator's free memory back to the system. Shedding frees many blocks
-/// scattered through the heap (heads, out-of-order buffers), and glibc's allocator keeps
-/// freed memory that is not at the top of its heap: without this, the resident memory of a
-/// run that shed was three times what it held (3,000 connections with 64 KiB half-heads
-/// under `--memory 64M`: 80 MiB resident for 22 MB allocated; 33 MiB with it).
-fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        extern "C" {
-            /// glibc: releases free memory at the top of the heap and, since glibc 2.8,
-            /// every free page inside it (`madvise(MADV_DONTNEED)`); returns whether any was.
-            fn malloc_trim(pad: usize) -> std::ffi::c_int;
-        }
-        // SAFETY: malloc_trim takes no pointer and may be called at any time; it only
-        // walks the allocator's own free lists under its lock.
-        unsafe {
-            malloc_trim(0);
-        }
-    }
 }
 
 /// The smallest budget accepted.

@@ -8,7 +8,7 @@
 //! order, so the merge ([`super::merge`]) can interleave the shards' events into the one
 //! order a single table would have produced, whatever the number of shards.
 
-use super::release_free_memory;
+use crate::allocator::release_free_memory;
 use crate::app::Mark;
 use crate::decode::TcpSegment;
 use crate::diagnose::{judge, Judged};
