@@ -128,7 +128,10 @@ pub struct Correlator {
     path_silence_ms: Option<f64>,
     path_servers: Vec<SocketAddr>,
     /// By request line ([`request_line`]).
-    seen: HashMap<Box<str>, Vec<Seen>>,
+    seen: rustc_hash::FxHashMap<Box<str>, Vec<Seen>>,
+    /// A request line being looked up in `seen` (kept: a line is allocated only the first
+    /// time it is seen).
+    line: String,
     sampled: usize,
     events: Vec<Event>,
     /// Requests and failures that did not fit.
@@ -148,7 +151,16 @@ fn event_cost(e: &Event) -> usize {
 
 /// `METHOD target`, which says which request it is: a method is a token, with no space.
 fn request_line(method: &str, target: &str) -> Box<str> {
-    format!("{method} {target}").into_boxed_str()
+    let mut line = String::with_capacity(method.len() + 1 + target.len());
+    push_request_line(&mut line, method, target);
+    line.into_boxed_str()
+}
+
+/// Appends [`request_line`]'s line to `to`.
+fn push_request_line(to: &mut String, method: &str, target: &str) {
+    to.push_str(method);
+    to.push(' ');
+    to.push_str(target);
 }
 
 impl Correlator {
@@ -161,14 +173,19 @@ impl Correlator {
             if self.sampled < MAX_SAMPLED && !self.stopped {
                 self.sampled += 1;
                 self.bytes += ENTRY_COST + q.method.len() + q.target.len();
-                self.seen
-                    .entry(request_line(&q.method, &q.target))
-                    .or_default()
-                    .push(Seen {
-                        time: q.time,
-                        client: r.client,
-                        server: r.server,
-                    });
+                let seen = Seen {
+                    time: q.time,
+                    client: r.client,
+                    server: r.server,
+                };
+                self.line.clear();
+                push_request_line(&mut self.line, &q.method, &q.target);
+                match self.seen.get_mut(self.line.as_str()) {
+                    Some(list) => list.push(seen),
+                    None => {
+                        self.seen.insert(self.line.as_str().into(), vec![seen]);
+                    }
+                }
             } else {
                 self.overflow += 1;
             }
@@ -227,7 +244,7 @@ impl Correlator {
     pub fn shed(&mut self) {
         let forgotten: usize = self.seen.values().map(Vec::len).sum();
         self.overflow += forgotten as u64;
-        self.seen = HashMap::new();
+        self.seen = Default::default();
         self.stopped = true;
         self.bytes = self.events.iter().map(event_cost).sum();
     }

@@ -16,7 +16,7 @@ pub struct Tally {
     /// Findings per minute of capture time, by the minute's start (seconds since the epoch).
     pub per_minute: BTreeMap<i64, u64>,
     /// Findings per client network: /24 for IPv4, /64 for IPv6.
-    pub per_network: HashMap<String, u64>,
+    pub per_network: HashMap<Network, u64>,
     /// Findings from client networks beyond the first 4,096.
     pub other_networks: u64,
 }
@@ -43,13 +43,13 @@ impl Tally {
     }
 
     /// The networks with the most findings first (ties: by name), at most `n`.
-    pub fn top_networks(&self, n: usize) -> Vec<(&str, u64)> {
-        let mut all: Vec<(&str, u64)> = self
+    pub fn top_networks(&self, n: usize) -> Vec<(String, u64)> {
+        let mut all: Vec<(String, u64)> = self
             .per_network
             .iter()
-            .map(|(k, v)| (k.as_str(), *v))
+            .map(|(k, v)| (k.to_string(), *v))
             .collect();
-        all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         all.truncate(n);
         all
     }
@@ -60,17 +60,54 @@ impl Tally {
     }
 }
 
-/// A client's network: its /24 (IPv4) or /64 (IPv6).
-fn network(ip: IpAddr) -> String {
+/// A client's network: its /24 (IPv4) or /64 (IPv6). Kept as numbers and written out only
+/// for a report: a finding is counted without an allocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+pub enum Network {
+    /// The first three bytes of an IPv4 address.
+    V4([u8; 3]),
+    /// The first four groups of an IPv6 address.
+    V6([u16; 4]),
+}
+
+impl std::fmt::Display for Network {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            Network::V4([x, y, z]) => write!(f, "{x}.{y}.{z}.0/24"),
+            Network::V6([a, b, c, d]) => {
+                write!(f, "{}/64", std::net::Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
+            }
+        }
+    }
+}
+
+fn network(ip: IpAddr) -> Network {
     match ip {
         IpAddr::V4(a) => {
             let [x, y, z, _] = a.octets();
-            format!("{x}.{y}.{z}.0/24")
+            Network::V4([x, y, z])
         }
         IpAddr::V6(a) => {
             let s = a.segments();
-            let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
-            format!("{net}/64")
+            Network::V6([s[0], s[1], s[2], s[3]])
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::network;
+
+    #[test]
+    fn a_network_is_written_as_its_prefix() {
+        assert_eq!(
+            network("10.1.2.3".parse().unwrap()).to_string(),
+            "10.1.2.0/24"
+        );
+        assert_eq!(
+            network("2001:db8:0:7:1:2:3:4".parse().unwrap()).to_string(),
+            "2001:db8:0:7::/64"
+        );
+        assert_eq!(network("::1".parse().unwrap()).to_string(), "::/64");
     }
 }
