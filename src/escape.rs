@@ -7,7 +7,9 @@
 //!
 //! - [`terminal`]: dangerous characters become visible escapes (`\x1b`, `\u{202e}`,
 //!   `\u{200b}`), so a capture cannot move the cursor, change colours, reorder text or hide
-//!   characters (`/adm\u{200b}in` cannot pass for `/admin`); long strings are cut with `…`.
+//!   characters (`/adm\u{200b}in` cannot pass for `/admin`); a captured backslash is
+//!   doubled (`\\`), so that `\x1b` in a report is always an escape the report wrote, never
+//!   the four characters a client sent; long strings are cut with `…`.
 //! - [`markdown`]: the terminal escape, then every character that could make Markdown (GFM
 //!   as GitHub renders it) of the text is backslash-escaped, so that text cannot break a table
 //!   (`|`), open code (`` ` ``), or make emphasis, HTML, a heading, a list, math, or a link:
@@ -86,7 +88,9 @@ pub fn terminal_max(s: &str, max: usize) -> String {
             out.push('…');
             break;
         }
-        if is_dangerous(c) {
+        if c == '\\' {
+            out.push_str("\\\\");
+        } else if is_dangerous(c) {
             if (c as u32) < 0x100 {
                 let _ = write!(out, "\\x{:02x}", c as u32);
             } else {

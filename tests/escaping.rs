@@ -206,7 +206,7 @@ fn hostile() -> impl Strategy<Value = String> {
 const CASES: u32 = 3000;
 
 /// The terminal escape of `s`, written out from the Unicode database: what every format
-/// must show.
+/// must show. A captured backslash is doubled, so that an escape cannot be forged.
 fn shown(s: &str) -> String {
     let mut out = String::new();
     for (n, c) in s.chars().enumerate() {
@@ -215,6 +215,7 @@ fn shown(s: &str) -> String {
             break;
         }
         match c as u32 {
+            0x5c => out.push_str("\\\\"),
             u if dangerous(c) && u < 0x100 => out.push_str(&format!("\\x{u:02x}")),
             u if dangerous(c) => out.push_str(&format!("\\u{{{u:x}}}")),
             _ => out.push(c),
@@ -281,7 +282,6 @@ proptest! {
         prop_assert_eq!(&out, &shown(&s));
         let all = escape::terminal_max(&s, usize::MAX);
         no_dangerous("terminal", &all)?;
-        prop_assert_eq!(escape::terminal_max(&all, usize::MAX), all, "escaping twice changes nothing");
         no_dangerous("terminal_lines", &escape::terminal_lines(&s).replace('\n', ""))?;
     }
 
@@ -371,6 +371,13 @@ fn the_issues_examples() {
             format!("\"/adm\\u{:04x}in\"", c as u32)
         );
     }
+    // A captured backslash is doubled: text a client sent cannot pass for an escape the
+    // report wrote (`\x1b` sent as four characters against ESC).
+    assert_eq!(escape::terminal("/a\\x1b"), "/a\\\\x1b");
+    assert_eq!(escape::terminal("/a\u{1b}"), "/a\\x1b");
+    assert_eq!(escape::html("/a\\x1b"), "/a\\\\x1b");
+    assert_eq!(escape::markdown("/a\\x1b"), "/a\\\\\\\\x1b");
+    assert_eq!(escape::json_to_string("/a\\x1b").unwrap(), "\"/a\\\\x1b\"");
     // C1 and bidi controls in JSON, and a code point above the BMP (a surrogate pair).
     assert_eq!(
         escape::json_to_string("\u{9b}31m").unwrap(),

@@ -526,8 +526,9 @@ fn is_dangerous(c: char) -> bool {
 /// three bytes per code point, to reach every plane) and the length limit. Checked exactly
 /// what `src/escape.rs` promises, against this crate's own table of Cc, Cf, Zl, Zp and
 /// Bidi_Control code points (`src/dangerous.rs`, from the Unicode tables of another crate):
-/// - terminal: every dangerous character shown as `\xNN` (below U+0100) or `\u{hex}`, every
-///   other character as itself, cut after `max` characters with `…`: nothing else.
+/// - terminal: every dangerous character shown as `\xNN` (below U+0100) or `\u{hex}`, a
+///   backslash as `\\`, every other character as itself, cut after `max` characters with
+///   `…`: nothing else.
 /// - markdown: the terminal text with each of `` \ ` * _ [ ] < > & # | ~ $ @ `` behind a
 ///   backslash, no backslash before anything else that cannot make Markdown, and none of
 ///   what makes Markdown only somewhere left raw there (`- + =` first, `http:/`, `www.`,
@@ -562,7 +563,10 @@ pub fn escape(data: &[u8]) {
             expected.push('…');
             break;
         }
-        if is_dangerous(c) {
+        if c == '\\' {
+            // A captured backslash is doubled, so that it cannot start a forged escape.
+            expected.push_str("\\\\");
+        } else if is_dangerous(c) {
             if (c as u32) < 0x100 {
                 expected.push_str(&format!("\\x{:02x}", c as u32));
             } else {

@@ -18,7 +18,6 @@
 use super::pcap_writer::{PcapWriter, Shape, Written};
 use crate::app::http::looks_like_request;
 use crate::decode::{self, flags, TcpSegment};
-use crate::escape;
 use crate::flows::seq::SeqNumber;
 use crate::flows::Side;
 use crate::pipeline::narrow::{Narrow, Window};
@@ -71,7 +70,7 @@ pub struct LadderRow {
     /// Payload length on the wire.
     pub len: u32,
     /// What the payload starts with (`POST /test`, `HTTP/1.1 200 OK`, `TLS application
-    /// data`), made safe for a terminal; empty without payload.
+    /// data`), cut, as captured: each format escapes it; empty without payload.
     pub summary: String,
 }
 
@@ -127,7 +126,9 @@ fn key(a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketAddr) {
     }
 }
 
-/// What the payload starts with, for a ladder.
+/// What the payload starts with, for a ladder: captured text, cut but not escaped (each
+/// format escapes it as it writes it; escaped twice, a captured backslash would show as
+/// four).
 pub fn payload_summary(seg: &TcpSegment<'_>) -> String {
     let p = seg.payload;
     if seg.payload_len == 0 {
@@ -147,10 +148,10 @@ pub fn payload_summary(seg: &TcpSegment<'_>) -> String {
             .or_else(|| line.strip_suffix(" HTTP/1.0"))
             .unwrap_or(&line)
             .to_string();
-        return escape::terminal_max(&line, 48);
+        return cut(&line, 48);
     }
     if p.starts_with(b"HTTP/1.") {
-        return escape::terminal_max(&first_line(), 40);
+        return cut(&first_line(), 40);
     }
     if p.len() >= 3 && (20..=24).contains(&p[0]) && p[1] == 3 {
         let kind = match p[0] {
@@ -163,6 +164,14 @@ pub fn payload_summary(seg: &TcpSegment<'_>) -> String {
         return format!("TLS {kind}");
     }
     super::words::plural(seg.payload_len as u64, "byte", "bytes")
+}
+
+/// `s` cut to `max` characters, with `…` when it was longer.
+fn cut(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &s[..at]),
+        None => s.to_string(),
+    }
 }
 
 /// What the second pass found.
@@ -347,4 +356,40 @@ pub fn gather(
         written,
         errors: set.take_errors(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::payload_summary;
+    use crate::decode::TcpSegment;
+
+    fn segment(payload: &[u8]) -> TcpSegment<'_> {
+        TcpSegment {
+            src: "10.0.0.1".parse().unwrap(),
+            dst: "10.0.0.2".parse().unwrap(),
+            sport: 40000,
+            dport: 80,
+            seq: 1,
+            ack: 1,
+            flags: 0x18,
+            window: 512,
+            ttl: 64,
+            payload,
+            payload_len: payload.len() as u32,
+            ident: 0,
+        }
+    }
+
+    /// The summary is the captured text, cut: escaping is the formats' (escaped here too, a
+    /// captured backslash would be doubled twice in a ladder).
+    #[test]
+    fn a_summary_is_captured_text_cut_not_escaped() {
+        let s = payload_summary(&segment(b"GET /a\\b\x1b[2J HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert_eq!(s, "GET /a\\b\u{1b}[2J");
+        let long = format!("GET /{} HTTP/1.1\r\n\r\n", "é".repeat(60));
+        assert_eq!(
+            payload_summary(&segment(long.as_bytes())),
+            format!("GET /{}…", "é".repeat(43))
+        );
+    }
 }

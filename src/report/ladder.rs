@@ -226,3 +226,38 @@ pub fn svg(ladder: &Ladder, f: &Finding, names: &FrameNamer) -> String {
     s.push_str("</svg>");
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::FrameRef;
+    use crate::time::Timestamp;
+
+    /// A payload's summary is captured text: the ladder escapes it once, so a captured
+    /// backslash shows as `\\` (not `\\\\`) and ESC as `\x1b`, and a backtick cannot close the
+    /// fence.
+    #[test]
+    fn captured_text_in_a_ladder_is_escaped_once() {
+        let row = LadderRow {
+            frame: FrameRef { file: 0, number: 4 },
+            ts: Timestamp(0),
+            from: Side::Client,
+            flags: 0x18,
+            seq: 1,
+            ack: Some(1),
+            len: 24,
+            summary: "GET /a\\b\u{1b}[2J`x".into(),
+        };
+        let ladder = Ladder {
+            rows: vec![row],
+            omitted: 0,
+        };
+        let names = FrameNamer::new(&[std::path::PathBuf::from("c.pcap")]);
+        let ends = (
+            "10.0.0.1:40000".parse().unwrap(),
+            "10.0.0.2:80".parse().unwrap(),
+        );
+        let text = text_of(&ladder, ends, None, &names);
+        assert!(text.contains(r"GET /a\\b\x1b[2J\x60x"), "{text}");
+    }
+}

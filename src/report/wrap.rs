@@ -18,7 +18,7 @@ pub fn width(s: &str) -> usize {
 
 /// The pieces a word may be broken between, with their widths: a colour sequence
 /// (`ESC [ … m`, width 0), an escape the report wrote for a dangerous character (`\x1b`,
-/// `\u{202e}`), or one character.
+/// `\u{202e}`) or for a captured backslash (`\\`), or one character.
 fn atoms(s: &str) -> Vec<(&str, usize)> {
     let b = s.as_bytes();
     let mut out = Vec::new();
@@ -33,6 +33,8 @@ fn atoms(s: &str) -> Vec<(&str, usize)> {
             out.push((&s[i..i + end], 0));
             i += end;
             continue;
+        } else if b[i] == b'\\' && b.get(i + 1) == Some(&b'\\') {
+            2
         } else if b[i] == b'\\' && b.get(i + 1) == Some(&b'x') && hex_at(b, i + 2, 2) {
             4
         } else if b[i] == b'\\' && b.get(i + 1) == Some(&b'u') && b.get(i + 2) == Some(&b'{') {
