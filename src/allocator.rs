@@ -30,8 +30,8 @@ mod option {
 /// Tunes the allocator for a bounded resident memory: freed memory is given back at once,
 /// and no transparent huge pages (a 2 MiB page is resident as soon as one byte of it is
 /// touched). Call first thing in `main`. Measured on 20,000 connections with 4 KiB
-/// half-heads under `--memory 64M` (tests/hostile.rs): peak RSS 78 to 96 MiB with
-/// mimalloc's defaults, 68 to 74 with these.
+/// half-heads under `--memory 64M` (tests/hostile.rs): peak RSS 78 to 125 MiB with
+/// mimalloc's defaults, 67 to 74 with these.
 pub fn tune() {
     set(option::PURGE_DELAY, 0);
     #[cfg(target_os = "linux")]

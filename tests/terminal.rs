@@ -455,12 +455,14 @@ proptest::proptest! {
                     continue;
                 }
                 let rest = &t[i + 1..];
+                let hex2 = rest.get(1..3).is_some_and(|d| d.bytes().all(|c| c.is_ascii_hexdigit()));
                 if rest.starts_with('\\') {
                     i += 2;
-                } else if rest.starts_with('x') && rest.len() >= 3 && rest.as_bytes()[1..3].iter().all(u8::is_ascii_hexdigit) {
+                } else if rest.starts_with('x') && hex2 {
                     (i, n) = (i + 4, n + 1);
-                } else if rest.starts_with("u{") && rest.contains('}') {
-                    (i, n) = (i + 1 + rest.find('}')? + 1, n + 1);
+                } else if let Some(end) = rest.strip_prefix("u{").and_then(|r| r.find('}')) {
+                    // `\`, `u{`, the digits, `}`.
+                    (i, n) = (i + 3 + end + 1, n + 1);
                 } else {
                     return None;
                 }

@@ -191,14 +191,13 @@ const CLOSED_COST: usize = 64;
 
 type Key = (IpAddr, u16, IpAddr, u16);
 
-/// Gives back a map's room when it uses less than a quarter of it. Not whenever a shed made
-/// room: the next releases grow it again, and a growing table holds its old and new slots at
-/// once (shrunk after every shed, the tombstones' tables of 150,000 refused connections
-/// under `--memory 64M` were reallocated 32 times, 26 MB at their peak).
-fn shrink_if_sparse<V>(map: &mut FxHashMap<Key, V>) {
-    if map.len() * 4 < map.capacity() {
-        map.shrink_to_fit();
-    }
+/// True when a table uses less than a quarter of its room: the time to give the room back.
+/// Not whenever a shed made room: the next releases grow it again, and a growing table
+/// holds its old and new slots at once (shrunk after every shed, the tombstones' tables of
+/// 150,000 refused connections under `--memory 64M` were reallocated 32 times, 26 MB at
+/// their peak).
+fn sparse(len: usize, capacity: usize) -> bool {
+    len * 4 < capacity
 }
 
 /// What is kept of a released closed connection: when it was released, and its first SYN
@@ -588,11 +587,13 @@ impl FlowTable {
             }
             self.stats.shed.tombstones += 1;
         }
-        shrink_if_sparse(&mut self.tombstones);
-        if self.tombstone_queue.len() * 4 < self.tombstone_queue.capacity() {
+        if sparse(self.tombstones.len(), self.tombstones.capacity()) {
+            self.tombstones.shrink_to_fit();
+        }
+        if sparse(self.tombstone_queue.len(), self.tombstone_queue.capacity()) {
             self.tombstone_queue.shrink_to_fit();
         }
-        if self.closed.len() * 4 < self.closed.capacity() {
+        if sparse(self.closed.len(), self.closed.capacity()) {
             self.closed.shrink_to_fit();
         }
         if !deep {
