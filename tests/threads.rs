@@ -26,11 +26,16 @@ fn report(capture: &Path, extra: &[&str]) -> Vec<u8> {
     let path = capture.display().to_string();
     let mut args = vec!["analyze", path.as_str()];
     args.extend_from_slice(extra);
-    let out = run(&args);
+    outcome(&args)
+}
+
+/// What `resetscope ARGS` wrote to both streams, and its exit code.
+fn outcome(args: &[&str]) -> Vec<u8> {
+    let out = run(args);
     // Damaged captures of the corpus exit 1 with what could be read; both runs must agree.
     assert!(
         out.status.code().is_some_and(|c| c <= 1),
-        "{path} {extra:?}: {}",
+        "{args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     let mut all = out.stdout;
@@ -129,6 +134,65 @@ fn every_format_is_the_same_whatever_the_number_of_threads() {
                 capture.display(),
                 first_difference(&one, &two)
             );
+        }
+    }
+}
+
+/// The report on several inputs, each read on its own thread (`--read-ahead yes`,
+/// `resetscope::source::read_ahead`), is the one of reading them in turn on one thread:
+/// the frames merged by time in the same order (ties to the earlier file), the files'
+/// statistics and their damage in input order.
+#[test]
+fn several_inputs_read_at_once_make_the_same_report() {
+    let f = |p: &str| root().join("fixtures").join(p).display().to_string();
+    let rotated: Vec<String> = (1..=3)
+        .map(|i| f(&format!("rotated/capture-{i}.pcap")))
+        .collect();
+    let mut backwards = rotated.clone();
+    backwards.reverse();
+    let race = f("go-idle-race/capture.pcap");
+    let sets: Vec<(&str, Vec<String>)> = vec![
+        ("rotated", rotated),
+        ("rotated, given last first", backwards),
+        // Every frame's time is met twice: the first file's frame comes first.
+        ("one file twice", vec![race.clone(), race.clone()]),
+        (
+            "damaged, missing and whole",
+            vec![
+                f("damaged/truncated.pcap"),
+                f("damaged/no-such-file.pcap"),
+                race.clone(),
+                f("damaged/badrecord.pcap"),
+            ],
+        ),
+        // More files than the read-ahead takes: read on the calling thread.
+        ("thirty copies", vec![race.clone(); 30]),
+    ];
+    for (name, files) in &sets {
+        for format in ["json", "terminal"] {
+            let of = |threads: &str, ahead: &str| {
+                let mut args = vec![
+                    "analyze",
+                    "--format",
+                    format,
+                    "--threads",
+                    threads,
+                    "--read-ahead",
+                    ahead,
+                ];
+                args.extend(files.iter().map(String::as_str));
+                outcome(&args)
+            };
+            let one = of("1", "no");
+            assert!(one.len() > 300, "{name}: {}", String::from_utf8_lossy(&one));
+            for (threads, ahead) in [("1", "yes"), ("2", "yes"), ("2", "no"), ("4", "yes")] {
+                let many = of(threads, ahead);
+                assert!(
+                    one == many,
+                    "{name}: {format} with --threads {threads} --read-ahead {ahead} differs {}",
+                    first_difference(&one, &many)
+                );
+            }
         }
     }
 }

@@ -36,11 +36,16 @@ pub struct AnalyzeArgs {
     /// names a file (`-o -` with `--extract -` is refused: one stream cannot hold both).
     #[arg(long, value_name = "FILE.pcap")]
     pub extract: Option<PathBuf>,
-    /// Threads for the connections (sharded by address and port; reading, decoding and the
-    /// report stay on one). The report is the same whatever the number. Default: the
+    /// Threads for the connections (sharded by address and port; decoding and the report
+    /// stay on one, and several input files are parsed each on a thread of its own when a
+    /// core is left over). The report is the same whatever the number. Default: the
     /// available cores.
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
+    /// Parse several input files each on a thread of its own (yes), or all on one (no),
+    /// instead of deciding by the cores left over: for tests and measurements.
+    #[arg(long, hide = true, value_name = "yes|no", value_parser = clap::builder::BoolishValueParser::new())]
+    pub read_ahead: Option<bool>,
     /// Show one connection in full: what was recorded of it, its requests, every FIN and
     /// RST, its findings and its packets. By its id (`id` in the JSON report) or by the
     /// client's or server's address and port (`10.0.0.5:54110`, `[2001:db8::1]:443`).
@@ -78,6 +83,7 @@ pub fn run(args: AnalyzeArgs) -> Result<ExitCode> {
     };
     options.flows.max_flows = r.max_flows.max(1);
     options.memory = r.memory;
+    options.read_ahead = args.read_ahead;
     options.threads = match args.threads {
         Some(n) => n as usize,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),

@@ -11,7 +11,9 @@
 //!
 //! [`analyze_set`] with [`Options::threads`] above 1 runs several shards, each on its own
 //! thread, over the connections of a share of the 4-tuples (`parallel.rs`); the merge puts
-//! their events back into the order one shard makes, so the analysis is the same.
+//! their events back into the order one shard makes, so the analysis is the same. Several
+//! input files are then parsed each on a thread of its own
+//! ([`crate::source::read_ahead`]).
 
 mod drops;
 mod merge;
@@ -187,6 +189,10 @@ pub struct Options {
     /// Threads that hold the flow table, each a shard of the connections (0 or 1: the
     /// calling thread alone). The report is the same whatever the number.
     pub threads: usize,
+    /// Parse several input files each on a thread of its own
+    /// ([`crate::source::read_ahead`]); the report is the same. `None`: when the machine
+    /// has a core that the analysis's own threads leave over ([`spare_core`]).
+    pub read_ahead: Option<bool>,
     /// The time window and capture filter (`--since`, `--until`, `-- FILTER`).
     pub narrow: std::sync::Arc<narrow::Narrow>,
     /// The kernel's reasons for RSTs by frame: read from packet comments as frames pass,
@@ -507,6 +513,14 @@ pub fn analyze_set(
     analyze_watched(set, options, sink, &mut |_| {})
 }
 
+/// Whether the machine has a core beyond the `threads` that the analysis keeps busy.
+/// Reading several files ahead, each on its own thread, is worth it only then: on 2 cores,
+/// 4 files of 300,000 frames each, it makes `--threads 1` 1.12 to 1.19 times as fast, and
+/// `--threads 2` 5 to 13 % slower (its shards and its merge already take both cores).
+pub fn spare_core(threads: usize) -> bool {
+    std::thread::available_parallelism().is_ok_and(|n| n.get() > threads.max(1))
+}
+
 /// [`analyze_set`], telling `watch` how far it has got every few thousand frames.
 pub fn analyze_watched(
     mut set: CaptureSet,
@@ -514,6 +528,12 @@ pub fn analyze_watched(
     sink: RecordSink<'_>,
     watch: Watch<'_>,
 ) -> (Analysis, Vec<SourceError>) {
+    if options
+        .read_ahead
+        .unwrap_or_else(|| spare_core(options.threads))
+    {
+        set.read_ahead();
+    }
     let mut analysis = if options.threads > 1 {
         parallel::analyze(&mut set, options, options.threads, sink, watch)
     } else {

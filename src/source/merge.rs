@@ -6,6 +6,7 @@
 //! numbering ([`super::FrameRef`]), so each can be opened in Wireshark.
 
 use super::file::CaptureFile;
+use super::read_ahead::{self, ReadAhead};
 use super::spool::SpoolWriter;
 use super::{FileStats, RawPacket, SourceError};
 use std::fs::File;
@@ -49,6 +50,9 @@ pub struct CaptureSet {
     errors: Vec<SourceError>,
     /// Paths in input order (including files that failed to open).
     paths: Vec<PathBuf>,
+    /// The files, once [`CaptureSet::read_ahead`] has handed them to threads of their own
+    /// (`files` is then empty).
+    ahead: Option<ReadAhead>,
 }
 
 impl CaptureSet {
@@ -80,7 +84,22 @@ impl CaptureSet {
             files,
             errors,
             paths,
+            ahead: None,
         }
+    }
+
+    /// Reads each file on a thread of its own from now on, when there are several and the
+    /// read-ahead's memory allows it ([`read_ahead::chunk_size`]); the frames come in the
+    /// same order. Returns whether it does.
+    pub fn read_ahead(&mut self) -> bool {
+        if self.ahead.is_some() {
+            return true;
+        }
+        let Some(chunk) = read_ahead::chunk_size(self.files.len()) else {
+            return false;
+        };
+        self.ahead = Some(ReadAhead::start(std::mem::take(&mut self.files), chunk));
+        true
     }
 
     /// How many inputs were opened (the others are in the errors): none means there is
@@ -97,6 +116,9 @@ impl CaptureSet {
 
     /// The next frame across all files, earliest timestamp first (ties: earlier file).
     pub fn next_packet(&mut self) -> Option<RawPacket<'_>> {
+        if let Some(ahead) = &mut self.ahead {
+            return ahead.next_packet();
+        }
         let pick = if self.files.len() == 1 {
             0
         } else {
@@ -115,6 +137,9 @@ impl CaptureSet {
 
     /// Bytes read so far over all files, and their total size when every size is known.
     pub fn position(&self) -> (u64, Option<u64>) {
+        if let Some(ahead) = &self.ahead {
+            return ahead.position();
+        }
         self.files.iter().fold((0, Some(0)), |(read, total), f| {
             let (r, t) = f.position();
             (read + r, total.zip(t).map(|(a, b)| a + b))
@@ -127,6 +152,9 @@ impl CaptureSet {
             if let Some(e) = f.take_error() {
                 self.errors.push(e);
             }
+        }
+        if let Some(ahead) = &mut self.ahead {
+            self.errors.extend(ahead.take_errors());
         }
         std::mem::take(&mut self.errors)
     }
@@ -146,6 +174,11 @@ impl CaptureSet {
         for f in &self.files {
             if let Some(slot) = out.get_mut(f.index() as usize) {
                 *slot = f.stats();
+            }
+        }
+        for (index, stats) in self.ahead.iter().flat_map(ReadAhead::stats) {
+            if let Some(slot) = out.get_mut(index as usize) {
+                *slot = stats.clone();
             }
         }
         out

@@ -19,6 +19,7 @@ pub mod file;
 #[cfg(feature = "live")]
 pub mod live;
 pub mod merge;
+pub mod read_ahead;
 pub mod spool;
 
 use crate::time::Timestamp;
