@@ -68,7 +68,7 @@ impl Timestamp {
     /// Writes `YYYY-MM-DDTHH:MM:SS.ffffffZ` (UTC, microseconds) into `buf` without
     /// allocating: reports carry many timestamps, and chrono's formatter allocates. Years
     /// outside 0000–9999 fall back to [`Timestamp::rfc3339`].
-    fn rfc3339_into(self, buf: &mut [u8; 27]) -> bool {
+    pub(crate) fn rfc3339_into(self, buf: &mut [u8; 27]) -> bool {
         let secs = self.0.div_euclid(1_000_000_000);
         let micros = (self.0.rem_euclid(1_000_000_000) / 1_000) as u32;
         let days = secs.div_euclid(86_400);

@@ -15,6 +15,7 @@ use crate::flows::reassembly::{Chunk, StreamEvent};
 use crate::flows::seq::SeqNumber;
 use crate::flows::Side;
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// Longest message head we buffer before giving up on the stream.
 const MAX_HEAD: usize = 64 * 1024;
@@ -32,9 +33,9 @@ const MAX_REQUESTS: usize = 10_000;
 #[derive(Clone, Debug)]
 pub struct Request {
     /// The method token (`GET`, `POST`, …).
-    pub method: Box<str>,
+    pub method: Arc<str>,
     /// The request target as sent, cut to a bounded length; escape before printing.
-    pub target: Box<str>,
+    pub target: Arc<str>,
     /// Minor version: 1 for HTTP/1.1, 0 for HTTP/1.0.
     pub version: u8,
     /// Frame and time of the request's first byte.
@@ -660,8 +661,8 @@ impl Http {
                     return;
                 }
                 self.push_request(Request {
-                    method: method.into_boxed_str(),
-                    target: cut(&target).into_boxed_str(),
+                    method: method.into(),
+                    target: cut(&target).into(),
                     version: 1,
                     start: start.0,
                     seq: start.1,
@@ -779,7 +780,7 @@ impl Http {
         let fr = Framing::of(fields);
         let request = Request {
             method: method.into(),
-            target: target.into_boxed_str(),
+            target: target.into(),
             version,
             start: start.0,
             seq: start.1,

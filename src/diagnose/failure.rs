@@ -321,7 +321,7 @@ fn closed_without_response(
 
 /// `POST /test`, or `a request over TLS` when the method cannot be seen.
 pub(super) fn describe(req: &RequestRef) -> String {
-    if req.method == "TLS" {
+    if &*req.method == "TLS" {
         "a request over TLS".to_string()
     } else {
         format!("{} {}", req.method, short(&req.target))
@@ -336,8 +336,8 @@ pub(super) fn tls_request(t: &Tls, r: &crate::app::tls::TlsRequest) -> RequestRe
         target: t
             .hello
             .sni
-            .clone()
-            .unwrap_or_else(|| "application data".into()),
+            .as_deref()
+            .map_or_else(|| "application data".into(), Into::into),
         frame: r.start.frame,
         time: r.start.ts,
         idempotent: false,

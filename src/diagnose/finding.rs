@@ -6,6 +6,7 @@ use crate::source::FrameRef;
 use crate::time::Timestamp;
 use serde::Serialize;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// The kinds of finding. The snake_case names are part of the JSON schema.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -99,10 +100,10 @@ pub enum Severity {
 #[derive(Clone, Debug, Serialize)]
 pub struct RequestRef {
     /// Method (`POST`); a request over TLS has `TLS` here, the request being encrypted.
-    pub method: String,
+    pub method: Arc<str>,
     /// Target as sent (escape before printing); over TLS, the server name the client asked
     /// for (SNI), or `application data`.
-    pub target: String,
+    pub target: Arc<str>,
     /// Frame of its first byte.
     pub frame: FrameRef,
     /// Time of its first byte.

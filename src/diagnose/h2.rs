@@ -26,8 +26,8 @@ fn request(s: &Stream) -> RequestRef {
     let method = s.method.clone().unwrap_or_else(|| "?".into());
     RequestRef {
         idempotent: crate::app::http::method_is_idempotent(&method),
-        method,
-        target: s.path.clone().unwrap_or_default(),
+        method: method.into(),
+        target: s.path.as_deref().unwrap_or_default().into(),
         frame: s.headers_frame.frame,
         time: s.headers_frame.ts,
         idempotency_key: false,

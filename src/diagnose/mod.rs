@@ -573,7 +573,7 @@ fn confirm_rst_races(
             continue;
         }
         let what = f.request.as_ref().map_or("a request".to_string(), |r| {
-            if r.method == "TLS" {
+            if &*r.method == "TLS" {
                 "a request over TLS".to_string()
             } else {
                 format!("{} {}", r.method, race::short(&r.target))

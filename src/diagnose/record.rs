@@ -6,6 +6,7 @@ use crate::source::FrameRef;
 use crate::time::Timestamp;
 use serde::Serialize;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// What became of a request.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize)]
@@ -38,9 +39,9 @@ pub struct RequestRecord {
     /// 1-based position on the connection.
     pub index: usize,
     /// Method.
-    pub method: String,
+    pub method: Arc<str>,
     /// Target as sent (escape before printing).
-    pub target: String,
+    pub target: Arc<str>,
     /// Frame of its first byte.
     pub frame: FrameRef,
     /// Time of its first byte.

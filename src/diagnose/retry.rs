@@ -36,7 +36,7 @@ pub fn advice(r: &RequestRef, processed: Processed, failed: bool) -> String {
             "it was not processed ({why}), so retrying it is safe whatever its method (RFC 9112 §9.3.2)."
         );
     }
-    if m == "TLS" {
+    if &**m == "TLS" {
         return "the request inside cannot be seen through TLS, so whether a retry is safe is unknown: retry it only if the application knows it is idempotent.".to_string();
     }
     let applied = match processed {

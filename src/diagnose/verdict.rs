@@ -280,8 +280,8 @@ fn request_record(
     let resp = r.response.as_ref();
     RequestRecord {
         index: i + 1,
-        method: r.method.to_string(),
-        target: r.target.to_string(),
+        method: r.method.clone(),
+        target: r.target.clone(),
         frame: r.start.frame,
         time: r.start.ts,
         idempotent: r.idempotent(),
@@ -299,8 +299,8 @@ fn request_record(
 
 pub(super) fn request_ref(i: usize, r: &Request) -> RequestRef {
     RequestRef {
-        method: r.method.to_string(),
-        target: r.target.to_string(),
+        method: r.method.clone(),
+        target: r.target.clone(),
         frame: r.start.frame,
         time: r.start.ts,
         idempotent: r.idempotent(),

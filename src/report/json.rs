@@ -13,6 +13,7 @@
 //! captured, with control, format and separator characters written as `\u` escapes.
 
 use super::caveats::{caveats_of, Caveat};
+use super::json_items;
 use crate::diagnose::estimate::ServerReport;
 use crate::diagnose::{ConnectionRecord, Finding, FindingKind};
 use crate::escape;
@@ -170,8 +171,10 @@ impl<W: Write> JsonWriter<W> {
         if self.error.is_none() {
             let first = self.records == 0;
             self.records += 1;
-            let res = item(&mut self.buf, self.compact, first, r);
-            self.error = res.and_then(|_| self.out.write_all(&self.buf)).err();
+            item(&mut self.buf, self.compact, first, |b| {
+                json_items::record(b, r)
+            });
+            self.error = self.out.write_all(&self.buf).err();
         }
     }
 
@@ -180,8 +183,10 @@ impl<W: Write> JsonWriter<W> {
         if self.error.is_none() {
             let first = self.findings == 0;
             self.findings += 1;
-            let res = item(&mut self.buf, self.compact, first, f);
-            self.error = res.and_then(|_| self.spill.write(&self.buf)).err();
+            item(&mut self.buf, self.compact, first, |b| {
+                json_items::finding(b, f)
+            });
+            self.error = self.spill.write(&self.buf).err();
         }
     }
 
@@ -223,9 +228,9 @@ impl<W: Write> crate::pipeline::Sink for JsonWriter<W> {
     }
 }
 
-/// One array item, serialized into `buf` with its separator: nothing or a comma before it,
-/// and a newline unless the document is on one line.
-fn item(buf: &mut Vec<u8>, compact: bool, first: bool, value: &impl Serialize) -> io::Result<()> {
+/// One array item, written into `buf` by `write` (see [`json_items`]) after its separator:
+/// nothing or a comma before it, and a newline unless the document is on one line.
+fn item(buf: &mut Vec<u8>, compact: bool, first: bool, write: impl FnOnce(&mut Vec<u8>)) {
     buf.clear();
     if !first {
         buf.push(b',');
@@ -233,7 +238,7 @@ fn item(buf: &mut Vec<u8>, compact: bool, first: bool, value: &impl Serialize) -
     if !compact {
         buf.push(b'\n');
     }
-    escape::json_to_writer(buf, value).map_err(io::Error::from)
+    write(buf);
 }
 
 /// Where findings wait: in memory up to [`SPILL_IN_MEMORY`] bytes (with the scratch file

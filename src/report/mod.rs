@@ -20,6 +20,7 @@ pub mod connection;
 pub mod evidence;
 pub mod html;
 pub mod json;
+pub mod json_items;
 pub mod ladder;
 pub mod left_out;
 pub mod markdown;

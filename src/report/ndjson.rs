@@ -110,19 +110,27 @@ impl<W: Write> NdjsonWriter<W> {
 
     /// One connection line; its `time` is the connection's first packet (`start`).
     pub fn record(&mut self, r: &ConnectionRecord) {
-        self.line(Kind::Connection, Some(r.start), r);
+        self.line(Kind::Connection, Some(r.start), |b| {
+            super::json_items::record(b, r);
+            Ok(())
+        });
     }
 
     /// One finding line; its `time` is the finding's own (the close, or the request of a
     /// race).
     pub fn finding(&mut self, f: &Finding) {
-        self.line(Kind::Finding, Some(f.time), f);
+        self.line(Kind::Finding, Some(f.time), |b| {
+            super::json_items::finding(b, f);
+            Ok(())
+        });
     }
 
     /// The summary line, whose `time` is the capture's first frame (`null` when it had
     /// none); returns the writer, or the first error of any line.
     pub fn finish(mut self, a: &Analysis) -> io::Result<W> {
-        self.line(Kind::Summary, a.packets.first_ts, &tail(a));
+        self.line(Kind::Summary, a.packets.first_ts, |b| {
+            escape::json_to_writer(b, &tail(a)).map_err(io::Error::from)
+        });
         if let Some(e) = self.error.take() {
             return Err(e);
         }
@@ -130,7 +138,12 @@ impl<W: Write> NdjsonWriter<W> {
         Ok(self.out)
     }
 
-    fn line(&mut self, kind: Kind, time: Option<Timestamp>, body: &impl Serialize) {
+    fn line(
+        &mut self,
+        kind: Kind,
+        time: Option<Timestamp>,
+        body: impl FnOnce(&mut Vec<u8>) -> io::Result<()>,
+    ) {
         if self.error.is_some() {
             return;
         }
@@ -157,15 +170,20 @@ impl<W: Write> crate::pipeline::Sink for NdjsonWriter<W> {
     }
 }
 
-/// One line into `buf`: the head's keys, then the body object's, then a newline. Both are
-/// objects serialized with [`escape::JsonFormatter`]; the body is written over the head's
-/// closing brace, and its opening brace becomes the comma between them.
-fn splice(buf: &mut Vec<u8>, head: &Head<'_>, body: &impl Serialize) -> io::Result<()> {
+/// One line into `buf`: the head's keys, then the body object's, then a newline. The head
+/// is serialized with [`escape::JsonFormatter`], the body written by `body` (a record or a
+/// finding by [`super::json_items`], the summary by serde); the body is written over the
+/// head's closing brace, and its opening brace becomes the comma between them.
+fn splice(
+    buf: &mut Vec<u8>,
+    head: &Head<'_>,
+    body: impl FnOnce(&mut Vec<u8>) -> io::Result<()>,
+) -> io::Result<()> {
     buf.clear();
     escape::json_to_writer(&mut *buf, head).map_err(io::Error::from)?;
     let at = buf.len() - 1;
     buf.truncate(at);
-    escape::json_to_writer(&mut *buf, body).map_err(io::Error::from)?;
+    body(buf)?;
     if buf.get(at) != Some(&b'{') {
         return Err(io::Error::other("an NDJSON line's body is not an object"));
     }
@@ -207,6 +225,10 @@ mod tests {
         }
     }
 
+    fn serde(value: &impl Serialize) -> impl FnOnce(&mut Vec<u8>) -> io::Result<()> + '_ {
+        move |b| escape::json_to_writer(b, value).map_err(io::Error::from)
+    }
+
     #[test]
     fn lines_are_the_head_then_the_body() {
         #[derive(Serialize)]
@@ -224,18 +246,23 @@ mod tests {
             community_id: "1:x",
             text: "a\u{202e}b\u{1b}",
         };
-        splice(&mut buf, &head(Kind::Finding, Some("h\u{2028}")), &body).unwrap();
+        splice(
+            &mut buf,
+            &head(Kind::Finding, Some("h\u{2028}")),
+            serde(&body),
+        )
+        .unwrap();
         assert_eq!(
             String::from_utf8(buf.clone()).unwrap(),
             "{\"type\":\"finding\",\"schema\":\"resetscope.ndjson/1\",\"host\":\"h\\u2028\",\"time_unix_s\":1795213739.675833,\"community_id\":\"1:x\",\"text\":\"a\\u202eb\\u001b\"}\n"
         );
         #[derive(Serialize)]
         struct Empty {}
-        splice(&mut buf, &head(Kind::Summary, None), &Empty {}).unwrap();
+        splice(&mut buf, &head(Kind::Summary, None), serde(&Empty {})).unwrap();
         assert_eq!(
             String::from_utf8(buf.clone()).unwrap(),
             "{\"type\":\"summary\",\"schema\":\"resetscope.ndjson/1\",\"host\":null,\"time\":\"2026-11-20T22:28:59.675833Z\",\"time_unix_s\":1795213739.675833,\"community_id\":null}\n"
         );
-        assert!(splice(&mut buf, &head(Kind::Connection, None), &1).is_err());
+        assert!(splice(&mut buf, &head(Kind::Connection, None), serde(&1)).is_err());
     }
 }

@@ -514,7 +514,7 @@ pub fn headline(a: &Analysis) -> String {
             .collect();
         let mut methods: Vec<&str> = listed
             .iter()
-            .filter_map(|r| r.request.as_ref().map(|q| q.method.as_str()))
+            .filter_map(|r| r.request.as_ref().map(|q| &*q.method))
             .collect();
         methods.sort_unstable();
         methods.dedup();
